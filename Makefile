@@ -1,0 +1,65 @@
+# curvbook: `make book` builds the site, `make test` runs the tests. Both create .venv if missing.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CHAPTERS := $(filter-out book/references.md,$(wildcard book/*.md))
+NB_DIR := .tmp/nb
+export CURVLIB_PROFILE ?= embedded
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: all setup vendor book book-fast test unit nbval notebooks bench clean-cache clean
+
+all: book
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY) (set PY=python3.x)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+vendor:
+	bash book/_ext/vendor.sh
+
+# Command 1: execute every chapter on the active profile and write the static site.
+book: $(STAMP) vendor
+	$(BIN)/jupyter-book build book --all --builder html -W --keep-going || \
+	  { echo "book build failed: see book/_build/html/reports/*.log"; exit 1; }
+	@echo "site: $(CURDIR)/book/_build/html/index.html"
+
+# Rebuild using the execution cache (only changed chapters re-run; curvlib's result cache keeps
+# the heavy loops of re-run chapters fast too).
+book-fast: $(STAMP) vendor
+	$(BIN)/jupyter-book build book --builder html
+
+notebooks: $(STAMP)
+	rm -rf $(NB_DIR) && mkdir -p $(NB_DIR)
+	$(BIN)/jupytext --quiet --to ipynb --output-dir $(NB_DIR) $(CHAPTERS) 2>/dev/null || \
+	  for f in $(CHAPTERS); do $(BIN)/jupytext --quiet --to ipynb -o $(NB_DIR)/$$(basename $${f%.md}).ipynb $$f; done
+
+unit: $(STAMP)
+	timeout 1800 $(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+nbval: notebooks
+	timeout 2400 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 --nbval-kernel-startup-timeout=120 \
+	  --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q $(NB_DIR)
+
+# Command 2: unit tests, then every chapter executed and validated by nbval.
+test: $(STAMP)
+	$(MAKE) unit
+	$(MAKE) nbval
+
+bench: $(STAMP)
+	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean-cache:
+	rm -rf .cache/results book/_build/.jupyter_cache
+
+clean:
+	rm -rf book/_build .tmp

@@ -1,0 +1,32 @@
+"""Serve MathJax and the ipywidgets HTML manager from the site itself when they were vendored.
+
+``make vendor`` (book/_ext/vendor.sh) unpacks npm's ``mathjax@3`` and
+``@jupyter-widgets/html-manager`` into ``book/_static/vendor`` (ignored by git). When those files
+are there, this extension points Sphinx and MyST-NB at them, so the built site needs no network;
+when they are not (no npm on the machine), the default CDN URLs stay and a warning says so.
+"""
+from pathlib import Path
+
+from sphinx.util import logging
+
+LOG = logging.getLogger(__name__)
+MATHJAX = "vendor/mathjax/es5/tex-chtml.js"
+WIDGETS = "vendor/html-manager/dist/embed.js"
+
+
+def _use_local(app, config):
+    static = Path(app.srcdir) / "_static"
+    if (static / MATHJAX).exists():
+        config.mathjax_path = MATHJAX
+    else:
+        LOG.warning("offline_assets: %s missing (run `make vendor`); MathJax will load from a CDN", MATHJAX)
+    if (static / WIDGETS).exists():
+        # The standalone embedder: standard controls, no RequireJS, no CDN lookups.
+        config.nb_ipywidgets_js = {WIDGETS: {}}
+    else:
+        LOG.warning("offline_assets: %s missing (run `make vendor`); widgets will load from a CDN", WIDGETS)
+
+
+def setup(app):
+    app.connect("config-inited", _use_local, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

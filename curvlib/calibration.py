@@ -1,0 +1,270 @@
+r"""Calibration: reliability tables, ECE, signed ECE, MCE, ACE and bootstrap intervals.
+
+Confidence is the top softmax probability, ``correct`` whether the top class is the label. With
+``n_bins`` bins, :math:`P(i)` the share of samples in bin :math:`i`, :math:`o_i` their accuracy and
+:math:`e_i` their mean confidence,
+
+.. math::
+    \mathrm{ECE} = \sum_i P(i)\,|o_i - e_i|, \qquad \mathrm{sECE} = \sum_i P(i)\,(o_i - e_i),
+
+so sECE < 0 means overconfident (confidence above accuracy) and |sECE| ≤ ECE.
+
+Equal-width bins follow the paper: bin i is ``(i/n, (i+1)/n]``, i.e. lo < conf ≤ hi, with
+conf = 0 put in the first bin and conf = 1 in the last. Equal-mass bins (``scheme="mass"``)
+use the confidence quantiles as edges (the basis of ACE).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TABLE_COLUMNS = ["bin", "lo", "hi", "count", "share", "confidence", "accuracy", "gap", "is_empty"]
+STATS = ("ece", "sece", "mce", "ace", "accuracy")
+
+
+def _as_numpy(v, name: str) -> np.ndarray:
+    if hasattr(v, "detach"):  # torch tensor on any device
+        v = v.detach().cpu().numpy()
+    a = np.asarray(v)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+    return a
+
+
+def _check(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
+    conf = _as_numpy(confidence, "confidence")
+    corr = _as_numpy(correct, "correct")
+    if conf.size == 0:
+        raise ValueError("confidence is empty: need at least one prediction")
+    if conf.shape != corr.shape:
+        raise ValueError(f"confidence and correct differ in length ({conf.size} vs {corr.size})")
+    if not np.issubdtype(conf.dtype, np.floating):
+        raise TypeError(f"confidence must be floating point, got dtype {conf.dtype}")
+    conf = conf.astype(np.float64, copy=False)
+    if np.isnan(conf).any():
+        raise ValueError(f"confidence contains NaN ({int(np.isnan(conf).sum())} values)")
+    if conf.min() < 0 or conf.max() > 1:
+        raise ValueError(f"confidence must lie in [0, 1], got range [{conf.min():.4g}, {conf.max():.4g}]")
+    if corr.dtype != bool:
+        if np.issubdtype(corr.dtype, np.floating) and np.isnan(corr).any():
+            raise ValueError("correct contains NaN")
+        if not np.isin(corr, (0, 1)).all():
+            raise ValueError("correct must be boolean or 0/1")
+        corr = corr.astype(bool)
+    return conf, corr
+
+
+def _check_bins(n_bins: int) -> None:
+    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+
+
+def bin_edges(confidence, n_bins: int = 10, scheme: str = "width") -> np.ndarray:
+    """Edges [n_bins + 1]: equal width on [0, 1], or confidence quantiles (``mass``)."""
+    _check_bins(n_bins)
+    if scheme == "width":
+        return np.linspace(0.0, 1.0, n_bins + 1)
+    if scheme == "mass":
+        conf = _as_numpy(confidence, "confidence").astype(np.float64, copy=False)
+        edges = np.quantile(conf, np.linspace(0.0, 1.0, n_bins + 1))
+        edges[0], edges[-1] = 0.0, 1.0
+        return edges
+    raise ValueError(f"scheme must be 'width' or 'mass', got {scheme!r}")
+
+
+def bin_index(confidence: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each confidence with lo < conf ≤ hi (conf = 0 → first bin)."""
+    return np.searchsorted(edges[1:-1], confidence, side="left")
+
+
+def calibration_table(confidence, correct, n_bins: int = 10, scheme: str = "width") -> pd.DataFrame:
+    """One row per bin: lo, hi, count, share, mean confidence, accuracy, gap = accuracy − confidence.
+
+    Args:
+        confidence: [N] top-class probabilities in [0, 1] (numpy or torch, any device).
+        correct: [N] booleans (or 0/1): prediction == label.
+        n_bins: number of bins. scheme: ``"width"`` (equal width, the paper) or ``"mass"`` (quantiles).
+    Empty bins have count 0, ``is_empty=True`` and NaN confidence / accuracy / gap.
+    """
+    conf, corr = _check(confidence, correct)
+    edges = bin_edges(conf, n_bins, scheme)
+    idx = bin_index(conf, edges)
+    count = np.bincount(idx, minlength=n_bins).astype(np.int64)
+    sum_conf = np.bincount(idx, weights=conf, minlength=n_bins)
+    sum_corr = np.bincount(idx, weights=corr, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = sum_conf / count
+        acc = sum_corr / count
+    return pd.DataFrame({
+        "bin": np.arange(n_bins), "lo": edges[:-1], "hi": edges[1:], "count": count,
+        "share": count / conf.size, "confidence": mean_conf, "accuracy": acc, "gap": acc - mean_conf,
+        "is_empty": count == 0,
+    })
+
+
+def ece(table: pd.DataFrame) -> float:
+    """Expected calibration error Σ share·|gap| ∈ [0, 1]."""
+    return float(np.nansum(table["share"] * table["gap"].abs()))
+
+
+def sece(table: pd.DataFrame) -> float:
+    """Signed ECE Σ share·gap (negative = overconfident)."""
+    return float(np.nansum(table["share"] * table["gap"]))
+
+
+def mce(table: pd.DataFrame) -> float:
+    """Maximum calibration error: largest |gap| over non-empty bins."""
+    gaps = table.loc[~table["is_empty"], "gap"].abs()
+    return float(gaps.max()) if len(gaps) else 0.0
+
+
+def ace(confidence, correct, n_bins: int = 10) -> float:
+    """Adaptive calibration error: ECE over equal-mass bins."""
+    return ece(calibration_table(confidence, correct, n_bins, scheme="mass"))
+
+
+def summary(confidence, correct, n_bins: int = 10) -> dict:
+    """accuracy, mean confidence, ECE, sECE, MCE (equal width) and ACE (equal mass) as a dict."""
+    conf, corr = _check(confidence, correct)
+    t = calibration_table(conf, corr, n_bins)
+    return {"n": conf.size, "accuracy": float(corr.mean()), "confidence": float(conf.mean()),
+            "ece": ece(t), "sece": sece(t), "mce": mce(t), "ace": ace(conf, corr, n_bins)}
+
+
+def _binned_stats(idx: np.ndarray, conf: np.ndarray, corr: np.ndarray, n_bins: int, stat: str) -> np.ndarray:
+    """Stat per row for resampled index matrix idx [B, N] with fixed bins (vectorised)."""
+    b, n = idx.shape
+    bins = bin_index(conf, bin_edges(conf, n_bins))[idx]  # [B, N]
+    flat = (bins + n_bins * np.arange(b)[:, None]).ravel()
+    count = np.bincount(flat, minlength=b * n_bins).reshape(b, n_bins)
+    s_conf = np.bincount(flat, weights=conf[idx].ravel(), minlength=b * n_bins).reshape(b, n_bins)
+    s_corr = np.bincount(flat, weights=corr[idx].ravel().astype(np.float64), minlength=b * n_bins).reshape(b, n_bins)
+    gap_mass = (s_corr - s_conf) / n  # share × gap, per bin
+    if stat == "ece":
+        return np.abs(gap_mass).sum(1)
+    if stat == "sece":
+        return gap_mass.sum(1)
+    if stat == "accuracy":
+        return s_corr.sum(1) / n
+    with np.errstate(invalid="ignore", divide="ignore"):  # mce
+        gaps = np.abs(s_corr - s_conf) / count
+    return np.nan_to_num(np.nanmax(np.where(count > 0, gaps, np.nan), axis=1), nan=0.0)
+
+
+def bootstrap_ci(confidence, correct, stat: str = "ece", n_boot: int = 1000, level: float = 0.95,
+                 n_bins: int = 10, seed: int = 0, chunk: int = 100) -> tuple[float, float, float]:
+    """(estimate, lower, upper): percentile bootstrap interval of a calibration statistic.
+
+    ``stat`` is one of ``ece``, ``sece``, ``mce``, ``ace``, ``accuracy``. Resampling is seeded and
+    vectorised over ``chunk`` resamples at a time (ACE re-estimates its quantile edges per resample).
+    """
+    if stat not in STATS:
+        raise ValueError(f"stat must be one of {', '.join(STATS)}, got {stat!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    conf, corr = _check(confidence, correct)
+    _check_bins(n_bins)
+    rng = np.random.default_rng(seed)
+    n = conf.size
+    values = []
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        if stat == "ace":
+            values.extend(ace(conf[i], corr[i], n_bins) for i in idx)
+        else:
+            values.append(_binned_stats(idx, conf, corr, n_bins, stat))
+    values = np.concatenate([np.atleast_1d(v) for v in values]) if stat != "ace" else np.asarray(values)
+    est = summary(conf, corr, n_bins)[stat]
+    a = (1 - level) / 2
+    lo, hi = np.quantile(values, [a, 1 - a])
+    return float(est), float(lo), float(hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment: predictions of a profile's models on its test set (cached)
+
+def predictions(model_name: str, profile=None, n: int | None = None, refresh: bool = False) -> pd.DataFrame:
+    """Tidy predictions of one model on the profile's test images (cached on disk).
+
+    Returns one row per image: ``index``, ``label``, ``pred``, ``confidence`` (top softmax
+    probability), ``correct``, and ``p_label`` (probability of the true class).
+    ``n`` defaults to the profile's ``n_calibration`` (None = all test images).
+    """
+    from . import cache, data, models
+    from .config import get_profile
+    from .inference import predict
+
+    profile = profile or get_profile()
+    n = n if n is not None else profile.n_calibration
+    model = models.load(model_name, profile)
+    params = {"n": n, "weights": model.fingerprint, "dataset": profile.dataset,
+              "data": str(profile.data_dir) if profile.data_dir else None}
+
+    def compute() -> pd.DataFrame:
+        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None)
+        probs = predict(model, x, profile.batch_size, progress=True, desc=f"calibration {model_name}")
+        conf, pred = probs.max(-1)
+        return pd.DataFrame({
+            "index": np.arange(len(y)), "label": y.numpy(), "pred": pred.numpy(),
+            "confidence": conf.double().numpy(), "correct": (pred == y).numpy(),
+            "p_label": probs.gather(1, y[:, None]).squeeze(1).double().numpy(),
+        })
+
+    return cache.cached("calibration", model_name, params, compute, profile=profile, refresh=refresh)
+
+
+def calibration_report(preds: dict[str, pd.DataFrame], n_bins: int = 10, n_boot: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """One row per model: accuracy, ECE, sECE, MCE, ACE, each with a bootstrap interval.
+
+    ``preds`` maps model name → :func:`predictions` frame. Columns: ``<stat>``, ``<stat>_lo``,
+    ``<stat>_hi`` for stat in accuracy, ece, sece, mce, ace; plus ``n`` and mean ``confidence``.
+    """
+    rows = []
+    for name, df in preds.items():
+        row = {"model": name, "n": len(df), "confidence": float(df["confidence"].mean())}
+        for stat in ("accuracy", "ece", "sece", "mce", "ace"):
+            est, lo, hi = bootstrap_ci(df["confidence"].to_numpy(), df["correct"].to_numpy(), stat,
+                                       n_boot=n_boot if stat != "ace" else max(1, n_boot // 5),
+                                       level=level, n_bins=n_bins, seed=seed)
+            row.update({stat: est, f"{stat}_lo": lo, f"{stat}_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+#: The paper's claim about each family (Figure 2).
+PAPER_CLAIM = {"CNN": "overconfident (sECE < 0)", "Transformer": "not overconfident (sECE ≥ 0)"}
+
+
+def compare_with_paper(report: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the paper's claim for its family, our sECE with its interval, and a verdict.
+
+    A CNN reproduces the claim when its whole sECE interval is below 0; a Transformer when its
+    interval reaches 0 or above (not significantly overconfident). "opposite" means the interval
+    lies entirely on the other side.
+    """
+    from .config import FAMILY
+
+    rows = []
+    for name, r in report.iterrows():
+        fam = FAMILY.get(name, "?")
+        if fam == "CNN":
+            verdict = "yes" if r.sece_hi < 0 else ("opposite" if r.sece_lo > 0 else "inconclusive")
+        else:
+            verdict = "yes" if r.sece_hi >= 0 else "opposite"
+        rows.append({"model": name, "family": fam, "paper": PAPER_CLAIM.get(fam, "?"),
+                     "sECE [95% CI]": f"{r.sece:+.4f} [{r.sece_lo:+.4f}, {r.sece_hi:+.4f}]",
+                     "reproduced": verdict})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def family_gap(report: pd.DataFrame) -> dict:
+    """Mean sECE of the Transformers minus that of the CNNs (the paper expects > 0)."""
+    from .config import FAMILY
+
+    fam = report.index.map(lambda m: FAMILY.get(m, "?"))
+    cnn = report.loc[fam == "CNN", "sece"].mean()
+    tr = report.loc[fam == "Transformer", "sece"].mean()
+    return {"cnn_sece": float(cnn), "transformer_sece": float(tr), "gap": float(tr - cnn)}

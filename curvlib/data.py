@@ -1,0 +1,166 @@
+"""Datasets as float32 pixels in [0, 1] (normalisation lives inside the models).
+
+- Fashion-MNIST (embedded profile): ``[N, 1, 32, 32]``, the 28×28 images zero-padded by 2.
+  The 10,000-image test set ships in ``data/fashion-mnist/`` (MIT licence); the 60,000-image
+  train set (only needed to retrain) is read from Debian's ``dataset-fashion-mnist`` package
+  or downloaded by torchvision.
+- ImageNet validation (paper profile): an ImageFolder directory (one folder per class, sorted
+  class names = label order), resized and centre-cropped per timm's data config, ``[N, 3, S, S]``.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DATA_DIR, Profile, get_profile
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+SHIPPED_TEST = DATA_DIR / "fashion-mnist" / "test.npz"
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+_IDX = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _raw_fashion(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images [N, 28, 28] and labels [N]."""
+    if split == "test" and root is None and SHIPPED_TEST.exists():
+        z = np.load(SHIPPED_TEST)
+        return z["images"], z["labels"]
+    root = Path(root) if root is not None else DEBIAN_DIR
+    img, lab = (root / n for n in _IDX[split])
+    if img.exists() and lab.exists():
+        return _read_idx(img), _read_idx(lab)
+    try:  # last resort: torchvision's downloader (needs network)
+        from torchvision.datasets import FashionMNIST
+
+        ds = FashionMNIST(Path.home() / ".cache" / "curvlib", train=split == "train", download=True)
+        return ds.data.numpy(), ds.targets.numpy()
+    except Exception as e:  # noqa: BLE001
+        raise FileNotFoundError(
+            f"Fashion-MNIST {split} set not found in {root} and the download failed ({type(e).__name__}). "
+            "Install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or give "
+            "a directory holding the four idx .gz files.") from None
+
+
+def to_pixels(images_uint8: np.ndarray, pad: int = 2) -> torch.Tensor:
+    """uint8 [N, 28, 28] → float32 [N, 1, 28+2·pad, 28+2·pad] in [0, 1]."""
+    x = torch.from_numpy(np.asarray(images_uint8, dtype=np.uint8).copy()).float().div_(255.0)
+    return torch.nn.functional.pad(x.unsqueeze(1), (pad, pad, pad, pad))
+
+
+def fashion_mnist(split: str = "test", n: int | None = None, root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST as (pixels float32 [N, 1, 32, 32] in [0, 1], labels int64 [N]).
+
+    ``n`` keeps the first n images (the test set's order is fixed, so slices are reproducible).
+    """
+    if split not in _IDX:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a positive integer or None, got {n!r}")
+    images, labels = _raw_fashion(split, root)
+    if n is not None:
+        images, labels = images[:n], labels[:n]
+    return to_pixels(images), torch.from_numpy(labels.astype(np.int64))
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet-style ImageFolder (paper profile)
+
+def imagefolder_transform(model_name: str | None = None, input_size: int = 224, crop_pct: float = 0.875,
+                          interpolation: str = "bicubic"):
+    """Resize(size / crop_pct) → CenterCrop(size) → ToTensor: pixels in [0, 1], no normalisation.
+
+    With ``model_name`` the size, crop and interpolation come from timm's pretrained config.
+    """
+    from torchvision import transforms
+
+    if model_name is not None:
+        import timm
+        from timm.data import resolve_data_config
+
+        cfg = resolve_data_config({}, model=timm.create_model(model_name, pretrained=False, num_classes=0))
+        input_size, crop_pct, interpolation = cfg["input_size"][-1], cfg["crop_pct"], cfg["interpolation"]
+    modes = {"bicubic": transforms.InterpolationMode.BICUBIC, "bilinear": transforms.InterpolationMode.BILINEAR}
+    resize = int(round(input_size / crop_pct))
+    return transforms.Compose([
+        transforms.Resize(resize, interpolation=modes.get(interpolation, transforms.InterpolationMode.BICUBIC)),
+        transforms.CenterCrop(input_size),
+        transforms.ToTensor(),
+    ])
+
+
+def imagefolder(root: str | Path, n: int | None = None, seed: int = 0, transform=None, **transform_kw):
+    """A torch Dataset over an ImageFolder of class sub-folders; images in [0, 1].
+
+    ``n`` draws a seeded random subset of n images (the same subset for every model).
+    """
+    from torchvision.datasets import ImageFolder
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"image folder {root} does not exist; point CURVLIB_DATA (or --data) at the ImageNet "
+            "validation set arranged as one sub-folder per class (e.g. val/n01440764/*.JPEG)")
+    try:
+        ds = ImageFolder(root, transform=transform or imagefolder_transform(**transform_kw))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"no images found under {root}: {e}") from None
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(ds), generator=g)[: min(n, len(ds))].sort().values.tolist()
+        ds = torch.utils.data.Subset(ds, idx)
+    return ds
+
+
+def load_tensors(ds, batch_size: int = 64, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Materialise a (small) Dataset as (images, labels) tensors."""
+    xs, ys = [], []
+    for x, y in torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers):
+        xs.append(x)
+        ys.append(torch.as_tensor(y))
+    if not xs:
+        raise ValueError("dataset is empty")
+    return torch.cat(xs), torch.cat(ys).long()
+
+
+def test_set(profile: Profile | None = None, n: int | None = None, model_name: str | None = None):
+    """The active profile's evaluation images and labels as tensors (first ``n`` / a seeded subset)."""
+    profile = profile or get_profile()
+    if profile.dataset == "fashion-mnist":
+        return fashion_mnist("test", n=n)
+    if profile.data_dir is None:
+        raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
+    return load_tensors(imagefolder(profile.data_dir, n=n, model_name=model_name))
+
+
+def check_pixels(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Raise a clear error unless ``x`` is a float image batch [N, C, H, W] with values in [0, 1]."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape [N, C, H, W], got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be floating point pixels in [0, 1], got dtype {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty")
+    lo, hi = torch.aminmax(x.detach())
+    if torch.isnan(lo) or torch.isnan(hi):
+        raise ValueError(f"{name} contains NaN")
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} must hold pixels in [0, 1] (got min {lo.item():.3g}, max {hi.item():.3g}); "
+                         "curvlib models normalise internally")
+    return x

@@ -1,0 +1,118 @@
+"""Plot functions: each takes the data a compute function returned and draws it on an Axes."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .config import FAMILY
+
+FAMILY_COLOR = {"CNN": "#1f77b4", "Transformer": "#d62728"}
+
+
+def model_color(name: str) -> str:
+    return FAMILY_COLOR.get(FAMILY.get(name, ""), "#444444")
+
+
+def _axes(ax, figsize=(4, 4)):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def reliability_diagram(table: pd.DataFrame, ax=None, title: str | None = None, color: str = "#1f77b4",
+                        show_stats: bool = True):
+    """Accuracy per confidence bin as bars whose opacity is the bin's share of the data (as in the
+    paper), the diagonal of perfect calibration, the gap to each bin's mean confidence, and
+    ECE / sECE in the corner. ``table`` comes from :func:`curvlib.calibration.calibration_table`.
+    """
+    from matplotlib.colors import to_rgba
+
+    from .calibration import ece, sece
+
+    missing = {"lo", "hi", "share", "confidence", "accuracy", "is_empty"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}; pass calibration_table(...)'s result")
+    ax = _axes(ax)
+    t = table[~table["is_empty"]]
+    share = t["share"].to_numpy()
+    alpha = 0.15 + 0.85 * share / share.max() if len(t) else []
+    width = (t["hi"] - t["lo"]).to_numpy()
+    ax.bar(t["lo"], t["accuracy"], width=width, align="edge", color=[to_rgba(color, a) for a in alpha],
+           edgecolor=color, linewidth=0.8, label="accuracy")
+    # gap between accuracy and mean confidence, drawn at each bin's centre
+    centre = (t["lo"] + t["hi"]).to_numpy() / 2
+    ax.vlines(centre, t["accuracy"], t["confidence"], colors="black", linewidth=1.2, label="gap")
+    ax.plot(centre, t["confidence"], "k_", markersize=8)
+    ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", aspect="equal")
+    if title:
+        ax.set_title(title)
+    if show_stats:
+        ax.text(0.04, 0.96, f"ECE  {ece(table):.4f}\nsECE {sece(table):+.4f}", transform=ax.transAxes,
+                va="top", ha="left", family="monospace", fontsize=9,
+                bbox=dict(boxstyle="round", facecolor="white", alpha=0.8))
+    return ax
+
+
+def confidence_histogram(confidence, correct=None, ax=None, title: str | None = None, bins: int = 20,
+                         color: str = "#1f77b4"):
+    """Histogram of confidences (share of samples), split into correct / wrong when given."""
+    ax = _axes(ax, (4, 3))
+    conf = np.asarray(confidence.detach().cpu() if hasattr(confidence, "detach") else confidence, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    w = np.full(conf.shape, 1.0 / max(1, conf.size))
+    if correct is None:
+        ax.hist(conf, bins=edges, weights=w, color=color)
+    else:
+        corr = np.asarray(correct.detach().cpu() if hasattr(correct, "detach") else correct, dtype=bool)
+        ax.hist([conf[corr], conf[~corr]], bins=edges, weights=[w[corr], w[~corr]], stacked=True,
+                color=[color, "#bbbbbb"], label=["correct", "wrong"])
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set(xlim=(0, 1), xlabel="confidence", ylabel="share of samples")
+    ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def intuition_figure(n_steps: int = 12, eps_max: float = 1.2):
+    """The paper's two-class intuition, drawn on a toy 2-D representation space.
+
+    Both panels start at the same representation f(x) with the same low confidence (same
+    distance to the boundary f₁ = 0). Equal steps ε along one input direction move a CNN's
+    representation along a nearly straight line that soon crosses the boundary; a Transformer's
+    representation bends away and stays on the correct side for a long travel.
+    Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    eps = np.linspace(0, eps_max, n_steps + 1)
+    start = np.array([-0.45, -0.6])
+    straight = start + eps[:, None] * np.array([0.9, 0.55])
+    tau = 0.25
+    curved = np.stack([start[0] + 0.38 * (1 - np.exp(-eps / tau)), start[1] + 1.1 * eps], axis=1)
+    g1, g2 = np.meshgrid(np.linspace(-1.2, 1.2, 200), np.linspace(-1, 1.2, 200))
+    p = 1 / (1 + np.exp(-6 * g1))  # P(class B) of a linear head on f1
+    conf = np.maximum(p, 1 - p)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    for ax, path, name, col in [(axes[0], straight, "CNN: straight path", FAMILY_COLOR["CNN"]),
+                                (axes[1], curved, "Transformer: curved path", FAMILY_COLOR["Transformer"])]:
+        ax.contourf(g1, g2, np.where(g1 < 0, -conf, conf), levels=np.linspace(-1, 1, 21), cmap="RdBu_r",
+                    alpha=0.35)
+        ax.axvline(0, color="black", linewidth=1.5)
+        ax.plot(path[:, 0], path[:, 1], "-o", color=col, markersize=4)
+        ax.plot(*start, "k*", markersize=14)
+        ax.annotate("f(x)", start, textcoords="offset points", xytext=(-28, -14))
+        cross = np.flatnonzero(path[:, 0] > 0)
+        txt = f"crosses after {cross[0]} steps" if cross.size else f"still class A after {n_steps} steps"
+        ax.set_title(f"{name}\n{txt}", fontsize=10)
+        ax.text(-1.1, 1.05, "class A", fontsize=9)
+        ax.text(0.6, 1.05, "class B", fontsize=9)
+        ax.set(xlim=(-1.2, 1.2), ylim=(-1, 1.2), xlabel="feature 1", xticks=[], yticks=[])
+    axes[0].set_ylabel("feature 2")
+    fig.suptitle("Same confidence at x, same input steps ε·d — very different distance to the boundary",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
