@@ -170,7 +170,10 @@ def load_embedded(name: str, path: Path | None = None) -> CurvModel:
             f"no weights for {name!r} at {path}; train them with `python -m curvlib.train --model {name}` "
             "(or restore data/ from the repository)")
     state = load_file(str(path))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise ValueError(f"checkpoint {path} does not match model {name!r}: {str(e)[:300]}") from None
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not match model {name!r}: "
                          f"missing {missing[:5]}, unexpected {unexpected[:5]}")

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from curvlib import data
+from curvlib.config import get_profile
+
+
+def test_shipped_test_set():
+    x, y = data.fashion_mnist("test")
+    assert x.shape == (10000, 1, 32, 32) and x.dtype == torch.float32
+    assert y.shape == (10000,) and y.dtype == torch.int64
+    assert 0 <= x.min() and x.max() <= 1
+    assert torch.bincount(y).tolist() == [1000] * 10
+    # the 2-pixel border is zero padding
+    assert x[:, :, :2].abs().max() == 0 and x[:, :, :, -2:].abs().max() == 0
+
+
+def test_slice_is_prefix():
+    x5, y5 = data.fashion_mnist("test", n=5)
+    x, y = data.fashion_mnist("test", n=50)
+    assert torch.equal(x5, x[:5]) and torch.equal(y5, y[:5])
+
+
+def test_test_set_follows_profile():
+    x, y = data.test_set(get_profile("smoke"), n=8)
+    assert x.shape == (8, 1, 32, 32)
+
+
+def test_missing_training_data_message(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    class NoNet:
+        def __init__(self, *a, **k):
+            raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", NoNet)
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        data.fashion_mnist("train", root=tmp_path)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        data.fashion_mnist("val")
+    with pytest.raises(ValueError, match="positive integer"):
+        data.fashion_mnist("test", n=0)
+
+
+def test_check_pixels():
+    data.check_pixels(torch.rand(2, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        data.check_pixels(torch.rand(2, 1, 4, 4) * 255)
+    with pytest.raises(ValueError, match="NaN"):
+        data.check_pixels(torch.full((1, 1, 2, 2), float("nan")))
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        data.check_pixels(torch.rand(1, 4, 4))
+    with pytest.raises(TypeError, match="floating point"):
+        data.check_pixels(torch.ones(1, 1, 2, 2, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        data.check_pixels(torch.rand(0, 1, 2, 2))
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "val"
+    for cls in ("n000", "n001"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            arr = rng.integers(0, 256, (300, 260, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / cls / f"img{i}.png")
+    return root
+
+
+def test_imagefolder_pixels_and_crop(image_folder):
+    ds = data.imagefolder(image_folder, input_size=224)
+    x, y = data.load_tensors(ds)
+    assert x.shape == (6, 3, 224, 224) and 0 <= x.min() and x.max() <= 1
+    assert y.tolist() == [0, 0, 0, 1, 1, 1]
+    sub = data.imagefolder(image_folder, n=4, seed=1, input_size=64)
+    xs, _ = data.load_tensors(sub)
+    assert xs.shape == (4, 3, 64, 64)
+
+
+def test_imagefolder_timm_config(image_folder):
+    x, _ = data.load_tensors(data.imagefolder(image_folder, n=2, model_name="swin_tiny_patch4_window7_224"))
+    assert x.shape == (2, 3, 224, 224)
+
+
+def test_imagefolder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="CURVLIB_DATA"):
+        data.imagefolder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        data.imagefolder(tmp_path / "empty")
+
+
+def test_paper_profile_needs_data(monkeypatch):
+    monkeypatch.delenv("CURVLIB_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match="CURVLIB_DATA"):
+        data.test_set(get_profile("paper"))

@@ -1,0 +1,127 @@
+import json
+
+import pytest
+import torch
+
+from curvlib import data, models
+from curvlib.config import EMBEDDED_MODELS, PAPER_MODELS, get_profile
+from curvlib.inference import predict
+
+#: Accuracy floors on the full shipped test set (issue #3).
+FLOORS = {"resnet": 0.92, "mobilenetv2": 0.90, "vit": 0.88, "swin": 0.89}
+
+
+@pytest.fixture(scope="module")
+def test_slice():
+    return data.fashion_mnist("test", n=1000)
+
+
+@pytest.mark.parametrize("name", EMBEDDED_MODELS)
+def test_untrained_interface(name):
+    torch.manual_seed(0)
+    m = models.build(name).eval()
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        logits, f = m(x), m.features(x)
+    assert logits.shape == (3, 10) and f.ndim == 2 and f.shape[0] == 3
+    torch.testing.assert_close(m.head(f), logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", EMBEDDED_MODELS)
+def test_shipped_model(name, test_slice):
+    m = models.load(name, "embedded", device="cpu")
+    assert not m.training and not any(p.requires_grad for p in m.parameters())
+    card = m.card
+    for key in ("test_accuracy", "ece", "sece", "parameters", "epochs_trained", "recipe", "train_time_s"):
+        assert key in card, key
+    assert card["parameters"] == models.num_params(m)
+    assert card["test_accuracy"] >= FLOORS[name]
+    x, y = test_slice
+    with torch.no_grad():
+        f = m.features(x[:64])
+        torch.testing.assert_close(m.head(f), m(x[:64]), rtol=1e-5, atol=1e-5)
+        # deterministic: same input, same output
+        torch.testing.assert_close(m(x[:64]), m(x[:64]), rtol=0, atol=0)
+    acc = (predict(m, x, 500).argmax(-1) == y).float().mean().item()
+    # 1,000 images: binomial s.d. ≈ 0.9 points, so allow 2 points below the full-set floor
+    assert acc >= FLOORS[name] - 0.02, f"{name}: {acc:.3f} on the 1,000-image slice"
+
+
+def test_checkpoint_round_trip(tmp_path):
+    from curvlib.train import _save_weights
+
+    torch.manual_seed(1)
+    m = models.build("vit").eval()
+    _save_weights(m, tmp_path / "vit.safetensors", {"note": "test"})
+    m2 = models.load_embedded("vit", tmp_path / "vit.safetensors")
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), m2(x), rtol=0, atol=0)
+    assert m2.card["note"] == "test" and len(m2.card["sha256"]) == 64
+
+
+def test_epoch_checkpoints_present():
+    for name in ("resnet", "vit"):
+        for ep in (1, 2, 5, 10):
+            p = models.CHECKPOINT_DIR / f"{name}_ep{ep}.safetensors"
+            assert p.exists(), p
+            card = json.loads(p.with_suffix(".json").read_text())
+            assert card["epoch"] == ep and 0 < card["accuracy"] <= 1
+        m = models.load_embedded(name, models.CHECKPOINT_DIR / f"{name}_ep1.safetensors")
+        assert m.card["epoch"] == 1
+
+
+def test_bad_inputs_are_named():
+    m = models.build("resnet").eval()
+    with pytest.raises(ValueError, match=r"expects images of shape \[N, 1, 32, 32\]"):
+        m(torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        m(torch.rand(2, 1, 32, 32) * 255)
+    with pytest.raises(ValueError, match="unknown embedded model 'densenet'"):
+        models.load("densenet", "embedded")
+    with pytest.raises(FileNotFoundError, match="python -m curvlib.train --model vit"):
+        models.load_embedded("vit", "/nonexistent/vit.safetensors")
+
+
+def test_mismatched_checkpoint(tmp_path):
+    from curvlib.train import _save_weights
+
+    _save_weights(models.build("swin"), tmp_path / "swin.safetensors", {})
+    with pytest.raises(ValueError, match="does not match model 'vit'"):
+        models.load_embedded("vit", tmp_path / "swin.safetensors")
+
+
+@pytest.mark.parametrize("name", PAPER_MODELS)
+def test_paper_models_random_init_224(name):
+    torch.manual_seed(0)
+    m = models.load(name, "paper", weights="random", device="cpu")
+    assert m.input_size == (3, 224, 224) and not m.training
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        f = m.features(x)
+        torch.testing.assert_close(m.head(f), m(x), rtol=1e-4, atol=1e-4)
+    assert m(x).shape == (2, 1000)
+    assert m.mean.shape == (1, 3, 1, 1)
+
+
+def test_paper_pretrained_offline_has_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent-cache")
+    with pytest.raises(RuntimeError, match="--checkpoint mobilenetv2_100=PATH"):
+        models.load("mobilenetv2_100", "paper", device="cpu")
+
+
+def test_paper_local_checkpoint(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    net = timm.create_model("mobilenetv2_100", pretrained=False)
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    m = models.load("mobilenetv2_100", "paper", checkpoint=tmp_path / "w.safetensors", device="cpu")
+    torch.testing.assert_close(m.net.conv_stem.weight, net.conv_stem.weight)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        models.load("mobilenetv2_100", "paper", checkpoint=tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="unknown timm model"):
+        models.load("resnet9000", "paper")
+    with pytest.raises(ValueError, match="weights must be"):
+        models.load("resnet50", "paper", weights="imagenet")

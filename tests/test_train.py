@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from curvlib import models, train
+
+
+def _args(tmp_path, tag):
+    return dict(subset=256, test_subset=200, epochs=2, batch_size=128, out=tmp_path / tag / "out",
+                checkpoints=tmp_path / tag / "ck", state_dir=tmp_path / tag / "state", snapshots=(1,),
+                progress=False)
+
+
+def test_cli_tiny_run(tmp_path):
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "curvlib.train", "--model", "swin", "--subset", "256",
+                        "--test-subset", "100", "--epochs", "1", "--max-steps", "2", "--out", str(out),
+                        "--checkpoints", str(tmp_path / "ck"), "--state-dir", str(tmp_path / "st"),
+                        "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((out / "swin.json").read_text())
+    assert card["recipe"]["label_smoothing"] == 0.0 and card["n_test"] == 100
+    m = models.load_embedded("swin", out / "swin.safetensors")
+    assert m.card["parameters"] == models.num_params(m)
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    ref = train.train("resnet", **_args(tmp_path, "ref"))
+    calls = {"n": 0}
+    real = train.evaluate
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # during epoch 2, after epoch 1's state was saved
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "evaluate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train.train("resnet", **_args(tmp_path, "cut"))
+    monkeypatch.setattr(train, "evaluate", real)
+    assert not (tmp_path / "cut" / "out" / "resnet.safetensors").exists()
+    resumed = train.train("resnet", **_args(tmp_path, "cut"))
+    a = models.load_embedded("resnet", tmp_path / "ref" / "out" / "resnet.safetensors")
+    b = models.load_embedded("resnet", tmp_path / "cut" / "out" / "resnet.safetensors")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+    strip = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in resumed["history"]]
+    assert strip == [{k: v for k, v in h.items() if k != "elapsed_s"} for h in ref["history"]]
+    assert (tmp_path / "cut" / "ck" / "resnet_ep1.safetensors").exists()
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="unknown model 'lenet'"):
+        train.train("lenet")
