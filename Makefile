@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 CHAPTERS := $(filter-out book/references.md,$(wildcard book/*.md))
 NB_DIR := .tmp/nb
 export CURVLIB_PROFILE ?= embedded
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: all setup vendor book book-fast test unit nbval notebooks bench clean-cache clean

@@ -13,6 +13,15 @@ def model_color(name: str) -> str:
     return FAMILY_COLOR.get(FAMILY.get(name, ""), "#444444")
 
 
+def to_png(fig, dpi: int = 100) -> bytes:
+    """PNG bytes of a matplotlib figure (for widgets whose content must survive a static build)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
 def _axes(ax, figsize=(4, 4)):
     if ax is None:
         import matplotlib.pyplot as plt

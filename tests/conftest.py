@@ -1,8 +1,7 @@
-import os
-
+import matplotlib
 import pytest
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+matplotlib.use("Agg")  # in-process plots only; notebook kernels keep their inline backend
 
 
 @pytest.fixture

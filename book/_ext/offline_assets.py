@@ -1,21 +1,26 @@
 """Serve MathJax and the ipywidgets HTML manager from the site itself when they were vendored.
 
 ``make vendor`` (book/_ext/vendor.sh) unpacks npm's ``mathjax@3`` and
-``@jupyter-widgets/html-manager`` into ``book/_static/vendor`` (ignored by git). When those files
-are there, this extension points Sphinx and MyST-NB at them, so the built site needs no network;
-when they are not (no npm on the machine), the default CDN URLs stay and a warning says so.
+``@jupyter-widgets/html-manager`` into ``book/_vendor`` (ignored by git). When those files are
+there, this extension adds the folder to the static files (it is not under ``_static``, where
+Jupyter Book would load every script on every page) and points Sphinx and MyST-NB at them, so
+the built site needs no network; when they are not (no npm on the machine), the default CDN
+URLs stay and a warning says so.
 """
 from pathlib import Path
 
 from sphinx.util import logging
 
 LOG = logging.getLogger(__name__)
-MATHJAX = "vendor/mathjax/es5/tex-chtml.js"
-WIDGETS = "vendor/html-manager/dist/embed.js"
+VENDOR = "_vendor"
+MATHJAX = "mathjax/es5/tex-chtml.js"
+WIDGETS = "html-manager/dist/embed.js"
 
 
 def _use_local(app, config):
-    static = Path(app.srcdir) / "_static"
+    static = Path(app.srcdir) / VENDOR
+    if static.is_dir() and VENDOR not in config.html_static_path:
+        config.html_static_path = [*config.html_static_path, VENDOR]
     if (static / MATHJAX).exists():
         config.mathjax_path = MATHJAX
     else:

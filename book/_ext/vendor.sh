@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Unpack MathJax 3 and the ipywidgets HTML manager from the npm registry into book/_static/vendor
+# Unpack MathJax 3 and the ipywidgets HTML manager from the npm registry into book/_vendor
 # (ignored by git, never committed), so the built site works offline. Without npm: say so and
 # leave the CDN defaults in place.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-dest="$here/_static/vendor"
+dest="$here/_vendor"
 MATHJAX=${MATHJAX_VERSION:-3.2.2}
 HTML_MANAGER=${HTML_MANAGER_VERSION:-1.0.13}   # matches ipywidgets 8.1 (__html_manager_version__ ^1.0.1)
 if [ -f "$dest/mathjax/es5/tex-chtml.js" ] && [ -f "$dest/html-manager/dist/embed.js" ]; then
