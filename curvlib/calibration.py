@@ -60,21 +60,28 @@ def _check_bins(n_bins: int) -> None:
 
 
 def bin_edges(confidence, n_bins: int = 10, scheme: str = "width") -> np.ndarray:
-    """Edges [n_bins + 1]: equal width on [0, 1], or confidence quantiles (``mass``)."""
+    """Edges [n_bins + 1]: equal width on [0, 1], or equal mass (``mass``).
+
+    Equal-mass upper edges are the confidences of rank ⌈iN/M⌉ (a partial sort, O(N)), so each
+    bin (lo, hi] holds N/M samples up to ties, which stay together in the lower bin.
+    """
     _check_bins(n_bins)
     if scheme == "width":
         return np.linspace(0.0, 1.0, n_bins + 1)
     if scheme == "mass":
         conf = _as_numpy(confidence, "confidence").astype(np.float64, copy=False)
-        edges = np.quantile(conf, np.linspace(0.0, 1.0, n_bins + 1))
-        edges[0], edges[-1] = 0.0, 1.0
-        return edges
+        ranks = np.unique(np.clip(np.round(np.arange(1, n_bins) * conf.size / n_bins).astype(np.intp) - 1,
+                                  0, conf.size - 1))
+        inner = np.partition(conf, ranks)[ranks] if conf.size > 1 else np.repeat(conf, n_bins - 1)
+        if inner.size < n_bins - 1:  # fewer samples than bins: pad with 1.0 (empty top bins)
+            inner = np.concatenate([inner, np.ones(n_bins - 1 - inner.size)])
+        return np.concatenate([[0.0], np.sort(inner), [1.0]])
     raise ValueError(f"scheme must be 'width' or 'mass', got {scheme!r}")
 
 
 def bin_index(confidence: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each confidence with lo < conf ≤ hi (conf = 0 → first bin)."""
-    return np.searchsorted(edges[1:-1], confidence, side="left")
+    """Bin of each confidence with lo < conf ≤ hi (conf = 0 → first bin, conf = 1 → last)."""
+    return np.digitize(confidence, edges[1:-1], right=True)
 
 
 def calibration_table(confidence, correct, n_bins: int = 10, scheme: str = "width") -> pd.DataFrame:
