@@ -1,0 +1,98 @@
+r"""Directions in input space, each normalised to ‖d‖₂ = √D per sample (D = C·H·W).
+
+With that norm, moving by ε changes each pixel by ε on average (exactly ε for a sign direction),
+so ε is in pixel units on the [0, 1] scale — the paper's convention:
+
+.. math:: x(\varepsilon) = \mathrm{clip}_{[0,1]}(x + \varepsilon d), \qquad \lVert d \rVert_2 = \sqrt{D}.
+
+Kinds: ``fgsm`` (sign of ∇ₓ CE(f(x), y)), ``random`` (Gaussian; per sample, or one shared by all
+with ``shared=True``), ``random_sign`` (±1), ``perp`` (Gaussian made orthogonal to ``reference``)
+and ``target`` (towards ``target`` images).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+KINDS = ("fgsm", "random", "random_sign", "perp", "target")
+
+
+def normalize(d: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Scale each sample of ``d`` [N, ...] to L2 norm √D; a zero direction is an error."""
+    flat = d.reshape(len(d), -1)
+    norms = flat.norm(dim=1)
+    if (norms <= eps).any():
+        bad = torch.nonzero(norms <= eps).flatten()[:5].tolist()
+        raise ValueError(f"zero direction for samples {bad}: cannot normalise (e.g. a zero gradient)")
+    return (flat * (flat.shape[1] ** 0.5 / norms)[:, None]).reshape(d.shape)
+
+
+def _check(x: torch.Tensor, y: torch.Tensor | None, num_classes: int | None = None) -> None:
+    from .data import check_pixels
+
+    check_pixels(x)
+    if y is not None:
+        if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x):
+            raise ValueError(f"labels must be a 1-D tensor with one label per image ({len(x)}), "
+                             f"got {getattr(y, 'shape', type(y).__name__)}")
+        if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise TypeError(f"labels must be integers, got {y.dtype}")
+        if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"labels must lie in [0, {num_classes - 1}], got range "
+                             f"[{int(y.min())}, {int(y.max())}]")
+
+
+def fgsm(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """sign(∇ₓ CE(model(x), y)) [N, C, H, W], normalised; no gradient reaches the parameters."""
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(dev).detach().requires_grad_(True)
+        loss = F.cross_entropy(model(xb).float(), y[i:i + batch_size].to(dev), reduction="sum")
+        (g,) = torch.autograd.grad(loss, xb)  # only w.r.t. the input: parameters' .grad untouched
+        out.append(g.sign().to(x.device))
+    return normalize(torch.cat(out))
+
+
+def direction(model, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "fgsm", *, seed: int = 0,
+              shared: bool = False, reference: torch.Tensor | None = None, target: torch.Tensor | None = None,
+              batch_size: int = 256) -> torch.Tensor:
+    """Directions [N, C, H, W] with ‖d_i‖₂ = √D for images ``x`` [N, C, H, W] in [0, 1].
+
+    Args:
+        model: needed for ``fgsm`` (with labels ``y`` [N]); ignored otherwise (may be None).
+        kind: one of ``fgsm``, ``random``, ``random_sign``, ``perp``, ``target``.
+        seed: seeds the random kinds (same seed → same directions).
+        shared: random kinds: one direction shared by all samples instead of one each.
+        reference: ``perp``: directions [N, C, H, W] to be orthogonal to (e.g. the FGSM ones).
+        target: ``target``: images [N, C, H, W] to move towards (d ∝ target − x).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown direction kind {kind!r}; choose one of {', '.join(KINDS)}")
+    num_classes = getattr(model, "num_classes", None) if model is not None else None
+    _check(x, y if kind == "fgsm" else None, num_classes)
+    if kind == "fgsm":
+        if model is None or y is None:
+            raise ValueError("fgsm directions need the model and the labels y")
+        return fgsm(model, x, y, batch_size)
+    g = torch.Generator().manual_seed(seed)
+    shape = (1, *x.shape[1:]) if shared else tuple(x.shape)
+    if kind == "random":
+        d = torch.randn(shape, generator=g)
+    elif kind == "random_sign":
+        d = torch.randint(0, 2, shape, generator=g).float() * 2 - 1
+    elif kind == "perp":
+        if reference is None or reference.shape != x.shape:
+            raise ValueError(f"perp directions need reference directions of shape {tuple(x.shape)}")
+        r = torch.randn(shape, generator=g).expand(x.shape).reshape(len(x), -1).clone()
+        u = reference.reshape(len(x), -1).to(r)
+        u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        d = (r - (r * u).sum(1, keepdim=True) * u).reshape(x.shape)
+        return normalize(d).to(x.device)
+    else:  # target
+        if target is None or target.shape != x.shape:
+            raise ValueError(f"target directions need target images of shape {tuple(x.shape)}")
+        d = target.to(x) - x
+        return normalize(d)
+    d = d.expand(x.shape) if shared else d
+    return normalize(d.contiguous()).to(x.device)
