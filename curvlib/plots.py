@@ -125,3 +125,45 @@ def intuition_figure(n_steps: int = 12, eps_max: float = 1.2):
                  fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins: int = 10,
+                     color: str = "#1f77b4", eps_max: float | None = None):
+    """ε* (distance to the boundary) against confidence at x for the crossed samples of one
+    :func:`curvlib.travel.travel` frame, with the mean ε* per confidence bin as a black line
+    (the paper's Figure 3). Samples that never crossed are drawn as triangles at ``eps_max``.
+    """
+    ax = _axes(ax, (4, 3.2))
+    ok = df[df.status == "crossed"]
+    ax.scatter(ok.confidence, ok.eps, s=6, alpha=0.35, color=color, linewidths=0)
+    never = df[df.status == "never"]
+    if len(never) and eps_max is not None:
+        ax.scatter(never.confidence, np.full(len(never), eps_max), marker="^", s=10, color="gray",
+                   label=f"never within ε ≤ {eps_max:g} ({len(never)})")
+        ax.legend(loc="upper left", fontsize=7)
+    edges = np.linspace(0, 1, n_bins + 1)
+    if len(ok):
+        b = np.clip(np.digitize(ok.confidence, edges[1:-1], right=True), 0, n_bins - 1)
+        means = pd.Series(ok.eps.to_numpy()).groupby(b).mean()
+        centres = (edges[:-1] + edges[1:]) / 2
+        ax.plot(centres[means.index], means.to_numpy(), "k-o", ms=3, lw=1.5, label="mean per bin")
+    ax.set(xlabel="confidence at x", ylabel="ε* (pixel units)", xlim=(0, 1.02))
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def image_row(images, titles=None, axes=None, cmap="gray"):
+    """Show images [N, C, H, W] in [0, 1] (grey or RGB) on a row of axes, one per image."""
+    import matplotlib.pyplot as plt
+
+    images = images.detach().cpu() if hasattr(images, "detach") else images
+    if axes is None:
+        _, axes = plt.subplots(1, len(images), figsize=(1.6 * len(images), 1.9))
+    for i, (ax, im) in enumerate(zip(np.atleast_1d(axes), images)):
+        arr = np.asarray(im).transpose(1, 2, 0)
+        ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap=cmap, vmin=0, vmax=1)
+        ax.set(xticks=[], yticks=[])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    return axes

@@ -80,8 +80,13 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
           out: Path = models.MODEL_DIR, checkpoints: Path = models.CHECKPOINT_DIR,
           state_dir: Path = models.DATA_DIR / "train_state", snapshots: tuple[int, ...] | None = None,
           subset: int | None = None, max_steps: int | None = None, data_root: Path | None = None,
-          test_subset: int | None = None, progress: bool = True) -> dict:
-    """Train (or resume training) ``model_name``; returns the card written next to the weights."""
+          test_subset: int | None = None, init_from: Path | None = None, progress: bool = True) -> dict:
+    """Train (or resume training) ``model_name``; returns the card written next to the weights.
+
+    ``init_from``: weights (+ card) of an earlier run to continue from — a second training
+    stage with its own schedule. Epoch numbers, history and wall time then continue the earlier
+    card's, and the card lists the earlier stage's recipe.
+    """
     if model_name not in models.list_models():
         raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(models.list_models())}")
     d = DEFAULTS.get(model_name, {})
@@ -95,6 +100,12 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
     x_test, y_test = data.fashion_mnist("test", n=test_subset)
     torch.manual_seed(seed)
     model = models.build(model_name)
+    prev = None
+    if init_from is not None:
+        prev_model = models.load_embedded(model_name, init_from)
+        model.load_state_dict(prev_model.state_dict())
+        prev = prev_model.card
+    offset = prev["epochs_trained"] if prev else 0
     model.check_inputs = False  # inputs come from our own loader; skip the per-batch range check
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
@@ -109,9 +120,12 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     recipe = dict(model=model_name, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                   warmup_epochs=warmup_epochs, seed=seed, subset=subset, augmentation="shift2+hflip",
-                  label_smoothing=0.0, optimizer="AdamW", schedule="warmup+cosine")
+                  label_smoothing=0.0, optimizer="AdamW", schedule="warmup+cosine",
+                  init_from=None if prev is None else {"file": Path(init_from).name, "sha256": prev["sha256"]})
     state_path = state_dir / f"{model_name}-{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]}.pt"
     start_epoch, elapsed, history = 0, 0.0, []
+    if prev is not None:
+        elapsed, history = float(prev.get("train_time_s", 0.0)), list(prev.get("history", []))
     if state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(st["model"])
@@ -127,7 +141,8 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
         g = torch.Generator().manual_seed(seed * 1000 + epoch)
         order = torch.randperm(len(x_train), generator=g)
         running, seen = 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{model_name} epoch {epoch + 1}/{epochs}", disable=not progress,
+        bar = tqdm(range(steps_per_epoch), desc=f"{model_name} epoch {offset + epoch + 1}/{offset + epochs}",
+                   disable=not progress,
                    mininterval=5)
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
@@ -146,12 +161,12 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
                 break
         elapsed += time.perf_counter() - t0
         metrics = evaluate(model, x_test, y_test)
-        history.append({"epoch": epoch + 1, "train_loss": running / max(1, seen), **metrics,
+        history.append({"epoch": offset + epoch + 1, "train_loss": running / max(1, seen), **metrics,
                         "elapsed_s": round(elapsed, 1)})
         print(json.dumps(history[-1]), flush=True)
-        if epoch + 1 in snapshots:
-            _save_weights(model, checkpoints / f"{model_name}_ep{epoch + 1}.safetensors",
-                          {"model": model_name, "epoch": epoch + 1, **metrics})
+        if offset + epoch + 1 in snapshots:
+            _save_weights(model, checkpoints / f"{model_name}_ep{offset + epoch + 1}.safetensors",
+                          {"model": model_name, "epoch": offset + epoch + 1, **metrics})
         buf = io.BytesIO()
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "epoch": epoch + 1, "elapsed": elapsed, "history": history}, buf)
@@ -166,6 +181,8 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
             "test_accuracy": round(final["accuracy"], 4), "ece": round(final["ece"], 4),
             "sece": round(final["sece"], 4), "mean_confidence": round(final["mean_confidence"], 4),
             "n_test": final["n_test"], "history": history,
+            "earlier_stages": ([*prev.get("earlier_stages", []), {"recipe": prev.get("recipe"),
+                                "epochs_trained": prev.get("epochs_trained")}] if prev else []),
             "versions": {"torch": torch.__version__, "timm": __import__("timm").__version__}}
     _save_weights(model, out / f"{model_name}.safetensors", card)
     return card
@@ -188,13 +205,16 @@ def main(argv=None) -> None:
     p.add_argument("--test-subset", type=int, help="evaluate on the first N test images (tests)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (tests)")
     p.add_argument("--data-root", type=Path, help="directory with the Fashion-MNIST idx .gz files")
+    p.add_argument("--init-from", type=Path, help="continue from these weights (a second stage with its own schedule)")
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     snaps = tuple(int(s) for s in a.snapshots.split(",") if s) if a.snapshots is not None else None
     card = train(a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                  seed=a.seed, out=a.out, checkpoints=a.checkpoints, state_dir=a.state_dir, snapshots=snaps,
-                 subset=a.subset, max_steps=a.max_steps, data_root=a.data_root, test_subset=a.test_subset)
+                 subset=a.subset, max_steps=a.max_steps, data_root=a.data_root, test_subset=a.test_subset,
+                 init_from=a.init_from, warmup_epochs=a.warmup_epochs)
     print(json.dumps({k: v for k, v in card.items() if k != "history"}, indent=1))
 
 

@@ -149,7 +149,27 @@ def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int 
 def median_by_confidence(df: pd.DataFrame, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
     """Median ε* of crossed samples per confidence band (lo, hi], with counts, per model/kind."""
     ok = df[df.status == "crossed"].copy()
-    ok["band"] = pd.cut(ok.confidence, list(edges), include_lowest=True)
+    labels = [f"[{lo:g}, {hi:g}]" if i == 0 else f"({lo:g}, {hi:g}]" for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+    ok["band"] = pd.cut(ok.confidence, list(edges), include_lowest=True, labels=labels)
     keys = [c for c in ("model", "kind") if c in ok.columns]
     g = ok.groupby(keys + ["band"], observed=False)["eps"]
     return g.agg(median="median", n="size").reset_index()
+
+
+def low_confidence_summary(frames: dict[str, pd.DataFrame], threshold: float = 0.9) -> pd.DataFrame:
+    """Per model: median ε* of crossed samples with confidence ≤ ``threshold`` (``low``) and above
+    it (``high``), the Spearman rank correlation of confidence and ε* over crossed samples, and the
+    status counts."""
+    from .config import FAMILY
+
+    rows = []
+    for name, df in frames.items():
+        ok = df[df.status == "crossed"]
+        low, high = ok[ok.confidence <= threshold], ok[ok.confidence > threshold]
+        rho = ok.confidence.rank().corr(ok.eps.rank()) if len(ok) > 2 else float("nan")
+        counts = df.status.value_counts()
+        rows.append({"model": name, "family": FAMILY.get(name, "?"),
+                     "median ε* low": low.eps.median(), "n low": len(low),
+                     "median ε* high": high.eps.median(), "n high": len(high),
+                     "spearman": rho, **{s: int(counts.get(s, 0)) for s in STATUSES}})
+    return pd.DataFrame(rows).set_index("model")

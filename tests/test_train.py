@@ -57,3 +57,16 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
 def test_unknown_model():
     with pytest.raises(ValueError, match="unknown model 'lenet'"):
         train.train("lenet")
+
+
+def test_second_stage_continues_the_card(tmp_path):
+    torch.set_num_threads(1)
+    first = train.train("vit", **_args(tmp_path, "s1"))
+    args = _args(tmp_path, "s2") | {"epochs": 1, "snapshots": (3,)}
+    second = train.train("vit", init_from=tmp_path / "s1" / "out" / "vit.safetensors", **args)
+    assert second["epochs_trained"] == 3 and [h["epoch"] for h in second["history"]] == [1, 2, 3]
+    assert second["history"][:2] == first["history"]
+    assert second["train_time_s"] >= first["train_time_s"]
+    assert second["recipe"]["init_from"]["file"] == "vit.safetensors"
+    assert second["earlier_stages"][0]["recipe"]["epochs"] == 2
+    assert (tmp_path / "s2" / "ck" / "vit_ep3.safetensors").exists()

@@ -1,0 +1,95 @@
+"""Boundary travel speed, measured in one run (issue #5 targets):
+
+1. forward passes per sample ≤ 20 for tol = 1e-4 on [0, 1];
+2. throughput ≥ 0.7 × (raw batched forward images/s ÷ passes per sample);
+3. ≥ 10× faster at equal precision than the authors' per-image stride-halving search
+   (start ε = 1e-3, stride 1e-3, step back and halve the stride at each change, stop when
+   stride < tol), which is implemented below; both must find the same ε* within tol.
+
+Run: python benchmarks/bench_travel.py [--model resnet] [--n 500] [--n-ref 25]
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from curvlib import data, models
+from curvlib.direction import direction
+from curvlib.travel import travel
+
+
+@torch.inference_mode()
+def reference_search(model, x, y, d, tol=1e-4, eps_max=1.0, start=1e-3, max_iter=100_000):
+    """The authors' procedure, one image at a time. Returns (ε* or nan, forward passes)."""
+    def wrong(eps):
+        return model((x + eps * d).clamp(0, 1)[None]).argmax(-1).item() != y
+
+    eps, stride, passes, first_wrong = start, start, 0, float("nan")
+    while stride >= tol and passes < max_iter and eps <= eps_max + stride:
+        passes += 1
+        if wrong(eps):
+            first_wrong = eps
+            eps -= stride  # step back to the last correct point …
+            stride /= 2  # … and go on with half the stride
+        eps += stride
+    return first_wrong, passes
+
+
+@torch.inference_mode()
+def raw_throughput(model, x, batch_size, repeats=5):
+    model(x[:batch_size])
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for i in range(0, len(x), batch_size):
+            model(x[i:i + batch_size])
+        times.append(time.perf_counter() - t)
+    return len(x) / statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="resnet")
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--n-ref", type=int, default=25)
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    model = models.load(a.model, "embedded", device="cpu")
+    model.check_inputs = False
+    x, y = data.fashion_mnist("test", n=a.n)
+    d = direction(model, x, y, "fgsm")
+    raw = raw_throughput(model, x, a.batch_size)
+
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        df = travel(model, x, y, d, eps_max=1.0, tol=1e-4, batch_size=a.batch_size, progress=False)
+        times.append(time.perf_counter() - t)
+    t_ours = statistics.median(times)
+    passes = df.passes.mean()
+    thr = a.n / t_ours
+    print(f"model {a.model}, {a.n} images, FGSM, tol 1e-4, {a.threads} thread(s)")
+    print(f"passes per sample: mean {passes:.2f}, max {df.passes.max()} (target ≤ 20)")
+    print(f"raw batched forward: {raw:,.0f} images/s; travel: {thr:,.0f} samples/s")
+    print(f"throughput / (raw / passes) = {thr / (raw / passes):.2f} (target ≥ 0.7)")
+
+    sel = np.flatnonzero(df.status.to_numpy() == "crossed")[: a.n_ref]
+    t = time.perf_counter()
+    ref = [reference_search(model, x[i], int(y[i]), d[i]) for i in sel]
+    t_ref = (time.perf_counter() - t) / len(sel)
+    ref_eps = np.array([r[0] for r in ref])
+    ours = df.eps.to_numpy()[sel]
+    agree = np.abs(ref_eps - ours) <= 1e-4 + 1e-9
+    print(f"reference (per image, stride halving): {t_ref * 1e3:.1f} ms/sample, "
+          f"{np.mean([r[1] for r in ref]):.0f} passes/sample on {len(sel)} crossed samples")
+    print(f"speed-up at equal precision: {t_ref / (t_ours / a.n):.1f}x (target ≥ 10x)")
+    print(f"same ε* within tol: {agree.sum()}/{len(sel)} samples"
+          + ("" if agree.all() else f"; largest difference {np.nanmax(np.abs(ref_eps - ours)):.4g}"))
+
+
+if __name__ == "__main__":
+    main()
