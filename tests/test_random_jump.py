@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from curvlib.random_jump import jump_travel, median_ratio, psnr, random_jump, rms_distance
+from test_travel import Linear
+
+
+def test_psnr_hand_values():
+    x = torch.full((3, 1, 8, 8), 0.5)
+    step = torch.sign(torch.randn(3, 1, 8, 8)) * 0.05  # uniform sign step, no clipping
+    torch.testing.assert_close(psnr(x, x + step), torch.full((3,), 26.0206), atol=1e-3, rtol=0)
+    assert -20 * math.log10(0.05) == pytest.approx(26.0206, abs=1e-4)
+    torch.testing.assert_close(psnr(x, x + 0.1), torch.full((3,), 20.0), atol=1e-3, rtol=0)
+    assert torch.isinf(psnr(x, x.clone())).all()  # identical images: +inf, stated in the docstring
+    assert psnr(x, x + 0.1, data_range=2.0)[0] == pytest.approx(20 + 20 * math.log10(2), abs=1e-3)
+
+
+def test_jump_norm_and_clipping():
+    x = torch.full((4, 1, 8, 8), 0.5)
+    for kind in ("random_sign", "random"):
+        xr = random_jump(x, 0.05, kind, seed=1)
+        torch.testing.assert_close(rms_distance(x, xr), torch.full((4,), 0.05), atol=1e-6, rtol=0)
+    edge = torch.zeros(2, 1, 8, 8)
+    xr = random_jump(edge, 0.05)
+    assert xr.min() >= 0 and rms_distance(edge, xr).max() < 0.05  # clipping only shortens
+    assert torch.equal(random_jump(x, 0.05, seed=3), random_jump(x, 0.05, seed=3))
+    assert not torch.equal(random_jump(x, 0.05, seed=3), random_jump(x, 0.05, seed=4))
+
+
+def test_paired_results_keep_sample_identity():
+    torch.manual_seed(0)
+    m = Linear().requires_grad_(False)
+    x = torch.rand(40, 1, 4, 4) * 0.2 + 0.4
+    y = m(x).argmax(-1)
+    df, (fin0, finr) = jump_travel(m, x, y, eps_r=0.02, eps_max=0.3, tol=1e-5, return_images=True)
+    assert df["index"].tolist() == list(range(40)) and (df.label.to_numpy() == y.numpy()).all()
+    both = df[(df.status_direct == "crossed") & (df.status_jump == "crossed")]
+    assert len(both) > 10
+    # each final image really is misclassified and its PSNR matches its distance
+    for i in both.index:
+        assert m(fin0[i:i + 1]).argmax().item() != y[i] and m(finr[i:i + 1]).argmax().item() != y[i]
+    rms = both.total_direct.to_numpy()
+    np.testing.assert_allclose(both.psnr_direct, -20 * np.log10(rms), rtol=1e-4)
+    # shuffling the samples permutes the rows, nothing else
+    perm = torch.randperm(40)
+    df2 = jump_travel(m, x[perm], y[perm], eps_r=0.02, eps_max=0.3, tol=1e-5)
+    np.testing.assert_allclose(df2.eps_direct.to_numpy(), df.eps_direct.to_numpy()[perm.numpy()], equal_nan=True)
+    r = median_ratio(df, n_boot=200)
+    assert r["lo"] <= r["median_ratio"] <= r["hi"] and r["n_pairs"] == len(both)
+
+
+def test_bad_input():
+    x = torch.rand(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="eps_r must be a positive"):
+        random_jump(x, 0)
+    with pytest.raises(ValueError, match="eps_r must be a positive"):
+        random_jump(x, float("nan"))
+    with pytest.raises(ValueError, match="kind must be"):
+        random_jump(x, 0.05, kind="fgsm")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        random_jump(x + 2, 0.05)
+    with pytest.raises(ValueError, match="differ in shape"):
+        psnr(x, x[:1])
+    with pytest.raises(ValueError, match="data_range"):
+        psnr(x, x, data_range=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        psnr(torch.rand(0, 3), torch.rand(0, 3))
