@@ -210,8 +210,14 @@ def predictions(model_name: str, profile=None, n: int | None = None, refresh: bo
               "data": str(profile.data_dir) if profile.data_dir else None}
 
     def compute() -> pd.DataFrame:
-        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None)
-        probs = predict(model, x, profile.batch_size, progress=True, desc=f"calibration {model_name}")
+        import torch
+
+        probs, labels = [], []
+        for xb, yb in data.batches(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None,
+                                   batch_size=profile.batch_size):
+            probs.append(predict(model, xb, profile.batch_size))
+            labels.append(yb)
+        probs, y = torch.cat(probs), torch.cat(labels)
         conf, pred = probs.max(-1)
         return pd.DataFrame({
             "index": np.arange(len(y)), "label": y.numpy(), "pred": pred.numpy(),

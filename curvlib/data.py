@@ -147,6 +147,25 @@ def test_set(profile: Profile | None = None, n: int | None = None, model_name: s
     return load_tensors(imagefolder(profile.data_dir, n=n, model_name=model_name))
 
 
+def batches(profile: Profile | None = None, n: int | None = None, model_name: str | None = None,
+            batch_size: int = 256, num_workers: int = 4):
+    """Iterate (images, labels) batches of the profile's evaluation set without holding it all in
+    memory (50,000 ImageNet images would take 30 GB as one tensor). Pinned memory on CUDA."""
+    profile = profile or get_profile()
+    if profile.dataset == "fashion-mnist":
+        x, y = fashion_mnist("test", n=n)
+        for i in range(0, len(x), batch_size):
+            yield x[i:i + batch_size], y[i:i + batch_size]
+        return
+    if profile.data_dir is None:
+        raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
+    ds = imagefolder(profile.data_dir, n=n, model_name=model_name)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers,
+                                         pin_memory=str(profile.device).startswith("cuda"))
+    for x, y in loader:
+        yield x, torch.as_tensor(y).long()
+
+
 def check_pixels(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """Raise a clear error unless ``x`` is a float image batch [N, C, H, W] with values in [0, 1]."""
     if not isinstance(x, torch.Tensor):

@@ -156,3 +156,24 @@ def test_bad_options():
         cal.bootstrap_ci(c, k, "brier")
     with pytest.raises(TypeError, match="floating point"):
         cal.calibration_table(np.array([1]), k)
+
+
+def test_predictions_are_cached_and_consistent(tmp_cache, monkeypatch):
+    from curvlib import inference
+    from curvlib.config import get_profile
+
+    p = get_profile("smoke")
+    df = cal.predictions("resnet", p, n=50)
+    assert len(df) == 50 and df["index"].tolist() == list(range(50))
+    assert ((df.confidence >= df.p_label - 1e-12) & (df.confidence <= 1)).all()
+    assert (df.correct == (df.pred == df.label)).all()
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed although cached")
+
+    monkeypatch.setattr(inference, "predict", boom)
+    assert cal.predictions("resnet", p, n=50).equals(df)
+    report = cal.calibration_report({"resnet": df}, n_boot=50)
+    assert report.loc["resnet", "accuracy"] == pytest.approx(df.correct.mean())
+    verdict = cal.compare_with_paper(report)
+    assert verdict.loc["resnet", "reproduced"] in ("yes", "inconclusive", "opposite")

@@ -101,3 +101,13 @@ def test_paper_profile_needs_data(monkeypatch):
     monkeypatch.delenv("CURVLIB_DATA", raising=False)
     with pytest.raises(FileNotFoundError, match="CURVLIB_DATA"):
         data.test_set(get_profile("paper"))
+
+
+def test_batches_cover_the_set_in_order(image_folder, monkeypatch):
+    x, y = data.fashion_mnist("test", n=10)
+    got = list(data.batches(get_profile("smoke"), n=10, batch_size=4))
+    assert [len(b[0]) for b in got] == [4, 4, 2]
+    assert torch.equal(torch.cat([b[0] for b in got]), x) and torch.equal(torch.cat([b[1] for b in got]), y)
+    monkeypatch.setenv("CURVLIB_DATA", str(image_folder))
+    got = list(data.batches(get_profile("paper"), n=5, model_name="resnet50", batch_size=2, num_workers=0))
+    assert [tuple(b[0].shape) for b in got] == [(2, 3, 224, 224), (2, 3, 224, 224), (1, 3, 224, 224)]
