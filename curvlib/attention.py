@@ -140,7 +140,8 @@ def midpoint_defect(module, X: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
 
 
 #: Component kinds measured layer by layer, by module type name.
-COMPONENTS = {"Conv2d": "conv", "Linear": "linear", "BatchNorm2d": "batchnorm", "LayerNorm": "layernorm",
+COMPONENTS = {"Conv2d": "conv", "Linear": "linear", "BatchNorm2d": "batchnorm", "BatchNormAct2d": "batchnorm+relu",
+              "LayerNorm": "layernorm",
               "GELU": "gelu", "ReLU": "relu", "ReLU6": "relu", "Attention": "attention",
               "WindowAttention": "attention", "Mlp": "mlp"}
 
