@@ -167,3 +167,21 @@ def image_row(images, titles=None, axes=None, cmap="gray"):
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     return axes
+
+
+def theta_bands(summary: pd.DataFrame, ax=None, title: str | None = None, x=None, degrees: bool = True):
+    """The paper's Figure 5: θ(n) per step, min–max light band, Q1–Q3 dark band, median line,
+    mean as red dots. ``summary`` comes from :func:`curvlib.trajectory.theta_summary`;
+    ``x`` optionally replaces step numbers (e.g. the ε of each step)."""
+    ax = _axes(ax, (4.2, 3))
+    k = 180 / np.pi if degrees else 1.0
+    xs = summary["step"].to_numpy() if x is None else np.asarray(x)
+    ax.fill_between(xs, summary["min"] * k, summary["max"] * k, color="0.85", lw=0, label="min–max")
+    ax.fill_between(xs, summary["q1"] * k, summary["q3"] * k, color="0.55", lw=0, label="Q1–Q3")
+    ax.plot(xs, summary["median"] * k, color="black", lw=1.2, label="median")
+    ax.plot(xs, summary["mean"] * k, "o", color="#d62728", ms=2.5, label="mean")
+    ax.set(xlabel="step n" if x is None else "ε", ylabel="θ (degrees)" if degrees else "θ (rad)")
+    ax.set_ylim(bottom=0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax

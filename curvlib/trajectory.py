@@ -1,0 +1,184 @@
+r"""Trajectories in representation space and their local curvature θ (the paper's Figures 1, 4, 5).
+
+Move an image along a line, x(ε) = clip(x + ε d), or over a plane, x + a d₁ + b d₂, and record the
+penultimate features f(x(ε)). A CNN's features move almost straight; a Transformer's bend.
+The local curvature at step n is the direction change between successive output steps,
+
+.. math:: \theta(n) = \angle\big(f(x_{n+1}) - f(x_n),\; f(x_n) - f(x_{n-1})\big) \in [0, \pi],
+
+0 on a straight path (π = reversal). All probes are batched, chunked to ``batch_size`` and run on
+the model's device without gradients.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .data import check_pixels
+from .inference import model_device
+
+
+def _as_grid(eps, name="eps") -> torch.Tensor:
+    e = torch.as_tensor(eps, dtype=torch.float32).flatten()
+    if e.numel() == 0 or not torch.isfinite(e).all():
+        raise ValueError(f"{name} must be a non-empty finite 1-D grid")
+    return e
+
+
+@torch.inference_mode()
+def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, desc: str):
+    dev = model_device(model)
+    feats, logits = [], []
+    for i in tqdm(range(0, len(pts), batch_size), desc=desc, disable=not progress, leave=False):
+        xb = pts[i:i + batch_size].to(dev, non_blocking=True)
+        f = model.features(xb)
+        feats.append(f.float().cpu())
+        logits.append(model.head(f).float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, progress: bool = False) -> dict:
+    """Features along lines: images x [N, C, H, W] in [0, 1], directions d [N, C, H, W] (or [M, N, C, H, W]
+    for M directions per image), grid eps [S] → dict with ``features`` [(M,) N, S, F], ``logits``
+    [(M,) N, S, K], ``pred`` [(M,) N, S] and ``eps`` [S]; points are clip(x + ε d)."""
+    check_pixels(x)
+    e = _as_grid(eps)
+    multi = d.ndim == x.ndim + 1
+    if (d.shape[1:] if multi else d.shape) != x.shape:
+        raise ValueError(f"directions must have shape {tuple(x.shape)} or [M, {', '.join(map(str, x.shape))}], "
+                         f"got {tuple(d.shape)}")
+    dd = d if multi else d[None]
+    M, N, S = dd.shape[0], x.shape[0], e.numel()
+    pts = (x[None, :, None] + e.view(1, 1, S, 1, 1, 1) * dd[:, :, None]).clamp_(0, 1)  # [M, N, S, C, H, W]
+    f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe line")
+    f, lg = f.view(M, N, S, -1), lg.view(M, N, S, -1)
+    if not multi:
+        f, lg = f[0], lg[0]
+    return {"features": f, "logits": lg, "pred": lg.argmax(-1), "eps": e}
+
+
+def probe_plane(model, x: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, a, b, batch_size: int = 500,
+                progress: bool = False) -> dict:
+    """Features on the grid clip(x + a_i d₁ + b_j d₂) around one image x [1, C, H, W] (or [C, H, W]).
+
+    Returns ``features`` [A, B, F], ``logits`` [A, B, K], ``pred`` [A, B], ``a`` [A], ``b`` [B].
+    """
+    x = x if x.ndim == 4 else x[None]
+    check_pixels(x)
+    if len(x) != 1:
+        raise ValueError(f"probe_plane takes one image, got {len(x)}")
+    for name, dv in (("d1", d1), ("d2", d2)):
+        if dv.reshape(-1).shape != x.reshape(-1).shape:
+            raise ValueError(f"{name} must have the image's shape {tuple(x.shape[1:])}, got {tuple(dv.shape)}")
+    A, B = _as_grid(a, "a"), _as_grid(b, "b")
+    d1, d2 = d1.reshape(x.shape[1:]), d2.reshape(x.shape[1:])
+    pts = (x[0][None, None] + A.view(-1, 1, 1, 1, 1) * d1 + B.view(1, -1, 1, 1, 1) * d2).clamp_(0, 1)
+    f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe plane")
+    f, lg = f.view(len(A), len(B), -1), lg.view(len(A), len(B), -1)
+    return {"features": f, "logits": lg, "pred": lg.argmax(-1), "a": A, "b": B}
+
+
+def project_2d(points: torch.Tensor, method: str = "pca", basis: torch.Tensor | None = None,
+               center: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """2-D coordinates of points [..., F] and the projection used (to reuse on other points).
+
+    ``pca``: the two leading principal axes of the points themselves (fitted in float64);
+    ``plane``: the plane spanned by ``basis`` [2, F] (orthonormalised), e.g. the output
+    displacements f(x + d₁) − f(x) and f(x + d₂) − f(x). Passing the returned ``proj`` dict's
+    ``basis`` and ``center`` back projects new points into the same view.
+    """
+    P = torch.as_tensor(points, dtype=torch.float64)
+    if P.ndim < 2 or P.shape[-1] < 2:
+        raise ValueError(f"points must be [..., F] with F ≥ 2, got {tuple(P.shape)}")
+    flat = P.reshape(-1, P.shape[-1])
+    if not torch.isfinite(flat).all():
+        raise ValueError("points contain NaN or inf")
+    c = flat.mean(0) if center is None else torch.as_tensor(center, dtype=torch.float64)
+    if basis is None:
+        if method == "pca":
+            if len(flat) < 2:
+                raise ValueError("PCA needs at least two points")
+            _, _, V = torch.linalg.svd(flat - c, full_matrices=False)
+            basis = V[:2]
+            # fix the signs so the view does not flip between calls
+            basis = basis * torch.sign(basis[:, basis.abs().argmax(1)].diagonal()).view(-1, 1)
+        elif method == "plane":
+            raise ValueError("method 'plane' needs basis [2, F] (two displacement vectors)")
+        else:
+            raise ValueError(f"method must be 'pca' or 'plane', got {method!r}")
+    else:
+        basis = torch.as_tensor(basis, dtype=torch.float64)
+        if basis.shape != (2, flat.shape[1]):
+            raise ValueError(f"basis must be [2, {flat.shape[1]}], got {tuple(basis.shape)}")
+        b1 = basis[0] / basis[0].norm().clamp_min(1e-300)  # Gram–Schmidt keeps each axis' orientation
+        b2 = basis[1] - (basis[1] @ b1) * b1
+        if b2.norm() < 1e-12 * max(1.0, basis[1].norm()):
+            raise ValueError("basis vectors are parallel: they span no plane")
+        basis = torch.stack([b1, b2 / b2.norm()])
+    coords = (flat - c) @ basis.T
+    return coords.reshape(*P.shape[:-1], 2).float(), {"basis": basis, "center": c}
+
+
+def theta(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Direction change θ(n) in radians between successive steps, for n = 1 … S−2.
+
+    features [..., S, F] (any leading batch dims: images, directions) → θ [..., S−2]. Steps of
+    zero length give NaN (no direction)."""
+    f = torch.as_tensor(features)
+    if f.ndim < 2 or f.shape[-2] < 3:
+        raise ValueError(f"features must be [..., S, F] with S ≥ 3 steps, got {tuple(f.shape)}")
+    f = f.double()
+    step = f[..., 1:, :] - f[..., :-1, :]  # [..., S-1, F]
+    u, w = step[..., :-1, :], step[..., 1:, :]
+    nu, nw = u.norm(dim=-1), w.norm(dim=-1)
+    cos = (u * w).sum(-1) / (nu * nw).clamp_min(eps)
+    th = torch.arccos(cos.clamp(-1, 1))
+    return th.masked_fill((nu <= eps) | (nw <= eps), float("nan")).float()
+
+
+def theta_summary(th: torch.Tensor) -> pd.DataFrame:
+    """Per step n (last dim of θ [..., S−2]): min, q1, median, q3, max, mean over all other dims (NaN ignored)."""
+    t = torch.as_tensor(th).reshape(-1, th.shape[-1]).double().numpy()
+    with np.errstate(all="ignore"):
+        return pd.DataFrame({
+            "step": np.arange(1, t.shape[1] + 1), "min": np.nanmin(t, 0), "q1": np.nanquantile(t, 0.25, 0),
+            "median": np.nanmedian(t, 0), "q3": np.nanquantile(t, 0.75, 0), "max": np.nanmax(t, 0),
+            "mean": np.nanmean(t, 0)})
+
+
+def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_range: float = 0.1,
+                     seed: int = 0, refresh: bool = False) -> dict:
+    """Cached θ over ``profile.n_theta_images`` images × ``n_directions`` directions × ``n_steps`` steps on
+    ε ∈ [−eps_range, eps_range] (FGSM: one direction per image, so the random directions are
+    replaced by FGSM for every image; random: seeded Gaussian). Returns ``theta`` [M, N, S−2],
+    ``eps`` [S] and the per-step ``summary`` frame."""
+    from . import cache, data, models
+    from .direction import direction
+
+    from .config import get_profile
+
+    profile = profile or get_profile()
+    model = models.load(model_name, profile)
+    S = profile.n_steps + 1
+    M = 1 if kind == "fgsm" else profile.n_directions
+    params = {"n_images": profile.n_theta_images, "n_directions": M, "n_steps": profile.n_steps, "kind": kind,
+              "eps_range": eps_range, "seed": seed, "weights": model.fingerprint}
+
+    def compute():
+        x, y = data.test_set(profile, n=profile.n_theta_images,
+                             model_name=model_name if profile.dataset == "imagenet" else None)
+        if kind == "fgsm":
+            d = direction(model, x, y, "fgsm")[None]
+        else:
+            d = torch.stack([direction(None, x, kind=kind, seed=seed * 100_000 + m) for m in range(M)])
+        eps = torch.linspace(-eps_range, eps_range, S)
+        chunk = max(1, (4 * profile.batch_size) // (len(x) * S))  # directions per probe (memory budget)
+        th = []
+        for m in tqdm(range(0, M, chunk), desc=f"theta {model_name} {kind}", leave=False):
+            th.append(theta(probe_line(model, x, d[m:m + chunk], eps, profile.batch_size)["features"]))
+        th = torch.cat(th)
+        return {"theta": th, "eps": eps, "summary": theta_summary(th)}
+
+    return cache.cached("theta", model_name, params, compute, profile=profile, refresh=refresh)
