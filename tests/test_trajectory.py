@@ -162,3 +162,21 @@ def test_plane_view_on_a_model():
     assert v["rep"].shape == (5, 5, 2) and v["pred"].shape == (5, 5)
     with pytest.raises(ValueError, match="step must be positive"):
         widgets.plane_view(m, x, torch.tensor([3]), 0.0, 2)
+
+
+def test_live_explorer_builds_and_redraws(monkeypatch):
+    torch.manual_seed(0)
+    ms = {"resnet": models.build("resnet").eval(), "vit": models.build("vit").eval()}
+    calls = []
+    real = widgets.explorer_figure
+
+    def spy(sel, *a, **k):
+        calls.append((tuple(sel), a[2:4]))
+        return real(sel, *a, **k)
+
+    monkeypatch.setattr(widgets, "explorer_figure", spy)
+    x = torch.rand(1, 1, 32, 32)
+    box = widgets.live_explorer(ms, x, torch.tensor([1]), steps=(0.01, 0.02), counts=(1, 2))
+    box.children[0].children[1].value = 1  # moving the step-count slider redraws
+    box.children[1].children[1].value = "resnet vs vit"
+    assert calls == [(("resnet", "vit"), (0.02, 2)), (("resnet", "vit"), (0.02, 1))]
