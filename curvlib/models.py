@@ -63,10 +63,12 @@ def _resnet(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
 
 @register("mobilenetv2")
 def _mobilenetv2(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
-    """timm mobilenetv2_050 (width 0.5), unchanged: 32×32 inputs end at 1×1 before pooling."""
+    """timm mobilenetv2_050 (width 0.5) with its first stride-2 stage at stride 1, so 32×32 inputs
+    end at 2×2 before pooling (total stride 16, as CIFAR-style MobileNetV2s do)."""
     import timm
 
     net = timm.create_model("mobilenetv2_050", pretrained=False, num_classes=num_classes, in_chans=in_chans, **kw)
+    net.blocks[1][0].conv_dw.stride = (1, 1)
     return net
 
 

@@ -31,7 +31,7 @@ from .cache import atomic_write_bytes
 #: Per-model defaults (epochs chosen to converge within the CPU budget; lr per family).
 DEFAULTS = {
     "resnet": dict(epochs=12, lr=2e-3),
-    "mobilenetv2": dict(epochs=10, lr=2e-3),
+    "mobilenetv2": dict(epochs=8, lr=2e-3),
     "vit": dict(epochs=15, lr=1e-3),
     "swin": dict(epochs=15, lr=1e-3),
 }
