@@ -9,7 +9,7 @@ NB_DIR := .tmp/nb
 export CURVLIB_PROFILE ?= embedded
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all setup vendor book book-fast test unit nbval notebooks bench clean-cache clean
+.PHONY: all setup vendor exec-cache-guard book book-fast test unit nbval notebooks bench clean-cache clean
 
 all: book
 
@@ -25,8 +25,16 @@ setup: $(STAMP)
 vendor:
 	bash book/_ext/vendor.sh
 
+# Jupyter Book's execution cache is keyed by the chapters' code only: forget it whenever the
+# profile, the model weights or the data change, so a rebuild never shows another setting's output.
+exec-cache-guard:
+	@mkdir -p book/_build; \
+	stamp="$$(echo $(CURVLIB_PROFILE) $$CURVLIB_MODEL_DIR $$CURVLIB_DATA; cat data/models/*.json 2>/dev/null | sha256sum)"; \
+	if [ "$$(cat book/_build/.curvlib-stamp 2>/dev/null)" != "$$stamp" ]; then \
+	  rm -rf book/_build/.jupyter_cache; echo "$$stamp" > book/_build/.curvlib-stamp; fi
+
 # Command 1: execute every chapter on the active profile and write the static site.
-book: $(STAMP) vendor
+book: $(STAMP) vendor exec-cache-guard
 	rm -rf book/_build/html/reports
 	$(BIN)/jupyter-book build book --all --builder html
 	@if ls book/_build/html/reports/*.log >/dev/null 2>&1; then \
@@ -35,7 +43,7 @@ book: $(STAMP) vendor
 
 # Rebuild using the execution cache (only changed chapters re-run; curvlib's result cache keeps
 # the heavy loops of re-run chapters fast too).
-book-fast: $(STAMP) vendor
+book-fast: $(STAMP) vendor exec-cache-guard
 	$(BIN)/jupyter-book build book --builder html
 
 notebooks: $(STAMP)
