@@ -274,10 +274,16 @@ def compare_with_paper(report: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_gap(report: pd.DataFrame) -> dict:
-    """Mean sECE of the Transformers minus that of the CNNs (the paper expects > 0)."""
+    """Mean sECE of the Transformers minus that of the CNNs (the paper expects > 0), and
+    ``noise``: the mean half-width of the models' sECE intervals, below which |gap| is not
+    distinguishable from sampling noise (``ordering``: "larger", "smaller" or "indistinguishable")."""
     from .config import FAMILY
 
     fam = report.index.map(lambda m: FAMILY.get(m, "?"))
     cnn = report.loc[fam == "CNN", "sece"].mean()
     tr = report.loc[fam == "Transformer", "sece"].mean()
-    return {"cnn_sece": float(cnn), "transformer_sece": float(tr), "gap": float(tr - cnn)}
+    noise = float(((report.sece_hi - report.sece_lo) / 2).mean())
+    gap = float(tr - cnn)
+    ordering = "indistinguishable" if abs(gap) < noise else ("larger" if gap > 0 else "smaller")
+    return {"cnn_sece": float(cnn), "transformer_sece": float(tr), "gap": gap, "noise": noise,
+            "ordering": ordering}

@@ -177,3 +177,14 @@ def test_predictions_are_cached_and_consistent(tmp_cache, monkeypatch):
     assert report.loc["resnet", "accuracy"] == pytest.approx(df.correct.mean())
     verdict = cal.compare_with_paper(report)
     assert verdict.loc["resnet", "reproduced"] in ("yes", "inconclusive", "opposite")
+
+
+def test_family_gap_names_noise():
+    import pandas as pd
+
+    rep = pd.DataFrame({"sece": [-0.05, -0.04, 0.01, 0.0], "sece_lo": [-0.06, -0.05, 0.0, -0.01],
+                        "sece_hi": [-0.04, -0.03, 0.02, 0.01]}, index=["resnet", "mobilenetv2", "vit", "swin"])
+    g = cal.family_gap(rep)
+    assert g["gap"] == pytest.approx(0.05) and g["noise"] == pytest.approx(0.01) and g["ordering"] == "larger"
+    rep["sece"] = [0.0, 0.0, 0.001, 0.0]
+    assert cal.family_gap(rep)["ordering"] == "indistinguishable"
