@@ -4,24 +4,11 @@ Target (issue #4): < 0.1 s. Also times torchmetrics' MulticlassCalibrationError 
 on the same predictions and prints the ratio. Medians of repeated runs, measured in this run.
 Run: python benchmarks/bench_calibration.py
 """
-import statistics
-import time
-
-import numpy as np
 import torch
+from _timing import median_time
 
 torch.set_num_threads(1)
 N, K, REPEATS = 1_000_000, 10, 7
-
-
-def median_time(fn, repeats=REPEATS):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main():
@@ -38,7 +25,7 @@ def main():
         t = cal.calibration_table(conf, correct)
         return cal.ece(t), cal.sece(t), cal.mce(t), cal.ace(conf, correct)
 
-    t_ours = median_time(ours)
+    t_ours = median_time(ours, REPEATS)
     line = f"curvlib table + ECE/sECE/MCE/ACE, {N:,} predictions: median {t_ours * 1e3:.1f} ms " \
            f"({'meets' if t_ours < 0.1 else 'MISSES'} the 100 ms target)"
     print(line)
@@ -53,7 +40,7 @@ def main():
         metric.reset()
         return metric(probs, labels)
 
-    t_tm = median_time(theirs)
+    t_tm = median_time(theirs, REPEATS)
     e_ours, e_tm = ours()[0], float(theirs())
     print(f"torchmetrics MulticlassCalibrationError (ECE only): median {t_tm * 1e3:.1f} ms")
     print(f"ratio torchmetrics / curvlib = {t_tm / t_ours:.2f}x  (ECE {e_ours:.6f} vs {e_tm:.6f})")

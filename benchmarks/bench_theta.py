@@ -6,24 +6,13 @@ the θ side also builds the points (broadcast + clip) and computes the angles. M
 Run: python benchmarks/bench_theta.py [--model vit] [--images 10] [--directions 20] [--steps 40]
 """
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import median_time
 
 from curvlib import data, models
 from curvlib.direction import direction
 from curvlib.trajectory import probe_line, theta
-
-
-def median_time(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def main():

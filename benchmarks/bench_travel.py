@@ -9,7 +9,6 @@
 Run: python benchmarks/bench_travel.py [--model resnet] [--n 500] [--n-ref 25]
 """
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from curvlib import data, models
 from curvlib.direction import direction
 from curvlib.travel import travel
+from _timing import median_time
 
 
 @torch.inference_mode()
@@ -39,14 +39,11 @@ def reference_search(model, x, y, d, tol=1e-4, eps_max=1.0, start=1e-3, max_iter
 
 @torch.inference_mode()
 def raw_throughput(model, x, batch_size, repeats=5):
-    model(x[:batch_size])
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    def forward_all():
         for i in range(0, len(x), batch_size):
             model(x[i:i + batch_size])
-        times.append(time.perf_counter() - t)
-    return len(x) / statistics.median(times)
+
+    return len(x) / median_time(forward_all, repeats)
 
 
 def main():
@@ -64,12 +61,11 @@ def main():
     d = direction(model, x, y, "fgsm")
     raw = raw_throughput(model, x, a.batch_size)
 
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        df = travel(model, x, y, d, eps_max=1.0, tol=1e-4, batch_size=a.batch_size, progress=False)
-        times.append(time.perf_counter() - t)
-    t_ours = statistics.median(times)
+    def run():
+        return travel(model, x, y, d, eps_max=1.0, tol=1e-4, batch_size=a.batch_size, progress=False)
+
+    t_ours = median_time(run, 3)
+    df = run()
     passes = df.passes.mean()
     thr = a.n / t_ours
     print(f"model {a.model}, {a.n} images, FGSM, tol 1e-4, {a.threads} thread(s)")

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .direction import direction
-from .travel import travel
+from .travel import positions, travel
 
 
 def _check_eps(eps_r: float) -> None:
@@ -54,12 +54,6 @@ def rms_distance(x: torch.Tensor, x_final: torch.Tensor) -> torch.Tensor:
     return (x_final.double() - x.double()).flatten(1).norm(dim=1).float() / (x[0].numel() ** 0.5)
 
 
-@torch.no_grad()
-def _at_boundary(x, d, df):
-    eps = torch.tensor(np.nan_to_num(df.eps.to_numpy(), nan=0.0), dtype=x.dtype)
-    return (x + eps.view(-1, *([1] * (x.ndim - 1))) * d).clamp(0.0, 1.0)
-
-
 def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
                 seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4, batch_size: int = 500,
                 direct: pd.DataFrame | None = None, return_images: bool = False):
@@ -81,7 +75,7 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     xr = random_jump(x, eps_r, kind, seed)
     dr = direction(model, xr, y, "fgsm", batch_size=batch_size)
     after = travel(model, xr, y, dr, eps_max=eps_max, tol=tol, batch_size=batch_size)
-    fin0, finr = _at_boundary(x, d0, direct), _at_boundary(xr, dr, after)
+    fin0, finr = positions(x, d0, direct.eps.to_numpy()), positions(xr, dr, after.eps.to_numpy())
     ok0 = (direct.status == "crossed").to_numpy()
     okr = (after.status == "crossed").to_numpy()
     df = pd.DataFrame({

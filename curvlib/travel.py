@@ -27,9 +27,13 @@ from .inference import model_device
 STATUSES = ("crossed", "never", "misclassified_at_start")
 
 
-def _positions(x, d, eps):
-    """clip(x + eps·d) for per-sample eps [B]."""
+def positions(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
+    """clip(x + ε_i·d_i) for images x, directions d [N, C, H, W] and per-sample ε [N] (NaN → 0,
+    i.e. the image itself: pass a travel frame's ``eps`` to get the images at the boundary)."""
+    eps = eps.to(x.dtype) if isinstance(eps, torch.Tensor) else torch.tensor(eps, dtype=x.dtype)  # copies arrays
+    eps = torch.nan_to_num(eps, nan=0.0)
     return (x + eps.view(-1, *([1] * (x.ndim - 1))) * d).clamp_(0.0, 1.0)
+
 
 
 @torch.inference_mode()
@@ -95,7 +99,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
             if len(idx) == 0:
                 break
             e = torch.full((len(idx),), k * step, dtype=torch.float64)
-            pr = _predict(model, _positions(xb[idx], db[idx], e.float()), dev)
+            pr = _predict(model, positions(xb[idx], db[idx], e.float()), dev)
             passes[s + idx] += 1
             wrong = pr != yb[idx]
             hi[idx[wrong]] = k * step
@@ -105,7 +109,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         crossed = torch.nonzero(~torch.isnan(hi)).flatten()
         for _ in range(n_bisect if len(crossed) else 0):
             mid = (lo[crossed] + hi[crossed]) / 2
-            pr = _predict(model, _positions(xb[crossed], db[crossed], mid.float()), dev)
+            pr = _predict(model, positions(xb[crossed], db[crossed], mid.float()), dev)
             passes[s + crossed] += 1
             wrong = pr != yb[crossed]
             hi[crossed[wrong]] = mid[wrong]
