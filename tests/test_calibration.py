@@ -188,3 +188,37 @@ def test_family_gap_names_noise():
     assert g["gap"] == pytest.approx(0.05) and g["noise"] == pytest.approx(0.01) and g["ordering"] == "larger"
     rep["sece"] = [0.0, 0.0, 0.001, 0.0]
     assert cal.family_gap(rep)["ordering"] == "indistinguishable"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0, 0.25, 0.999]) |
+                st.floats(0, 1, allow_nan=False), min_size=1, max_size=300),
+       st.integers(1, 70))
+def test_fast_binning_matches_digitize(values, n_bins):
+    """The comparison-count binning equals a binary search, exact edge values included."""
+    conf = np.asarray(values, dtype=np.float64)
+    for scheme in ("width", "mass"):
+        edges = cal.bin_edges(conf, n_bins, scheme)
+        assert np.array_equal(cal.bin_index(conf, edges), np.digitize(conf, edges[1:-1], right=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1, allow_nan=False) | st.sampled_from([0.5, 1.0]), min_size=1, max_size=400),
+       st.data())
+def test_order_statistics_match_sort(values, data):
+    a = np.asarray(values)
+    ranks = np.unique(data.draw(st.lists(st.integers(0, a.size - 1), min_size=1, max_size=12)))
+    before = a.copy()
+    assert np.array_equal(cal.order_statistics(a, ranks), np.sort(a)[ranks])
+    assert np.array_equal(a, before)  # the input is not reordered
+
+
+def test_calibration_scores_match_the_separate_functions():
+    rng = np.random.default_rng(3)
+    conf = rng.random(5000)
+    corr = rng.random(5000) < conf
+    table, s = cal.calibration_scores(conf, corr)
+    ref = cal.calibration_table(conf, corr)
+    assert table.equals(ref)
+    assert s["ece"] == cal.ece(ref) and s["sece"] == cal.sece(ref) and s["mce"] == cal.mce(ref)
+    assert s["ace"] == cal.ace(conf, corr) and s == cal.summary(conf, corr)
