@@ -1,14 +1,18 @@
 r"""Travel to the decision boundary: the smallest ε with argmax f(clip(x + ε d)) ≠ y.
 
-All samples move together. A coarse pass walks a uniform grid of ``n_coarse`` steps up to
-``eps_max``, each sample stopping at its first wrong prediction; bisection then shrinks every
-sample's bracket [last correct, first wrong] below ``tol``, one batched forward per halving. The
+All samples move together. A coarse pass walks a grid up to ``eps_max`` (default: geometric
+near 0, then steps of eps_max / 4), each sample stopping at its first wrong prediction; the
+bracket [last correct, first wrong] is then shrunk below ``tol``, one batched forward per
+iteration, by the ITP method (Oliveira & Takahashi 2020) on the logit margin
+m(ε) = z_y − max_{j≠y} z_j, which is continuous along the path and changes sign at the boundary:
+regula falsi on m, truncated and projected so that no sample ever needs more iterations than
+bisection would (⌈log₂(bracket / tol)⌉), and usually far fewer where m is close to linear. The
 returned ε* is the bracket's upper end: a point verified to be misclassified, within ``tol`` of
-the crossing. Forward passes per sample: 1 (start) + up to ``n_coarse`` + ⌈log₂(eps_max / n_coarse / tol)⌉
-— at most 20 for the defaults (eps_max 1, tol 1e-4, 8 coarse steps).
+the crossing. Forward passes per sample: 1 (start) + up to len(grid) + the refinement —
+at most 20 for the defaults (eps_max 1, tol 1e-4; see :func:`max_passes`).
 
 The grid finds the *first crossing it sees*: when the prediction flips back and forth inside
-one coarse step (a wrong-class island narrower than eps_max / n_coarse), an earlier island can
+one coarse step (a wrong-class island narrower than the grid spacing), an earlier island can
 be missed. Along FGSM directions the prediction rarely reverts; the benchmark compares with the
 authors' fine stride search to show how often it matters.
 """
@@ -25,6 +29,8 @@ from .direction import _check
 from .inference import model_device
 
 STATUSES = ("crossed", "never", "misclassified_at_start")
+#: ITP truncation κ1 (× 1 / coarse step): smaller trusts the interpolation more.
+ITP_KAPPA1 = 0.2
 
 
 def positions(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
@@ -37,21 +43,59 @@ def positions(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _predict(model, xs, dev):
-    return model(xs.to(dev, non_blocking=True)).argmax(-1).to(xs.device)
+def _margin(model, xs, ys, dev):
+    """(prediction, margin z_y − max_{j≠y} z_j) of images xs [M, ...] with labels ys [M]."""
+    z = model(xs.to(dev, non_blocking=True)).float()
+    ys = ys.to(z.device)
+    zy = z.gather(1, ys[:, None]).squeeze(1)
+    other = z.scatter(1, ys[:, None], float("-inf")).amax(1)
+    return z.argmax(-1).cpu(), (zy - other).double().cpu()
+
+
+def itp_point(lo, hi, m_lo, m_hi, j, n_max, tol, kappa1, kappa2: float = 2.0):
+    """Next ITP query in brackets [lo, hi] (tensors) with margins m_lo ≥ 0 ≥ m_hi, iteration j,
+    per-sample iteration budgets ``n_max`` and truncation factors ``kappa1``.
+
+    Regula falsi, truncated towards the midpoint by κ1·(hi − lo)^κ2 and projected into the
+    ball around the midpoint whose radius keeps the worst case at ``n_max`` iterations (the
+    bisection count for a final bracket ≤ ``tol``).
+    """
+    width = hi - lo
+    mid = (lo + hi) / 2
+    denom = (m_lo - m_hi).clamp_min(1e-30)
+    x_f = (lo * (-m_hi) + hi * m_lo) / denom  # zero of the chord
+    sigma = torch.sign(mid - x_f)
+    delta = kappa1 * width ** kappa2
+    x_t = torch.where(delta <= (mid - x_f).abs(), x_f + sigma * delta, mid)
+    r = (tol / 2 * torch.exp2(n_max - j) - width / 2).clamp_min(0)
+    return torch.where((x_t - mid).abs() <= r, x_t, mid - sigma * r)
+
+
+#: Default coarse grid, as fractions of eps_max: geometric near 0 (most ε* are small, and a tight
+#: first bracket makes the interpolation accurate), then steps of 1/4. With tol = 1e-4·eps_max the
+#: worst case is 1 + 7 + ⌈log₂(0.25 / 1e-4)⌉ = 20 passes.
+DEFAULT_GRID = (1 / 256, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 3 / 4, 1.0)
+
+
+def max_passes(grid=DEFAULT_GRID, eps_max: float = 1.0, tol: float = 1e-4) -> int:
+    """Worst-case forward passes per sample of :func:`travel` for this grid."""
+    edges = [0.0, *grid]
+    widest = max(b - a for a, b in zip(edges[:-1], edges[1:])) * eps_max
+    return 1 + len(grid) + max(0, math.ceil(math.log2(widest / tol)))
 
 
 @torch.inference_mode()
 def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: float = 1.0, tol: float = 1e-4,
-           n_coarse: int = 8, batch_size: int = 500, progress: bool = True) -> pd.DataFrame:
+           grid=DEFAULT_GRID, batch_size: int = 500, progress: bool = True) -> pd.DataFrame:
     """Distance to the decision boundary along directions ``d`` for every sample.
 
     Args:
         model: pixels [N, C, H, W] in [0, 1] → logits [N, K].
         x: images [N, C, H, W] in [0, 1]; y: labels [N]; d: directions [N, C, H, W] (any norm is
            used as given; :func:`curvlib.direction.direction` gives ‖d‖ = √D, i.e. ε in pixel units).
-        eps_max: largest ε searched (> 0). tol: bracket width at which bisection stops (> 0).
-        n_coarse: coarse grid steps. batch_size: samples per chunk (memory budget).
+        eps_max: largest ε searched (> 0). tol: bracket width at which refinement stops (> 0).
+        grid: increasing coarse points as fractions of eps_max, ending at 1 (an int n means n
+              uniform steps). batch_size: samples per chunk (memory budget).
     Returns:
         DataFrame, one row per sample in input order: ``index``, ``label``, ``confidence`` and
         ``pred`` at x, ``eps`` (ε*; NaN unless crossed), ``eps_lo`` (largest ε seen correct),
@@ -69,12 +113,17 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         raise ValueError(f"eps_max must be a positive number, got {eps_max}")
     if not (0 < tol < eps_max):
         raise ValueError(f"tol must be in (0, eps_max), got {tol}")
-    if n_coarse < 1 or batch_size < 1:
-        raise ValueError("n_coarse and batch_size must be positive")
+    if isinstance(grid, int):
+        if grid < 1:
+            raise ValueError(f"a uniform grid needs at least one step, got {grid}")
+        grid = tuple((k + 1) / grid for k in range(grid))
+    grid = tuple(float(g) for g in grid)
+    if not grid or grid[-1] != 1.0 or any(b <= a for a, b in zip((0.0, *grid[:-1]), grid)):
+        raise ValueError(f"grid must increase strictly within (0, 1] and end at 1, got {grid}")
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
     dev = model_device(model)
     n = len(x)
-    step = eps_max / n_coarse
-    n_bisect = max(0, math.ceil(math.log2(step / tol)))
     eps_star = torch.full((n,), float("nan"), dtype=torch.float64)
     eps_lo = torch.zeros(n, dtype=torch.float64)
     status = np.full(n, "never", dtype=object)
@@ -86,35 +135,51 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
                   leave=False):
         sl = slice(s, min(n, s + batch_size))
         xb, yb, db = x[sl].float(), y[sl].long(), d[sl].float()
-        p = model(xb.to(dev)).float().softmax(-1).cpu()
+        z0 = model(xb.to(dev)).float().cpu()
+        p = z0.softmax(-1)
         passes[sl] += 1
         conf0[sl], pred0[sl] = p.max(-1)
         alive = pred0[sl] == yb  # correctly classified at the start
         hi = torch.full((len(yb),), float("nan"), dtype=torch.float64)
         lo = torch.zeros(len(yb), dtype=torch.float64)
+        m_lo = (z0.gather(1, yb[:, None]).squeeze(1) - z0.scatter(1, yb[:, None], float("-inf")).amax(1)).double()
+        m_hi = torch.zeros(len(yb), dtype=torch.float64)
         searching = alive.clone()
         cls = torch.full((len(yb),), -1, dtype=torch.long)
-        for k in range(1, n_coarse + 1):
+        for frac in grid:
             idx = torch.nonzero(searching).flatten()
             if len(idx) == 0:
                 break
-            e = torch.full((len(idx),), k * step, dtype=torch.float64)
-            pr = _predict(model, positions(xb[idx], db[idx], e.float()), dev)
+            e = torch.full((len(idx),), frac * eps_max, dtype=torch.float64)
+            pr, m = _margin(model, positions(xb[idx], db[idx], e.float()), yb[idx], dev)
             passes[s + idx] += 1
             wrong = pr != yb[idx]
-            hi[idx[wrong]] = k * step
+            hi[idx[wrong]], m_hi[idx[wrong]] = e[wrong], m[wrong].clamp_max(0)
             cls[idx[wrong]] = pr[wrong]
-            lo[idx[~wrong]] = k * step
+            lo[idx[~wrong]], m_lo[idx[~wrong]] = e[~wrong], m[~wrong].clamp_min(0)
             searching[idx[wrong]] = False
-        crossed = torch.nonzero(~torch.isnan(hi)).flatten()
-        for _ in range(n_bisect if len(crossed) else 0):
-            mid = (lo[crossed] + hi[crossed]) / 2
-            pr = _predict(model, positions(xb[crossed], db[crossed], mid.float()), dev)
-            passes[s + crossed] += 1
-            wrong = pr != yb[crossed]
-            hi[crossed[wrong]] = mid[wrong]
-            cls[crossed[wrong]] = pr[wrong]
-            lo[crossed[~wrong]] = mid[~wrong]
+        # refine every crossed bracket below tol: ITP on the margin, within each sample's bisection count
+        active = torch.nonzero(~torch.isnan(hi)).flatten()
+        width0 = hi[active] - lo[active]
+        n_max = torch.zeros(len(yb), dtype=torch.float64)
+        kappa1 = torch.zeros(len(yb), dtype=torch.float64)
+        n_max[active] = torch.ceil(torch.log2(width0 / tol)).clamp_min(0)
+        kappa1[active] = ITP_KAPPA1 / width0
+        j = 0
+        while True:
+            active = active[(hi[active] - lo[active]) > tol]
+            if len(active) == 0:
+                break
+            q = itp_point(lo[active], hi[active], m_lo[active], m_hi[active], j, n_max[active], tol,
+                          kappa1[active])
+            q = torch.minimum(torch.maximum(q, lo[active]), hi[active])
+            pr, m = _margin(model, positions(xb[active], db[active], q.float()), yb[active], dev)
+            passes[s + active] += 1
+            wrong = pr != yb[active]
+            hi[active[wrong]], m_hi[active[wrong]] = q[wrong], m[wrong].clamp_max(0)
+            cls[active[wrong]] = pr[wrong]
+            lo[active[~wrong]], m_lo[active[~wrong]] = q[~wrong], m[~wrong].clamp_min(0)
+            j += 1
         eps_star[sl], eps_lo[sl], new_class[sl] = hi, lo, cls
         st = np.where(alive.numpy(), np.where(torch.isnan(hi).numpy(), "never", "crossed"), "misclassified_at_start")
         status[sl] = st
