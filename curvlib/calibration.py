@@ -248,7 +248,7 @@ def predictions(model_name: str, profile=None, n: int | None = None, refresh: bo
     probability), ``correct``, and ``p_label`` (probability of the true class).
     ``n`` defaults to the profile's ``n_calibration`` (None = all test images).
     """
-    from . import cache, data, models
+    from . import data, models, runner
     from .config import get_profile
     from .inference import predict
 
@@ -258,23 +258,26 @@ def predictions(model_name: str, profile=None, n: int | None = None, refresh: bo
     params = {"n": n, "weights": model.fingerprint, "dataset": profile.dataset,
               "data": str(profile.data_dir) if profile.data_dir else None}
 
-    def compute() -> pd.DataFrame:
+    def compute_part(rank: int, size: int) -> pd.DataFrame:
         import torch
 
+        shard = None if size == 1 else (rank, size)
         probs, labels = [], []
         for xb, yb in data.batches(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None,
-                                   batch_size=profile.batch_size):
+                                   batch_size=profile.batch_size, shard=shard):
             probs.append(predict(model, xb, profile.batch_size))
             labels.append(yb)
         probs, y = torch.cat(probs), torch.cat(labels)
         conf, pred = probs.max(-1)
+        index = data.shard_index(data.n_available(profile, n), shard)
         return pd.DataFrame({
-            "index": np.arange(len(y)), "label": y.numpy(), "pred": pred.numpy(),
+            "index": index.numpy(), "label": y.numpy(), "pred": pred.numpy(),
             "confidence": conf.double().numpy(), "correct": (pred == y).numpy(),
             "p_label": probs.gather(1, y[:, None]).squeeze(1).double().numpy(),
         })
 
-    return cache.cached("calibration", model_name, params, compute, profile=profile, refresh=refresh)
+    return runner.sharded("calibration", model_name, params, compute_part, runner.concat_frames,
+                          profile=profile, refresh=refresh)
 
 
 def calibration_report(preds: dict[str, pd.DataFrame], n_bins: int = 10, n_boot: int = 1000,

@@ -137,31 +137,66 @@ def load_tensors(ds, batch_size: int = 64, num_workers: int = 0) -> tuple[torch.
     return torch.cat(xs), torch.cat(ys).long()
 
 
-def test_set(profile: Profile | None = None, n: int | None = None, model_name: str | None = None):
-    """The active profile's evaluation images and labels as tensors (first ``n`` / a seeded subset)."""
-    profile = profile or get_profile()
-    if profile.dataset == "fashion-mnist":
-        return fashion_mnist("test", n=n)
-    if profile.data_dir is None:
-        raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
-    return load_tensors(imagefolder(profile.data_dir, n=n, model_name=model_name))
+def _shard_indices(n_total: int, shard: tuple[int, int] | None) -> range:
+    rank, size = shard or (0, 1)
+    if not (0 <= rank < size):
+        raise ValueError(f"shard must be (rank, world size) with 0 <= rank < size, got {shard}")
+    return range(rank, n_total, size)
 
 
-def batches(profile: Profile | None = None, n: int | None = None, model_name: str | None = None,
-            batch_size: int = 256, num_workers: int = 4):
-    """Iterate (images, labels) batches of the profile's evaluation set without holding it all in
-    memory (50,000 ImageNet images would take 30 GB as one tensor). Pinned memory on CUDA."""
+def test_set(profile: Profile | None = None, n: int | None = None, model_name: str | None = None,
+             shard: tuple[int, int] | None = None):
+    """The active profile's evaluation images and labels as tensors (first ``n`` / a seeded subset).
+    ``shard=(rank, size)`` keeps every size-th image from ``rank`` (global numbers: ``shard_index``)."""
     profile = profile or get_profile()
     if profile.dataset == "fashion-mnist":
         x, y = fashion_mnist("test", n=n)
+        idx = list(_shard_indices(len(x), shard))
+        return (x, y) if shard is None else (x[idx], y[idx])
+    if profile.data_dir is None:
+        raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
+    ds = imagefolder(profile.data_dir, n=n, model_name=model_name)
+    if shard is not None:
+        ds = torch.utils.data.Subset(ds, list(_shard_indices(len(ds), shard)))
+    return load_tensors(ds)
+
+
+def shard_index(n_total: int, shard: tuple[int, int] | None) -> torch.Tensor:
+    """Global sample numbers [M] of a shard of ``n_total`` samples."""
+    return torch.tensor(list(_shard_indices(n_total, shard)), dtype=torch.long)
+
+
+def n_available(profile: Profile | None = None, n: int | None = None) -> int:
+    """How many evaluation images ``test_set(profile, n)`` returns (without loading them)."""
+    profile = profile or get_profile()
+    if profile.dataset == "fashion-mnist":
+        total = len(fashion_mnist("test")[1])
+    else:
+        if profile.data_dir is None:
+            raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
+        total = len(imagefolder(profile.data_dir))
+    return total if n is None else min(n, total)
+
+
+def batches(profile: Profile | None = None, n: int | None = None, model_name: str | None = None,
+            batch_size: int = 256, num_workers: int = 4, shard: tuple[int, int] | None = None):
+    """Iterate (images, labels) batches of the profile's evaluation set without holding it all in
+    memory (50,000 ImageNet images would take 30 GB as one tensor). Pinned memory and worker
+    processes on CUDA. ``shard``: as in :func:`test_set`."""
+    profile = profile or get_profile()
+    if profile.dataset == "fashion-mnist":
+        x, y = test_set(profile, n=n, shard=shard)
         for i in range(0, len(x), batch_size):
             yield x[i:i + batch_size], y[i:i + batch_size]
         return
     if profile.data_dir is None:
         raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
     ds = imagefolder(profile.data_dir, n=n, model_name=model_name)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers,
-                                         pin_memory=str(profile.device).startswith("cuda"))
+    if shard is not None:
+        ds = torch.utils.data.Subset(ds, list(_shard_indices(len(ds), shard)))
+    cuda = str(profile.device).startswith("cuda")
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers if cuda else 0,
+                                         pin_memory=cuda, persistent_workers=False)
     for x, y in loader:
         yield x, torch.as_tensor(y).long()
 

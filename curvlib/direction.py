@@ -56,13 +56,15 @@ def fgsm(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> torc
 
 def direction(model, x: torch.Tensor, y: torch.Tensor | None = None, kind: str = "fgsm", *, seed: int = 0,
               shared: bool = False, reference: torch.Tensor | None = None, target: torch.Tensor | None = None,
-              batch_size: int = 256) -> torch.Tensor:
+              batch_size: int = 256, index: torch.Tensor | None = None) -> torch.Tensor:
     """Directions [N, C, H, W] with ‖d_i‖₂ = √D for images ``x`` [N, C, H, W] in [0, 1].
 
     Args:
         model: needed for ``fgsm`` (with labels ``y`` [N]); ignored otherwise (may be None).
         kind: one of ``fgsm``, ``random``, ``random_sign``, ``perp``, ``target``.
         seed: seeds the random kinds (same seed → same directions).
+        index: [N] global sample numbers (default 0..N−1): sample i's random direction depends only
+            on (seed, index[i]), so a shard of the images gets the same directions as the whole set.
         shared: random kinds: one direction shared by all samples instead of one each.
         reference: ``perp``: directions [N, C, H, W] to be orthogonal to (e.g. the FGSM ones).
         target: ``target``: images [N, C, H, W] to move towards (d ∝ target − x).
@@ -75,16 +77,28 @@ def direction(model, x: torch.Tensor, y: torch.Tensor | None = None, kind: str =
         if model is None or y is None:
             raise ValueError("fgsm directions need the model and the labels y")
         return fgsm(model, x, y, batch_size)
-    g = torch.Generator().manual_seed(seed)
     shape = (1, *x.shape[1:]) if shared else tuple(x.shape)
+    if index is None:
+        index = torch.arange(shape[0])
+    elif shared or len(index) != len(x):
+        raise ValueError(f"index must give one number per image ({len(x)}) and needs shared=False")
+
+    def draw(sample):  # one generator per sample: (seed, index) → the same direction anywhere
+        out = []
+        for i in index.tolist() if not shared else [0]:
+            g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i))
+            out.append(sample(g))
+        return torch.stack(out)
+
+    per = (1, *x.shape[1:])[1:]
     if kind == "random":
-        d = torch.randn(shape, generator=g)
+        d = draw(lambda g: torch.randn(per, generator=g))
     elif kind == "random_sign":
-        d = torch.randint(0, 2, shape, generator=g).float() * 2 - 1
+        d = draw(lambda g: torch.randint(0, 2, per, generator=g).float() * 2 - 1)
     elif kind == "perp":
         if reference is None or reference.shape != x.shape:
             raise ValueError(f"perp directions need reference directions of shape {tuple(x.shape)}")
-        r = torch.randn(shape, generator=g).expand(x.shape).reshape(len(x), -1).clone()
+        r = draw(lambda g: torch.randn(per, generator=g)).expand(x.shape).reshape(len(x), -1).clone()
         u = reference.reshape(len(x), -1).to(r)
         u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
         d = (r - (r * u).sum(1, keepdim=True) * u).reshape(x.shape)

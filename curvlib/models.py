@@ -162,8 +162,11 @@ class CurvModel(nn.Module):
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the weights (for cache keys): the card's file hash, else the name."""
-        return self.card.get("sha256", self.name)[:16]
+        """Identifies the weights (for cache keys): the weight file's hash, else the source
+        (``timm:<name>:pretrained`` / ``timm:<name>:random``), else the name."""
+        if "sha256" in self.card:
+            return self.card["sha256"][:16]
+        return self.card.get("source", self.name)
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         if self.check_inputs:
@@ -252,7 +255,9 @@ def load_paper(name: str, checkpoint: str | Path | None = None, weights: str = "
             state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
         net.load_state_dict(state)
     elif weights == "random":
-        net = timm.create_model(name, pretrained=False)
+        with torch.random.fork_rng():  # the same random weights in every process (torchrun ranks)
+            torch.manual_seed(0)
+            net = timm.create_model(name, pretrained=False)
     else:
         try:
             net = timm.create_model(name, pretrained=True)
@@ -284,8 +289,22 @@ def load(name: str, profile: Profile | str | None = None, checkpoint: str | Path
 
         if name not in timm.list_models():
             raise ValueError(f"unknown timm model {name!r} (the paper's are {', '.join(PAPER_MODELS)})")
+        checkpoint = checkpoint or paper_checkpoints().get(name)
+        kw.setdefault("weights", os.environ.get("CURVLIB_WEIGHTS", "").strip() or "pretrained")
         model = load_paper(name, checkpoint=checkpoint, **kw)
     return model.to(device or profile.device)
+
+
+def paper_checkpoints() -> dict[str, str]:
+    """Local weight files for paper models from ``CURVLIB_CHECKPOINTS="name=path,name=path"``
+    (what ``python -m curvlib run --checkpoint name=path`` sets)."""
+    out = {}
+    for item in filter(None, (p.strip() for p in os.environ.get("CURVLIB_CHECKPOINTS", "").split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"CURVLIB_CHECKPOINTS entries must look like name=path, got {item!r}")
+        out[name.strip()] = path.strip()
+    return out
 
 
 def num_params(model: nn.Module) -> int:

@@ -24,15 +24,17 @@ def _check_eps(eps_r: float) -> None:
         raise ValueError(f"eps_r must be a positive number (per-pixel step on the [0, 1] scale), got {eps_r!r}")
 
 
-def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign", seed: int = 0) -> torch.Tensor:
-    """x_r = clip(x + ε_r·d) with d a seeded random direction, ‖d‖₂ = √D; images [N, C, H, W] in [0, 1]."""
+def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign", seed: int = 0,
+                index: torch.Tensor | None = None) -> torch.Tensor:
+    """x_r = clip(x + ε_r·d) with d a seeded random direction, ‖d‖₂ = √D; images [N, C, H, W] in [0, 1].
+    ``index``: global sample numbers (see :func:`curvlib.direction.direction`)."""
     from .data import check_pixels
 
     check_pixels(x)
     _check_eps(eps_r)
     if kind not in ("random_sign", "random"):
         raise ValueError(f"kind must be 'random_sign' or 'random', got {kind!r}")
-    d = direction(None, x, kind=kind, seed=seed)
+    d = direction(None, x, kind=kind, seed=seed, index=index)
     return (x + eps_r * d).clamp(0.0, 1.0)
 
 
@@ -56,7 +58,8 @@ def rms_distance(x: torch.Tensor, x_final: torch.Tensor) -> torch.Tensor:
 
 def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
                 seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4, batch_size: int = 500,
-                direct: pd.DataFrame | None = None, return_images: bool = False):
+                direct: pd.DataFrame | None = None, return_images: bool = False,
+                index: torch.Tensor | None = None):
     """Paired FGSM travel from x and from the jumped point x_r, one row per sample (input order).
 
     Columns: ``index``, ``label``, ``confidence`` (at x), ``eps_direct``/``status_direct`` (ε* from x
@@ -72,14 +75,15 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     d0 = direction(model, x, y, "fgsm", batch_size=batch_size)
     if direct is None:
         direct = travel(model, x, y, d0, eps_max=eps_max, tol=tol, batch_size=batch_size)
-    xr = random_jump(x, eps_r, kind, seed)
+    xr = random_jump(x, eps_r, kind, seed, index=index)
     dr = direction(model, xr, y, "fgsm", batch_size=batch_size)
     after = travel(model, xr, y, dr, eps_max=eps_max, tol=tol, batch_size=batch_size)
     fin0, finr = positions(x, d0, direct.eps.to_numpy()), positions(xr, dr, after.eps.to_numpy())
     ok0 = (direct.status == "crossed").to_numpy()
     okr = (after.status == "crossed").to_numpy()
     df = pd.DataFrame({
-        "index": np.arange(len(x)), "label": y.cpu().numpy(), "confidence": direct.confidence.to_numpy(),
+        "index": np.arange(len(x)) if index is None else index.numpy(), "label": y.cpu().numpy(),
+        "confidence": direct.confidence.to_numpy(),
         "eps_direct": direct.eps.to_numpy(), "status_direct": direct.status.to_numpy(),
         "jump_correct": (after.status != "misclassified_at_start").to_numpy(),
         "eps_jump": after.eps.to_numpy(), "status_jump": after.status.to_numpy(),
@@ -112,7 +116,7 @@ def jump_experiment(model_name: str, eps_r: float = 0.05, profile=None, n: int |
                     refresh: bool = False) -> pd.DataFrame:
     """Cached :func:`jump_travel` on the profile's first ``n`` test images (default ``n_travel``);
     the direct travel is shared with :func:`curvlib.travel.travel_experiment`'s cache."""
-    from . import cache, data, models
+    from . import data, models, runner
     from .config import get_profile
     from .travel import travel_experiment
 
@@ -122,13 +126,21 @@ def jump_experiment(model_name: str, eps_r: float = 0.05, profile=None, n: int |
     params = {"n": n, "eps_r": eps_r, "kind": kind, "seed": seed, "eps_max": eps_max, "tol": tol,
               "weights": model.fingerprint, "data": str(profile.data_dir) if profile.data_dir else None}
 
-    def compute():
-        direct = travel_experiment(model_name, "fgsm", profile, n=n, eps_max=eps_max, tol=tol)
-        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None)
-        df = jump_travel(model, x, y, eps_r, kind, seed, eps_max, tol, profile.batch_size, direct=direct)
+    # the direct travel is itself a (sharded) cached experiment: run it on all ranks first
+    direct_all = travel_experiment(model_name, "fgsm", profile, n=n, eps_max=eps_max, tol=tol)
+
+    def compute_part(rank: int, size: int) -> pd.DataFrame:
+        shard = None if size == 1 else (rank, size)
+        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None,
+                             shard=shard)
+        index = data.shard_index(data.n_available(profile, n), shard)
+        direct = direct_all.iloc[index.numpy()].reset_index(drop=True)
+        df = jump_travel(model, x, y, eps_r, kind, seed, eps_max, tol, profile.batch_size, direct=direct,
+                         index=index)
         return df.assign(model=model_name)
 
-    return cache.cached("random_jump", model_name, params, compute, profile=profile, refresh=refresh)
+    return runner.sharded("random_jump", model_name, params, compute_part, runner.concat_frames,
+                          profile=profile, refresh=refresh)
 
 
 __all__ = ["random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio", "jump_experiment"]

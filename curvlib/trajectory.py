@@ -154,7 +154,7 @@ def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_ra
     ε ∈ [−eps_range, eps_range] (FGSM: one direction per image, so the random directions are
     replaced by FGSM for every image; random: seeded Gaussian). Returns ``theta`` [M, N, S−2],
     ``eps`` [S] and the per-step ``summary`` frame."""
-    from . import cache, data, models
+    from . import data, models, runner
     from .direction import direction
 
     from .config import get_profile
@@ -166,19 +166,26 @@ def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_ra
     params = {"n_images": profile.n_theta_images, "n_directions": M, "n_steps": profile.n_steps, "kind": kind,
               "eps_range": eps_range, "seed": seed, "weights": model.fingerprint}
 
-    def compute():
+    def compute_part(rank: int, size: int) -> torch.Tensor:  # shards the directions
         x, y = data.test_set(profile, n=profile.n_theta_images,
                              model_name=model_name if profile.dataset == "imagenet" else None)
+        ms = list(range(rank, M, size))
         if kind == "fgsm":
-            d = direction(model, x, y, "fgsm")[None]
+            d = direction(model, x, y, "fgsm")[None][: len(ms)]
         else:
-            d = torch.stack([direction(None, x, kind=kind, seed=seed * 100_000 + m) for m in range(M)])
+            d = torch.stack([direction(None, x, kind=kind, seed=seed * 100_000 + m) for m in ms])
         eps = torch.linspace(-eps_range, eps_range, S)
         chunk = max(1, (4 * profile.batch_size) // (len(x) * S))  # directions per probe (memory budget)
-        th = []
-        for m in tqdm(range(0, M, chunk), desc=f"theta {model_name} {kind}", leave=False):
-            th.append(theta(probe_line(model, x, d[m:m + chunk], eps, profile.batch_size)["features"]))
-        th = torch.cat(th)
-        return {"theta": th, "eps": eps, "summary": theta_summary(th)}
+        th = [torch.empty(0, len(x), S - 2)]
+        for m in tqdm(range(0, len(ms), chunk), desc=f"theta {model_name} {kind}", leave=False):
+            th.append(theta(probe_line(model, x, d[m:m + chunk], eps, profile.batch_size)["features"]).cpu())
+        return torch.cat(th)
 
-    return cache.cached("theta", model_name, params, compute, profile=profile, refresh=refresh)
+    def merge(parts: list) -> dict:
+        size = len(parts)
+        th = torch.empty(M, *parts[0].shape[1:])
+        for r, part in enumerate(parts):
+            th[r::size] = part
+        return {"theta": th, "eps": torch.linspace(-eps_range, eps_range, S), "summary": theta_summary(th)}
+
+    return runner.sharded("theta", model_name, params, compute_part, merge, profile=profile, refresh=refresh)

@@ -196,7 +196,7 @@ def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int 
                       eps_max: float = 1.0, tol: float = 1e-4, seed: int = 0, refresh: bool = False) -> pd.DataFrame:
     """Cached :func:`travel` of one model on the profile's first ``n`` test images (default
     ``profile.n_travel``) along ``kind`` directions (``fgsm`` or a seeded random kind)."""
-    from . import cache, data, models
+    from . import data, models, runner
     from .config import get_profile
     from .direction import direction
 
@@ -206,13 +206,17 @@ def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int 
     params = {"n": n, "kind": kind, "eps_max": eps_max, "tol": tol, "seed": seed, "weights": model.fingerprint,
               "data": str(profile.data_dir) if profile.data_dir else None}
 
-    def compute():
-        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None)
-        d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size)
+    def compute_part(rank: int, size: int) -> pd.DataFrame:
+        shard = None if size == 1 else (rank, size)
+        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None,
+                             shard=shard)
+        index = data.shard_index(data.n_available(profile, n), shard)
+        d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size, index=index)
         df = travel(model, x, y, d, eps_max=eps_max, tol=tol, batch_size=profile.batch_size)
-        return df.assign(model=model_name, kind=kind)
+        return df.assign(index=index.numpy(), model=model_name, kind=kind)
 
-    return cache.cached("travel", model_name, params, compute, profile=profile, refresh=refresh)
+    return runner.sharded("travel", model_name, params, compute_part, runner.concat_frames,
+                          profile=profile, refresh=refresh)
 
 
 def median_by_confidence(df: pd.DataFrame, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:

@@ -1,0 +1,91 @@
+"""The paper profile end to end on CPU: random-init timm models at 224 px on a synthetic
+ImageFolder, through ``python -m curvlib run``; and torchrun (gloo, 2 ranks) = one process."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from curvlib import cache, cli
+from curvlib.config import get_profile
+
+SMALL = ["--n-calibration", "6", "--n-travel", "4", "--n-theta-images", "2", "--n-directions", "3",
+         "--n-steps", "4", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("val")
+    rng = np.random.default_rng(0)
+    for c in ("n01", "n02"):
+        (root / c).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def _env(cache_dir, data):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CURVLIB_")}
+    env.update(CURVLIB_CACHE=str(cache_dir), OMP_NUM_THREADS="1", CURVLIB_DEVICE="cpu")
+    return env
+
+
+def _entries(cache_dir):
+    return sorted(p for p in Path(cache_dir).rglob("*.pkl"))
+
+
+def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
+    for k in [k for k in os.environ if k.startswith("CURVLIB_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("CURVLIB_CACHE", str(tmp_path))
+    monkeypatch.setenv("CURVLIB_DEVICE", "cpu")
+    models = "resnet50,mobilenetv2_100,vit_base_patch16_224,swin_tiny_patch4_window7_224"
+    assert cli.main(["run", "all", "--profile", "paper", "--data", str(image_folder), "--weights", "random",
+                     "--models", models, *SMALL]) == 0
+    files = _entries(tmp_path)
+    # 4 experiments (travel and theta with two kinds each) × 4 models
+    assert len(files) == 6 * 4 and not list(tmp_path.rglob("*.part*"))
+    preds = cache.load(next(p for p in files if "calibration" in str(p) and "resnet50" in p.name))
+    assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
+    assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_bad_arguments(image_folder, tmp_path):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "nonsense"])
+    with pytest.raises(SystemExit):
+        cli.main(["run", "calibration", "--checkpoint", "resnet50:x.pt"])
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_torchrun_two_ranks_equal_one_process(image_folder, tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    args = ["-m", "curvlib", "run", "all", "--profile", "paper", "--data", str(image_folder),
+            "--weights", "random", "--models", "resnet18,vit_tiny_patch16_224", *SMALL]
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run([sys.executable, *args], env=_env(one, image_folder), check=True, timeout=600,
+                   capture_output=True)
+    r = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", *args], env=_env(two, image_folder),
+                       timeout=600, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = _entries(one), _entries(two)
+    assert [p.relative_to(one) for p in a] == [p.relative_to(two) for p in b]  # same keys
+    assert not list(two.rglob("*.part*"))
+    for pa, pb in zip(a, b):
+        va, vb = cache.load(pa), cache.load(pb)
+        if isinstance(va, dict):  # theta
+            torch.testing.assert_close(va["theta"], vb["theta"], rtol=1e-4, atol=1e-4)
+        else:
+            assert va["index"].tolist() == vb["index"].tolist() == list(range(len(va)))
+            for col in va.columns:
+                if va[col].dtype.kind == "f":
+                    np.testing.assert_allclose(va[col], vb[col], rtol=1e-4, atol=1e-4, equal_nan=True)
+                else:
+                    assert va[col].astype(str).tolist() == vb[col].astype(str).tolist(), (pa.name, col)
