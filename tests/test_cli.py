@@ -40,6 +40,15 @@ def _entries(cache_dir):
     return sorted(p for p in Path(cache_dir).rglob("*.pkl"))
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """cli.main sets CURVLIB_* variables for its run (and torchrun's ranks): undo that after each test."""
+    from unittest import mock
+
+    with mock.patch.dict(os.environ):
+        yield
+
+
 def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("CURVLIB_")]:
         monkeypatch.delenv(k)
