@@ -250,13 +250,15 @@ def predictions(model_name: str, profile=None, n: int | None = None, refresh: bo
     """
     from . import data, models, runner
     from .config import get_profile
-    from .inference import predict
+    from .inference import autocast_enabled, predict
 
     profile = profile or get_profile()
     n = n if n is not None else profile.n_calibration
     model = models.load(model_name, profile)
     params = {"n": n, "weights": model.fingerprint, "dataset": profile.dataset,
               "data": str(profile.data_dir) if profile.data_dir else None}
+    if autocast_enabled():
+        params["bf16"] = True
 
     def compute_part(rank: int, size: int) -> pd.DataFrame:
         import torch

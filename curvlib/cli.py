@@ -58,6 +58,8 @@ def main(argv=None) -> int:
     r.add_argument("--weights", choices=("pretrained", "random"), help="paper models: timm weights or random "
                    "init (tests and benchmarks only)")
     r.add_argument("--device", help="cpu, cuda, cuda:1 … (sets CURVLIB_DEVICE)")
+    r.add_argument("--bf16", action="store_true", help="bf16 autocast for forward-only passes (calibration, θ); "
+                   "travel and FGSM stay float32. Results are cached under their own key")
     r.add_argument("--cache", help="results cache directory (sets CURVLIB_CACHE)")
     for f in ("n_calibration", "n_travel", "n_theta_images", "n_directions", "n_steps", "batch_size"):
         r.add_argument("--" + f.replace("_", "-"), type=int, help=f"override the profile's {f}")
@@ -65,7 +67,8 @@ def main(argv=None) -> int:
 
     # environment first: the experiments (and torchrun's other ranks) read the profile from it
     for flag, var in ((a.profile, "CURVLIB_PROFILE"), (a.data, "CURVLIB_DATA"), (a.device, "CURVLIB_DEVICE"),
-                      (a.cache, "CURVLIB_CACHE"), (a.weights, "CURVLIB_WEIGHTS")):
+                      (a.cache, "CURVLIB_CACHE"), (a.weights, "CURVLIB_WEIGHTS"),
+                      ("bf16" if a.bf16 else None, "CURVLIB_AUTOCAST")):
         if flag:
             os.environ[var] = str(flag)
     if a.checkpoint:
@@ -88,10 +91,19 @@ def main(argv=None) -> int:
     experiments = EXPERIMENTS if a.experiment == "all" else (a.experiment,)
     say = print if rank == 0 else (lambda *_, **__: None)
     say(f"profile {profile.name} on {profile.device}, {size} process(es), cache {profile.cache_dir}")
+    batch = {name: profile for name in names}
+    if str(profile.device).startswith("cuda") and a.batch_size is None:  # size batches to the GPU's memory
+        from . import models
+        from .inference import auto_batch_size
+
+        for name in names:
+            bs = auto_batch_size(models.load(name, profile))
+            batch[name] = profile.replace(batch_size=bs)
+            say(f"{name}: batch size {bs} (80 % of free GPU memory, FGSM forward + backward)")
     for exp in experiments:
         for name in names:
             t = time.perf_counter()
-            msg = _run_one(exp, name, profile)
+            msg = _run_one(exp, name, batch[name])
             say(f"{exp:12s} {name:32s} {time.perf_counter() - t:8.1f} s  {msg}", flush=True)
     if size > 1:
         import torch.distributed as dist

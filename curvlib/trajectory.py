@@ -29,14 +29,21 @@ def _as_grid(eps, name="eps") -> torch.Tensor:
 
 @torch.inference_mode()
 def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, desc: str):
+    """Features and logits of many points; kept on the device until the end (no per-batch sync);
+    bf16 autocast when ``CURVLIB_AUTOCAST=bf16``."""
+    from .inference import autocast, autocast_enabled
+
     dev = model_device(model)
+    on = autocast_enabled()
     feats, logits = [], []
     for i in tqdm(range(0, len(pts), batch_size), desc=desc, disable=not progress, leave=False):
         xb = pts[i:i + batch_size].to(dev, non_blocking=True)
-        f = model.features(xb)
-        feats.append(f.float().cpu())
-        logits.append(model.head(f).float().cpu())
-    return torch.cat(feats), torch.cat(logits)
+        with autocast(dev, on):
+            f = model.features(xb)
+            z = model.head(f)
+        feats.append(f.float())
+        logits.append(z.float())
+    return torch.cat(feats).cpu(), torch.cat(logits).cpu()
 
 
 def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, progress: bool = False) -> dict:
@@ -165,6 +172,10 @@ def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_ra
     M = 1 if kind == "fgsm" else profile.n_directions
     params = {"n_images": profile.n_theta_images, "n_directions": M, "n_steps": profile.n_steps, "kind": kind,
               "eps_range": eps_range, "seed": seed, "weights": model.fingerprint}
+    from .inference import autocast_enabled
+
+    if autocast_enabled():
+        params["bf16"] = True
 
     def compute_part(rank: int, size: int) -> torch.Tensor:  # shards the directions
         x, y = data.test_set(profile, n=profile.n_theta_images,

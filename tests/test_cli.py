@@ -98,3 +98,31 @@ def test_torchrun_two_ranks_equal_one_process(image_folder, tmp_path):
                     np.testing.assert_allclose(va[col], vb[col], rtol=1e-4, atol=1e-4, equal_nan=True)
                 else:
                     assert va[col].astype(str).tolist() == vb[col].astype(str).tolist(), (pa.name, col)
+
+
+def test_batch_for_budget_and_cpu_autosize():
+    from curvlib import inference, models
+
+    assert inference.batch_for_budget(1e6, 64e6) == 64
+    assert inference.batch_for_budget(1e6, 65e6, max_batch=32) == 32
+    assert inference.batch_for_budget(1e9, 1e6) == 1
+    with pytest.raises(ValueError):
+        inference.batch_for_budget(0, 1)
+    assert inference.auto_batch_size(models.build("resnet")) is None  # CPU: the profile decides
+
+
+def test_bf16_autocast_is_opt_in_and_close(monkeypatch):
+    from curvlib import inference, models
+
+    m = models.build("resnet").eval()
+    x = torch.rand(16, 1, 32, 32)
+    monkeypatch.delenv("CURVLIB_AUTOCAST", raising=False)
+    assert not inference.autocast_enabled()
+    p32 = inference.predict(m, x, 8)
+    monkeypatch.setenv("CURVLIB_AUTOCAST", "bf16")
+    p16 = inference.predict(m, x, 8)
+    assert p16.dtype == torch.float32 and not torch.equal(p16, p32)
+    torch.testing.assert_close(p16, p32, atol=0.05, rtol=0)
+    monkeypatch.setenv("CURVLIB_AUTOCAST", "fp8")
+    with pytest.raises(ValueError, match="CURVLIB_AUTOCAST"):
+        inference.predict(m, x, 8)

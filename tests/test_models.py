@@ -129,3 +129,21 @@ def test_paper_local_checkpoint(tmp_path):
         models.load("resnet9000", "paper")
     with pytest.raises(ValueError, match="weights must be"):
         models.load("resnet50", "paper", weights="imagenet")
+
+
+@pytest.mark.parametrize("variant", sorted(models.VARIANTS))
+def test_component_swap_variants_change_only_that_component(variant):
+    """Each variant has its swapped module type and otherwise the parent's modules and shapes."""
+    from collections import Counter
+
+    parent = models.VARIANTS[variant][0]
+    a, b = models.build(parent), models.build(variant)
+    kinds = lambda m: Counter(type(x).__name__ for x in m.modules())  # noqa: E731
+    ka, kb = kinds(a), kinds(b)
+    swap = {"vit_bn": ("LayerNorm", "TokenBatchNorm"), "vit_relu": ("GELU", "ReLU"),
+            "resnet_ln": ("BatchNorm2d", "LayerNorm2d"), "resnet_gelu": ("ReLU", "GELU")}[variant]
+    assert ka[swap[0]] > 0 and kb[swap[0]] == 0 and kb[swap[1]] == ka[swap[0]]
+    rest = lambda k: {n: c for n, c in k.items() if n not in swap}  # noqa: E731
+    assert rest(ka) == rest(kb)
+    assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+    assert b(torch.rand(2, 1, 32, 32)).shape == (2, 10)
