@@ -241,7 +241,8 @@ def bootstrap_ci(confidence, correct, stat: str = "ece", n_boot: int = 1000, lev
 # ---------------------------------------------------------------------------------------------
 # Experiment: predictions of a profile's models on its test set (cached)
 
-def predictions(model_name: str, profile=None, n: int | None = None, refresh: bool = False) -> pd.DataFrame:
+def predictions(model_name: str, profile=None, n: int | None = None, refresh: bool = False,
+                checkpoint=None) -> pd.DataFrame:
     """Tidy predictions of one model on the profile's test images (cached on disk).
 
     Returns one row per image: ``index``, ``label``, ``pred``, ``confidence`` (top softmax
@@ -254,7 +255,7 @@ def predictions(model_name: str, profile=None, n: int | None = None, refresh: bo
 
     profile = profile or get_profile()
     n = n if n is not None else profile.n_calibration
-    model = models.load(model_name, profile)
+    model = models.load(model_name, profile, checkpoint=checkpoint)  # checkpoint: other weights (e.g. an epoch)
     params = {"n": n, "weights": model.fingerprint, "dataset": profile.dataset,
               "data": str(profile.data_dir) if profile.data_dir else None}
     if autocast_enabled():

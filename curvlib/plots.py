@@ -185,3 +185,50 @@ def theta_bands(summary: pd.DataFrame, ax=None, title: str | None = None, x=None
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+def dynamics_figure(dyn, axes=None):
+    """Curvedness against training epoch: ``dyn`` is :func:`curvlib.ablations.training_dynamics`
+    frames concatenated (columns model, epoch, theta_*, ece, sece, eps_median, accuracy).
+    Four panels: θ (mean, Q1–Q3 band), ECE and sECE, median ε*, accuracy."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    a_th, a_cal, a_eps, a_acc = axes
+    for name, g in dyn.groupby("model", sort=False):
+        g = g.sort_values("epoch")
+        c = model_color(name)
+        a_th.fill_between(g.epoch, g.theta_q1, g.theta_q3, color=c, alpha=0.2)
+        a_th.plot(g.epoch, g.theta_mean, "o-", color=c, label=f"{name} mean (band Q1–Q3)")
+        a_cal.plot(g.epoch, g.ece, "o-", color=c, label=f"{name} ECE")
+        a_cal.plot(g.epoch, g.sece, "s--", color=c, label=f"{name} sECE")
+        a_eps.plot(g.epoch, g.eps_median, "o-", color=c, label=f"{name} all")
+        a_eps.plot(g.epoch, g.eps_median_low, "s--", color=c, label=f"{name} conf ≤ 0.9")
+        a_acc.plot(g.epoch, g.accuracy, "o-", color=c, label=name)
+    a_cal.axhline(0, color="k", lw=0.6)
+    for ax, t, yl in [(a_th, "θ along FGSM, |ε| > 0.01", "degrees"), (a_cal, "calibration", "ECE / sECE"),
+                      (a_eps, "median ε* (FGSM)", "ε (pixels)"), (a_acc, "test accuracy", "accuracy")]:
+        ax.set(title=t, xlabel="epoch", ylabel=yl, xscale="log")
+        ax.legend(fontsize=7)
+    a_eps.set_yscale("log")
+    return axes
+
+
+def swap_figure(table, axes=None):
+    """Component swaps: mean θ (with Q1–Q3) and median ε* per model, grouped by parent."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    labels = [f"{m}\n{s}" if not s.startswith("—") else m for m, s in zip(table.model, table.swap)]
+    colors = [model_color(p) for p in table.parent]
+    x = range(len(table))
+    err = [table.theta_mean - table.theta_q1, table.theta_q3 - table.theta_mean]
+    axes[0].bar(x, table.theta_mean, color=colors, yerr=err, capsize=3, alpha=0.8)
+    axes[0].set(title="θ along FGSM, |ε| > 0.01 (mean, Q1–Q3)", ylabel="degrees")
+    axes[1].bar(x, table.eps_median, color=colors, alpha=0.8)
+    axes[1].set(title="median ε* (FGSM)", ylabel="ε (pixels)")
+    for ax in axes:
+        ax.set_xticks(list(x), labels, fontsize=7)
+    return axes

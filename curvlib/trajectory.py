@@ -156,7 +156,8 @@ def theta_summary(th: torch.Tensor) -> pd.DataFrame:
 
 
 def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_range: float = 0.1,
-                     seed: int = 0, refresh: bool = False) -> dict:
+                     seed: int = 0, refresh: bool = False,
+                     checkpoint=None) -> dict:
     """Cached θ over ``profile.n_theta_images`` images × ``n_directions`` directions × ``n_steps`` steps on
     ε ∈ [−eps_range, eps_range] (FGSM: one direction per image, so the random directions are
     replaced by FGSM for every image; random: seeded Gaussian). Returns ``theta`` [M, N, S−2],
@@ -167,7 +168,7 @@ def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_ra
     from .config import get_profile
 
     profile = profile or get_profile()
-    model = models.load(model_name, profile)
+    model = models.load(model_name, profile, checkpoint=checkpoint)  # checkpoint: other weights (e.g. an epoch)
     S = profile.n_steps + 1
     M = 1 if kind == "fgsm" else profile.n_directions
     params = {"n_images": profile.n_theta_images, "n_directions": M, "n_steps": profile.n_steps, "kind": kind,

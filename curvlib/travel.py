@@ -193,7 +193,8 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
 
 
 def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int | None = None,
-                      eps_max: float = 1.0, tol: float = 1e-4, seed: int = 0, refresh: bool = False) -> pd.DataFrame:
+                      eps_max: float = 1.0, tol: float = 1e-4, seed: int = 0, refresh: bool = False,
+                      checkpoint=None) -> pd.DataFrame:
     """Cached :func:`travel` of one model on the profile's first ``n`` test images (default
     ``profile.n_travel``) along ``kind`` directions (``fgsm`` or a seeded random kind)."""
     from . import data, models, runner
@@ -202,7 +203,7 @@ def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int 
 
     profile = profile or get_profile()
     n = n or profile.n_travel
-    model = models.load(model_name, profile)
+    model = models.load(model_name, profile, checkpoint=checkpoint)  # checkpoint: other weights (e.g. an epoch)
     params = {"n": n, "kind": kind, "eps_max": eps_max, "tol": tol, "seed": seed, "weights": model.fingerprint,
               "data": str(profile.data_dir) if profile.data_dir else None}
 
