@@ -66,7 +66,7 @@ test: $(STAMP)
 	$(MAKE) nbval
 
 bench: $(STAMP)
-	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean-cache:
 	rm -rf .cache/results book/_build/.jupyter_cache

@@ -6,9 +6,11 @@
    (start ε = 1e-3, stride 1e-3, step back and halve the stride at each change, stop when
    stride < tol), which is implemented below; both must find the same ε* within tol.
 
-Run: python benchmarks/bench_travel.py [--model resnet] [--n 500] [--n-ref 25]
+Both methods get the same threads (default: all cores). Run:
+python benchmarks/bench_travel.py [--model resnet] [--n 500] [--n-ref 25] [--threads 1]
 """
 import argparse
+import os
 import time
 
 import numpy as np
@@ -56,7 +58,9 @@ def main():
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--n-ref", type=int, default=25)
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="torch threads for both methods (default: all cores; the batched search is what can "
+                        "use them, so with 1 thread its advantage shrinks for models with small ε*)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     model = models.load(a.model, "embedded", device="cpu")
