@@ -39,9 +39,12 @@ def main():
     p.add_argument("--n", type=int, default=512, help="synthetic images per experiment")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--models", default=",".join(PAPER_MODELS))
+    p.add_argument("--steps", type=int, help="θ steps per line (default: the paper profile's)")
     p.add_argument("--cpu", action="store_true", help="run even without a GPU (slow: use a small --n)")
     a = p.parse_args()
     prof = get_profile("paper")
+    if a.steps:
+        prof = prof.replace(n_steps=a.steps)
     dev = torch.device(prof.device)
     if dev.type != "cuda" and not a.cpu:
         print("bench_paper_gpu: no GPU here; skipped (use --cpu --n 8 to try it on the CPU)")

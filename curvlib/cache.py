@@ -21,6 +21,11 @@ from typing import Any, Callable
 from .config import Profile, get_profile
 
 
+#: Bumped whenever an experiment's algorithm changes its results for the same parameters, so old
+#: entries are not served (2: per-sample seeded random directions, ITP travel refinement).
+CACHE_VERSION = 2
+
+
 def _canonical(params: dict) -> str:
     try:
         return json.dumps(params, sort_keys=True, default=_jsonable, separators=(",", ":"))
@@ -47,7 +52,8 @@ def _safe(part: str, what: str) -> str:
 def key(experiment: str, model: str, params: dict, profile: Profile | None = None) -> str:
     """Hash (16 hex digits) of the entry's identity."""
     profile = profile or get_profile()
-    text = _canonical({"experiment": experiment, "model": model, "profile": profile.name, "params": params})
+    text = _canonical({"experiment": experiment, "model": model, "profile": profile.name, "params": params,
+                       "version": CACHE_VERSION})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

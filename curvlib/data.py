@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +159,8 @@ def test_set(profile: Profile | None = None, n: int | None = None, model_name: s
     ds = imagefolder(profile.data_dir, n=n, model_name=model_name)
     if shard is not None:
         ds = torch.utils.data.Subset(ds, list(_shard_indices(len(ds), shard)))
-    return load_tensors(ds)
+    workers = min(8, os.cpu_count() or 1) if str(profile.device).startswith("cuda") else 0  # JPEG decoding
+    return load_tensors(ds, num_workers=workers)
 
 
 def shard_index(n_total: int, shard: tuple[int, int] | None) -> torch.Tensor:
