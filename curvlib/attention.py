@@ -202,3 +202,25 @@ def layer_defects(model, x: torch.Tensor, d: torch.Tensor, eps: float) -> "pd.Da
                      "defect": additivity_defect(mod, X, P).median().item(),
                      "bend": midpoint_defect(mod, X, P).median().item(), "p_norm": rel})
     return pd.DataFrame(rows)
+
+
+def attention_experiment(model_name: str, profile=None, eps: float = 0.02, n: int = 16,
+                         refresh: bool = False) -> "pd.DataFrame":
+    """Cached :func:`layer_defects` of one model on the profile's first ``n`` images (capped at
+    ``n_travel``), each moved along its FGSM direction by ``eps``."""
+    from . import cache, data, models
+    from .config import get_profile
+    from .direction import direction
+
+    profile = profile or get_profile()
+    n = min(n, profile.n_travel)
+    model = models.load(model_name, profile)
+    params = {"n": n, "eps": eps, "weights": model.fingerprint,
+              "data": str(profile.data_dir) if profile.data_dir else None}
+
+    def compute():
+        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None)
+        d = direction(model, x, y, "fgsm")
+        return layer_defects(model, x.to(profile.device), d.to(profile.device), eps).assign(model=model_name)
+
+    return cache.cached("attention", model_name, params, compute, profile=profile, refresh=refresh)

@@ -18,11 +18,11 @@ import sys
 import time
 
 #: experiment → what it runs (the chapter's calls)
-EXPERIMENTS = ("calibration", "travel", "theta", "random_jump")
+EXPERIMENTS = ("calibration", "travel", "theta", "random_jump", "attention")
 
 
 def _run_one(experiment: str, name: str, profile) -> str:
-    from . import calibration, random_jump, trajectory, travel
+    from . import calibration, random_jump, trajectory, travel  # noqa: F401
 
     if experiment == "calibration":
         df = calibration.predictions(name, profile)
@@ -42,6 +42,11 @@ def _run_one(experiment: str, name: str, profile) -> str:
     if experiment == "random_jump":
         df = random_jump.jump_experiment(name, profile=profile)
         return f"{len(df)} pairs"
+    if experiment == "attention":
+        from .attention import attention_experiment
+
+        df = attention_experiment(name, profile)
+        return f"{df.layer.nunique()} modules"
     raise ValueError(f"unknown experiment {experiment!r}")
 
 

@@ -58,8 +58,8 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     assert cli.main(["run", "all", "--profile", "paper", "--data", str(image_folder), "--weights", "random",
                      "--models", models, *SMALL]) == 0
     files = _entries(tmp_path)
-    # 4 experiments (travel and theta with two kinds each) × 4 models
-    assert len(files) == 6 * 4 and not list(tmp_path.rglob("*.part*"))
+    # 5 experiments (travel and theta with two kinds each) × 4 models
+    assert len(files) == 7 * 4 and not list(tmp_path.rglob("*.part*"))
     preds = cache.load(next(p for p in files if "calibration" in str(p) and "resnet50" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]
