@@ -12,7 +12,7 @@ TARGETS = {"resnet": 0.92, "mobilenetv2": 0.90, "vit": 0.88, "swin": 0.89}
 #: What the shipped weights are held to (a swapped or corrupted file fails). Where training on
 #: the 2-core machine fell short of the target, the floor is the measured accuracy rounded down
 #: to half a point, and the shortfall is reported in the README and on issue #3.
-FLOORS = {"resnet": 0.92, "mobilenetv2": 0.86, "vit": 0.875, "swin": 0.89}
+FLOORS = {"resnet": 0.92, "mobilenetv2": 0.86, "vit": 0.88, "swin": 0.89}
 
 
 @pytest.fixture(scope="module")
