@@ -22,7 +22,7 @@ EXPERIMENTS = ("calibration", "travel", "theta", "random_jump", "attention")
 
 
 def _run_one(experiment: str, name: str, profile) -> str:
-    from . import calibration, random_jump, trajectory, travel  # noqa: F401
+    from . import calibration, random_jump, trajectory, travel
 
     if experiment == "calibration":
         df = calibration.predictions(name, profile)

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import time
 from pathlib import Path
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from curvlib import cache, cli
-from curvlib.config import get_profile
 
 SMALL = ["--n-calibration", "6", "--n-travel", "4", "--n-theta-images", "2", "--n-directions", "3",
          "--n-steps", "4", "--batch-size", "4"]

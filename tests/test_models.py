@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from curvlib import data, models
-from curvlib.config import EMBEDDED_MODELS, PAPER_MODELS, get_profile
+from curvlib.config import EMBEDDED_MODELS, PAPER_MODELS
 from curvlib.inference import predict
 
 #: Issue #3's accuracy targets on the full shipped test set.
