@@ -52,3 +52,29 @@ def test_variant_parents_use_the_same_recipe():
         name, path = ablations.parent_weights(v)
         assert name == parent and path.exists()
     assert ablations.parent_weights("vit_bn")[1].name == "vit_ep15.safetensors"
+
+
+def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch):
+    """A briefly trained variant next to its parent: table rows, missing list, figure."""
+    import shutil
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from curvlib import plots
+    from curvlib.train import train
+
+    md = tmp_path / "models"
+    md.mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(models.MODEL_DIR / f"resnet{suffix}", md / f"resnet{suffix}")
+    monkeypatch.setattr(models, "MODEL_DIR", md)
+    train("resnet_gelu", epochs=1, subset=256, test_subset=200, max_steps=2, out=md,
+          checkpoints=tmp_path / "ck", state_dir=tmp_path / "state", snapshots=(), progress=False)
+    table, missing = ablations.component_swaps(get_profile("smoke"))
+    assert sorted(missing) == ["resnet_ln", "vit_bn", "vit_relu"]
+    assert table.model.tolist() == ["resnet", "resnet_gelu"] and table.parent.tolist() == ["resnet", "resnet"]
+    assert table.swap.iloc[1] == "ReLU → GELU" and table.epochs.tolist() == [12, 1]
+    assert table.accuracy.iloc[0] > table.accuracy.iloc[1]  # 2 steps of training vs the shipped parent
+    axes = plots.swap_figure(table)
+    assert len(axes[0].patches) == 2
