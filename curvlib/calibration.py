@@ -66,6 +66,13 @@ def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     for M = 9 ranks of 1M values this is ~4x faster than ``np.partition(values, ranks)``.
     """
     a = np.array(values, dtype=np.float64, copy=True)
+    ranks = np.asarray(ranks)
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"values must be a non-empty 1-D array, got shape {a.shape}")
+    if np.isnan(a).any():
+        raise ValueError("values contain NaN")
+    if ranks.ndim != 1 or (ranks.size and (ranks[0] < 0 or ranks[-1] >= a.size or np.any(np.diff(ranks) <= 0))):
+        raise ValueError(f"ranks must be increasing integers in [0, {a.size - 1}], got {ranks.tolist()[:10]}")
     out = np.empty(len(ranks))
 
     def select(lo: int, hi: int, first: int, last: int) -> None:  # ranks[first:last] lie in a[lo:hi]

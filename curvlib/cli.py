@@ -28,17 +28,12 @@ def _run_one(experiment: str, name: str, profile) -> str:
         df = calibration.predictions(name, profile)
         return f"{len(df)} predictions, accuracy {df.correct.mean():.4f}"
     if experiment == "travel":
-        out = []
-        for kind in ("fgsm", "random"):
-            df = travel.travel_experiment(name, kind, profile)
-            out.append(f"{kind}: {int((df.status == 'crossed').sum())}/{len(df)} crossed")
-        return ", ".join(out)
+        frames = {kind: travel.travel_experiment(name, kind, profile) for kind in ("fgsm", "random")}
+        return ", ".join(f"{k}: {int((df.status == 'crossed').sum())}/{len(df)} crossed" for k, df in frames.items())
     if experiment == "theta":
-        out = []
-        for kind in ("random", "fgsm"):
-            r = trajectory.theta_experiment(name, kind, profile)
-            out.append(f"{kind}: θ {tuple(r['theta'].shape)}")
-        return ", ".join(out)
+        shapes = {kind: tuple(trajectory.theta_experiment(name, kind, profile)["theta"].shape)
+                  for kind in ("random", "fgsm")}
+        return ", ".join(f"{k}: θ {shape}" for k, shape in shapes.items())
     if experiment == "random_jump":
         df = random_jump.jump_experiment(name, profile=profile)
         return f"{len(df)} pairs"

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from pathlib import Path
@@ -145,6 +146,16 @@ def _shard_indices(n_total: int, shard: tuple[int, int] | None) -> range:
     return range(rank, n_total, size)
 
 
+def _paper_dataset(profile: Profile, n: int | None, model_name: str | None, shard: tuple[int, int] | None):
+    """The ImageNet-val ImageFolder of the paper profile (seeded subset of n, then every size-th item)."""
+    if profile.data_dir is None:
+        raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
+    ds = imagefolder(profile.data_dir, n=n, model_name=model_name)
+    if shard is not None:
+        ds = torch.utils.data.Subset(ds, list(_shard_indices(len(ds), shard)))
+    return ds
+
+
 def test_set(profile: Profile | None = None, n: int | None = None, model_name: str | None = None,
              shard: tuple[int, int] | None = None):
     """The active profile's evaluation images and labels as tensors (first ``n`` / a seeded subset).
@@ -154,11 +165,7 @@ def test_set(profile: Profile | None = None, n: int | None = None, model_name: s
         x, y = fashion_mnist("test", n=n)
         idx = list(_shard_indices(len(x), shard))
         return (x, y) if shard is None else (x[idx], y[idx])
-    if profile.data_dir is None:
-        raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
-    ds = imagefolder(profile.data_dir, n=n, model_name=model_name)
-    if shard is not None:
-        ds = torch.utils.data.Subset(ds, list(_shard_indices(len(ds), shard)))
+    ds = _paper_dataset(profile, n, model_name, shard)
     workers = min(8, os.cpu_count() or 1) if str(profile.device).startswith("cuda") else 0  # JPEG decoding
     return load_tensors(ds, num_workers=workers)
 
@@ -168,15 +175,21 @@ def shard_index(n_total: int, shard: tuple[int, int] | None) -> torch.Tensor:
     return torch.tensor(list(_shard_indices(n_total, shard)), dtype=torch.long)
 
 
+@functools.lru_cache(maxsize=8)
+def _folder_size(root: str) -> int:
+    return len(imagefolder(root))
+
+
 def n_available(profile: Profile | None = None, n: int | None = None) -> int:
-    """How many evaluation images ``test_set(profile, n)`` returns (without loading them)."""
+    """How many evaluation images ``test_set(profile, n)`` returns (without loading them; the
+    ImageFolder is scanned once per process)."""
     profile = profile or get_profile()
     if profile.dataset == "fashion-mnist":
         total = len(fashion_mnist("test")[1])
     else:
         if profile.data_dir is None:
             raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
-        total = len(imagefolder(profile.data_dir))
+        total = _folder_size(str(profile.data_dir))
     return total if n is None else min(n, total)
 
 
@@ -191,11 +204,7 @@ def batches(profile: Profile | None = None, n: int | None = None, model_name: st
         for i in range(0, len(x), batch_size):
             yield x[i:i + batch_size], y[i:i + batch_size]
         return
-    if profile.data_dir is None:
-        raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
-    ds = imagefolder(profile.data_dir, n=n, model_name=model_name)
-    if shard is not None:
-        ds = torch.utils.data.Subset(ds, list(_shard_indices(len(ds), shard)))
+    ds = _paper_dataset(profile, n, model_name, shard)
     cuda = str(profile.device).startswith("cuda")
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers if cuda else 0,
                                          pin_memory=cuda, persistent_workers=False)

@@ -42,14 +42,18 @@ def positions(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
 
 
 
+def _logit_margin(z: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """z_y − max_{j≠y} z_j per row of logits z [M, K] (float64)."""
+    zy = z.gather(1, ys[:, None]).squeeze(1)
+    other = z.scatter(1, ys[:, None], float("-inf")).amax(1)
+    return (zy - other).double()
+
+
 @torch.inference_mode()
 def _margin(model, xs, ys, dev):
     """(prediction, margin z_y − max_{j≠y} z_j) of images xs [M, ...] with labels ys [M]."""
     z = model(xs.to(dev, non_blocking=True)).float()
-    ys = ys.to(z.device)
-    zy = z.gather(1, ys[:, None]).squeeze(1)
-    other = z.scatter(1, ys[:, None], float("-inf")).amax(1)
-    return z.argmax(-1).cpu(), (zy - other).double().cpu()
+    return z.argmax(-1).cpu(), _logit_margin(z, ys.to(z.device)).cpu()
 
 
 def itp_point(lo, hi, m_lo, m_hi, j, n_max, tol, kappa1, kappa2: float = 2.0):
@@ -77,9 +81,21 @@ def itp_point(lo, hi, m_lo, m_hi, j, n_max, tol, kappa1, kappa2: float = 2.0):
 DEFAULT_GRID = (1 / 256, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 3 / 4, 1.0)
 
 
+def _check_grid(grid) -> tuple[float, ...]:
+    """Coarse grid as increasing fractions in (0, 1] ending at 1 (an int n: n uniform steps)."""
+    if isinstance(grid, int):
+        if grid < 1:
+            raise ValueError(f"a uniform grid needs at least one step, got {grid}")
+        grid = tuple((k + 1) / grid for k in range(grid))
+    grid = tuple(float(g) for g in grid)
+    if not grid or grid[-1] != 1.0 or any(b <= a for a, b in zip((0.0, *grid[:-1]), grid)):
+        raise ValueError(f"grid must increase strictly within (0, 1] and end at 1, got {grid}")
+    return grid
+
+
 def max_passes(grid=DEFAULT_GRID, eps_max: float = 1.0, tol: float = 1e-4) -> int:
     """Worst-case forward passes per sample of :func:`travel` for this grid."""
-    edges = [0.0, *grid]
+    edges = [0.0, *_check_grid(grid)]
     widest = max(b - a for a, b in zip(edges[:-1], edges[1:])) * eps_max
     return 1 + len(grid) + max(0, math.ceil(math.log2(widest / tol)))
 
@@ -113,13 +129,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         raise ValueError(f"eps_max must be a positive number, got {eps_max}")
     if not (0 < tol < eps_max):
         raise ValueError(f"tol must be in (0, eps_max), got {tol}")
-    if isinstance(grid, int):
-        if grid < 1:
-            raise ValueError(f"a uniform grid needs at least one step, got {grid}")
-        grid = tuple((k + 1) / grid for k in range(grid))
-    grid = tuple(float(g) for g in grid)
-    if not grid or grid[-1] != 1.0 or any(b <= a for a, b in zip((0.0, *grid[:-1]), grid)):
-        raise ValueError(f"grid must increase strictly within (0, 1] and end at 1, got {grid}")
+    grid = _check_grid(grid)
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     dev = model_device(model)
@@ -142,21 +152,25 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         alive = pred0[sl] == yb  # correctly classified at the start
         hi = torch.full((len(yb),), float("nan"), dtype=torch.float64)
         lo = torch.zeros(len(yb), dtype=torch.float64)
-        m_lo = (z0.gather(1, yb[:, None]).squeeze(1) - z0.scatter(1, yb[:, None], float("-inf")).amax(1)).double()
+        m_lo = _logit_margin(z0, yb)
         m_hi = torch.zeros(len(yb), dtype=torch.float64)
         searching = alive.clone()
         cls = torch.full((len(yb),), -1, dtype=torch.long)
+
+        def probe(idx, e):
+            """Classify samples idx at ε = e [len(idx)]; move their bracket ends; True where wrong."""
+            pr, m = _margin(model, positions(xb[idx], db[idx], e.float()), yb[idx], dev)
+            passes[s + idx] += 1
+            wrong = pr != yb[idx]
+            hi[idx[wrong]], m_hi[idx[wrong]], cls[idx[wrong]] = e[wrong], m[wrong].clamp_max(0), pr[wrong]
+            lo[idx[~wrong]], m_lo[idx[~wrong]] = e[~wrong], m[~wrong].clamp_min(0)
+            return wrong
+
         for frac in grid:
             idx = torch.nonzero(searching).flatten()
             if len(idx) == 0:
                 break
-            e = torch.full((len(idx),), frac * eps_max, dtype=torch.float64)
-            pr, m = _margin(model, positions(xb[idx], db[idx], e.float()), yb[idx], dev)
-            passes[s + idx] += 1
-            wrong = pr != yb[idx]
-            hi[idx[wrong]], m_hi[idx[wrong]] = e[wrong], m[wrong].clamp_max(0)
-            cls[idx[wrong]] = pr[wrong]
-            lo[idx[~wrong]], m_lo[idx[~wrong]] = e[~wrong], m[~wrong].clamp_min(0)
+            wrong = probe(idx, torch.full((len(idx),), frac * eps_max, dtype=torch.float64))
             searching[idx[wrong]] = False
         # refine every crossed bracket below tol: ITP on the margin, within each sample's bisection count
         active = torch.nonzero(~torch.isnan(hi)).flatten()
@@ -166,19 +180,10 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         n_max[active] = torch.ceil(torch.log2(width0 / tol)).clamp_min(0)
         kappa1[active] = ITP_KAPPA1 / width0
         j = 0
-        while True:
-            active = active[(hi[active] - lo[active]) > tol]
-            if len(active) == 0:
-                break
+        while len(active := active[(hi[active] - lo[active]) > tol]):
             q = itp_point(lo[active], hi[active], m_lo[active], m_hi[active], j, n_max[active], tol,
                           kappa1[active])
-            q = torch.minimum(torch.maximum(q, lo[active]), hi[active])
-            pr, m = _margin(model, positions(xb[active], db[active], q.float()), yb[active], dev)
-            passes[s + active] += 1
-            wrong = pr != yb[active]
-            hi[active[wrong]], m_hi[active[wrong]] = q[wrong], m[wrong].clamp_max(0)
-            cls[active[wrong]] = pr[wrong]
-            lo[active[~wrong]], m_lo[active[~wrong]] = q[~wrong], m[~wrong].clamp_min(0)
+            probe(active, torch.minimum(torch.maximum(q, lo[active]), hi[active]))
             j += 1
         eps_star[sl], eps_lo[sl], new_class[sl] = hi, lo, cls
         st = np.where(alive.numpy(), np.where(torch.isnan(hi).numpy(), "never", "crossed"), "misclassified_at_start")

@@ -222,3 +222,14 @@ def test_calibration_scores_match_the_separate_functions():
     assert table.equals(ref)
     assert s["ece"] == cal.ece(ref) and s["sece"] == cal.sece(ref) and s["mce"] == cal.mce(ref)
     assert s["ace"] == cal.ace(conf, corr) and s == cal.summary(conf, corr)
+
+
+def test_order_statistics_bad_input():
+    with pytest.raises(ValueError, match="non-empty"):
+        cal.order_statistics(np.array([]), [0])
+    with pytest.raises(ValueError, match="NaN"):
+        cal.order_statistics(np.array([0.1, np.nan]), [0])
+    with pytest.raises(ValueError, match="ranks must be increasing"):
+        cal.order_statistics(np.array([0.1, 0.2]), [1, 0])
+    with pytest.raises(ValueError, match="ranks must be increasing"):
+        cal.order_statistics(np.array([0.1, 0.2]), [2])
