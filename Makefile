@@ -26,10 +26,10 @@ vendor:
 	bash book/_ext/vendor.sh
 
 # Jupyter Book's execution cache is keyed by the chapters' code only: forget it whenever the
-# profile, the model weights or the data change, so a rebuild never shows another setting's output.
+# profile, any weights (models, epoch checkpoints, seed replicates) or the data change, so a rebuild never shows another setting's output.
 exec-cache-guard:
 	@mkdir -p book/_build; \
-	stamp="$$(echo $(CURVLIB_PROFILE) $$CURVLIB_MODEL_DIR $$CURVLIB_DATA; cat data/models/*.json 2>/dev/null | sha256sum)"; \
+	stamp="$$(echo $(CURVLIB_PROFILE) $$CURVLIB_MODEL_DIR $$CURVLIB_DATA; cat data/models/*.json data/checkpoints/*.json data/seeds/*/*.json 2>/dev/null | sha256sum)"; \
 	if [ "$$(cat book/_build/.curvlib-stamp 2>/dev/null)" != "$$stamp" ]; then \
 	  rm -rf book/_build/.jupyter_cache; echo "$$stamp" > book/_build/.curvlib-stamp; fi
 

@@ -4,7 +4,9 @@ For one set of weights, :func:`curvedness` gathers the book's three measurements
 (accuracy, ECE, sECE), curvature (θ along FGSM directions, away from the input-path kink at
 ε = 0) and boundary distance (median ε* along FGSM) — from the chapters' cached experiments.
 :func:`training_dynamics` runs it on every epoch snapshot of a model, :func:`component_swaps` on
-each variant of ``models.VARIANTS`` and its parent trained with the same recipe.
+each variant of ``models.VARIANTS`` and its parent trained with the same recipe (and, where
+``data/seeds`` holds them, the parent retrained with other seeds: the seed-to-seed spread is the
+yardstick a swap's effect has to beat). :func:`swap_effects` turns that table into differences.
 """
 from __future__ import annotations
 
@@ -19,6 +21,22 @@ from . import models
 
 #: θ is averaged over steps with |ε| above this (clipping kinks the input path at ε = 0).
 AWAY = 0.01
+#: Parents retrained with other seeds: ``seed<k>/<parent>.safetensors`` (+ card), same recipe.
+SEED_DIR = models.DATA_DIR / "seeds"
+
+
+def bootstrap_interval(stat, n: int, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat(idx)`` over ``n`` units resampled with replacement.
+
+    ``stat`` takes an index array [B, n] and returns B values; the interval covers ``level``.
+    Returns (nan, nan) when n == 0.
+    """
+    if n == 0:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    vals = np.asarray(stat(idx), dtype=float)
+    a = (1 - level) / 2
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
 def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = None, eps_range: float = 0.1,
@@ -26,8 +44,9 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
     """One row of measurements for ``model_name`` (or its ``checkpoint``) on the profile's images.
 
     Returns accuracy, ece, sece; theta_mean / theta_q1 / theta_median / theta_q3 (degrees, FGSM
-    directions, |ε| > AWAY); eps_median (median ε* of crossed samples, FGSM) and eps_median_low
-    (those with confidence ≤ ``low_confidence``), n_crossed.
+    directions, |ε| > AWAY) and theta_ci_lo / theta_ci_hi (95 % bootstrap interval of theta_mean
+    over images); eps_median (median ε* of crossed samples, FGSM) with eps_ci_lo / eps_ci_hi, and
+    eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
     """
     from .calibration import predictions, summary
     from .config import get_profile
@@ -39,16 +58,23 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
     s = summary(p.confidence.to_numpy(), p.correct.to_numpy())
     th = theta_experiment(model_name, "fgsm", profile, eps_range=eps_range, checkpoint=checkpoint)
     away = (th["eps"][1:-1].abs() > AWAY).numpy()
-    deg = np.degrees(th["theta"].double().numpy()[..., away]).ravel()
-    deg = deg[np.isfinite(deg)]
+    t = np.degrees(th["theta"].double().numpy()[..., away])  # [M directions, N images, steps]
+    per_image = t.swapaxes(0, 1).reshape(t.shape[1], -1)
+    finite = np.isfinite(per_image)  # [N images, directions × steps]
+    sums, counts = np.where(finite, per_image, 0).sum(1), finite.sum(1)
+    deg = per_image[finite]
+    theta_ci = bootstrap_interval(lambda i: sums[i].sum(1) / np.maximum(counts[i].sum(1), 1), len(sums) if deg.size else 0)
     tr = travel_experiment(model_name, "fgsm", profile, checkpoint=checkpoint)
     ok = tr[tr.status == "crossed"]
+    eps = ok.eps.to_numpy()
+    eps_ci = bootstrap_interval(lambda i: np.median(eps[i], axis=1), len(eps))
     return {"accuracy": s["accuracy"], "ece": s["ece"], "sece": s["sece"],
             "theta_mean": float(deg.mean()) if deg.size else np.nan,
+            "theta_ci_lo": theta_ci[0], "theta_ci_hi": theta_ci[1],
             "theta_q1": float(np.quantile(deg, 0.25)) if deg.size else np.nan,
             "theta_median": float(np.median(deg)) if deg.size else np.nan,
             "theta_q3": float(np.quantile(deg, 0.75)) if deg.size else np.nan,
-            "eps_median": float(ok.eps.median()),
+            "eps_median": float(ok.eps.median()), "eps_ci_lo": eps_ci[0], "eps_ci_hi": eps_ci[1],
             "eps_median_low": float(ok[ok.confidence <= low_confidence].eps.median()),
             "n_crossed": int(len(ok))}
 
@@ -99,10 +125,37 @@ def parent_weights(variant: str) -> tuple[str, Path]:
     return parent, models.MODEL_DIR / f"{parent}.safetensors"
 
 
-def component_swaps(profile=None, variants=None) -> tuple[pd.DataFrame, list[str]]:
-    """(table, missing): one row per trained variant and one per parent, with what was swapped;
+def parent_replicates(parent: str, seed_dir: Path | None = None) -> list[tuple[int, Path]]:
+    """(seed, weights) of the parent retrained with other seeds, from ``seed_dir/seed<k>/<parent>.safetensors``."""
+    out = []
+    for f in Path(seed_dir or SEED_DIR).glob(f"seed*/{parent}.safetensors"):
+        m = re.fullmatch(r"seed(\d+)", f.parent.name)
+        if m:
+            out.append((int(m.group(1)), f))
+    return sorted(out)
+
+
+def _card(weights: Path) -> dict:
+    c = weights.with_suffix(".json")
+    return json.loads(c.read_text()) if c.exists() else {}
+
+
+def component_swaps(profile=None, variants=None, seed_dir: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """(table, missing): one row per trained variant, one per parent and one per parent seed
+    replicate — with a ``label``, what was swapped, the training ``seed`` and the ``weights`` file;
     ``missing`` lists variants whose weights are not in ``data/models`` yet."""
     rows, missing, parents_done = [], [], set()
+
+    def row(model, parent, swap, label, weights, seed=None):
+        card = _card(weights)
+        card_seed = card.get("recipe", {}).get("seed", 0 if seed is None else seed)
+        if seed is not None and card_seed != seed:
+            raise ValueError(f"{weights}: its card says seed {card_seed}, its folder says seed {seed}")
+        seed = card_seed
+        return {"model": model, "label": label, "parent": parent, "swap": swap, "seed": seed,
+                "epochs": card.get("epoch", card.get("epochs_trained")), "weights": str(weights),
+                **curvedness(model, profile, checkpoint=weights)}
+
     for v in variants or sorted(models.VARIANTS):
         parent, pw = parent_weights(v)
         vw = models.MODEL_DIR / f"{v}.safetensors"
@@ -110,12 +163,46 @@ def component_swaps(profile=None, variants=None) -> tuple[pd.DataFrame, list[str
             missing.append(v)
             continue
         if parent not in parents_done:
-            card = json.loads(pw.with_suffix(".json").read_text()) if pw.with_suffix(".json").exists() else {}
-            rows.append({"model": parent, "parent": parent, "swap": "— (parent)",
-                         "epochs": card.get("epoch", card.get("epochs_trained")),
-                         **curvedness(parent, profile, checkpoint=pw)})
+            rows.append(row(parent, parent, "— (parent)", parent, pw))
+            for seed, rw in parent_replicates(parent, seed_dir):
+                rows.append(row(parent, parent, f"— (parent, seed {seed})", f"{parent} seed {seed}", rw, seed))
             parents_done.add(parent)
-        card = json.loads(vw.with_suffix(".json").read_text())
-        rows.append({"model": v, "parent": parent, "swap": models.VARIANTS[v][1],
-                     "epochs": card.get("epochs_trained"), **curvedness(v, profile)})
+        rows.append(row(v, parent, models.VARIANTS[v][1], v, vw))
     return pd.DataFrame(rows), missing
+
+
+def swap_boundary(table: pd.DataFrame, profile=None, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
+    """Median ε* along FGSM per confidence band for every row of a :func:`component_swaps` table
+    (tidy: label, parent, band, median, n), from the cached travel experiments."""
+    from .travel import median_by_confidence, travel_experiment
+
+    out = []
+    for r in table.itertuples():
+        m = median_by_confidence(travel_experiment(r.model, "fgsm", profile, checkpoint=r.weights), edges)
+        out.append(m.assign(label=r.label, parent=r.parent))
+    return pd.concat(out, ignore_index=True)[["label", "parent", "band", "median", "n"]] if out else pd.DataFrame()
+
+
+def swap_effects(table: pd.DataFrame) -> pd.DataFrame:
+    """Variant − parent differences from a :func:`component_swaps` table, one row per variant.
+
+    ``d_theta`` (degrees), ``d_eps`` / ``d_eps_low`` (pixels), ``d_accuracy``, ``d_sece``; and the
+    yardsticks: ``seed_theta`` / ``seed_eps`` = largest |replicate − parent| over the parent's other
+    seeds (nan without replicates), ``ci_separate`` = the two 95 % bootstrap intervals of mean θ do
+    not overlap, ``beyond_seed`` = |d_theta| exceeds ``seed_theta`` (nan without replicates).
+    """
+    rows = []
+    for _, v in table[~table.swap.str.startswith("—")].iterrows():
+        fam = table[table.parent == v.parent]
+        p = fam[fam.swap == "— (parent)"].iloc[0]
+        reps = fam[fam.swap.str.startswith("— (parent, seed")]
+        seed_theta = float((reps.theta_mean - p.theta_mean).abs().max()) if len(reps) else np.nan
+        seed_eps = float((reps.eps_median - p.eps_median).abs().max()) if len(reps) else np.nan
+        d_theta = v.theta_mean - p.theta_mean
+        rows.append({"variant": v.model, "parent": v.parent, "swap": v.swap, "d_theta": d_theta,
+                     "seed_theta": seed_theta, "d_eps": v.eps_median - p.eps_median, "seed_eps": seed_eps,
+                     "d_eps_low": v.eps_median_low - p.eps_median_low,
+                     "d_accuracy": v.accuracy - p.accuracy, "d_sece": v.sece - p.sece,
+                     "ci_separate": bool(v.theta_ci_lo > p.theta_ci_hi or v.theta_ci_hi < p.theta_ci_lo),
+                     "beyond_seed": bool(abs(d_theta) > seed_theta) if len(reps) else np.nan})
+    return pd.DataFrame(rows)

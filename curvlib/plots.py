@@ -190,7 +190,7 @@ def theta_bands(summary: pd.DataFrame, ax=None, title: str | None = None, x=None
 def dynamics_figure(dyn, axes=None):
     """Curvedness against training epoch: ``dyn`` is :func:`curvlib.ablations.training_dynamics`
     frames concatenated (columns model, epoch, theta_*, ece, sece, eps_median, accuracy).
-    Four panels: θ (mean, Q1–Q3 band), ECE and sECE, median ε*, accuracy."""
+    Four panels: θ (mean with its 95 % bootstrap interval, Q1–Q3 band), ECE and sECE, median ε*, accuracy."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -200,7 +200,8 @@ def dynamics_figure(dyn, axes=None):
         g = g.sort_values("epoch")
         c = model_color(name)
         a_th.fill_between(g.epoch, g.theta_q1, g.theta_q3, color=c, alpha=0.2)
-        a_th.plot(g.epoch, g.theta_mean, "o-", color=c, label=f"{name} mean (band Q1–Q3)")
+        a_th.errorbar(g.epoch, g.theta_mean, yerr=[g.theta_mean - g.theta_ci_lo, g.theta_ci_hi - g.theta_mean],
+                      fmt="o-", capsize=2, color=c, label=f"{name} mean ± 95 % CI (band Q1–Q3)")
         a_cal.plot(g.epoch, g.ece, "o-", color=c, label=f"{name} ECE")
         a_cal.plot(g.epoch, g.sece, "s--", color=c, label=f"{name} sECE")
         a_eps.plot(g.epoch, g.eps_median, "o-", color=c, label=f"{name} all")
@@ -215,20 +216,37 @@ def dynamics_figure(dyn, axes=None):
     return axes
 
 
-def swap_figure(table, axes=None):
-    """Component swaps: mean θ (with Q1–Q3) and median ε* per model, grouped by parent."""
+def swap_figure(table, axes=None, boundary=None):
+    """Component swaps: mean θ and median ε* per row of ``ablations.component_swaps`` with 95 %
+    bootstrap intervals, coloured by parent (the parent's other seeds hatched); with ``boundary``
+    (``ablations.swap_boundary``) a third panel: median ε* per confidence band, one line per row."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 3.4))
-    labels = [f"{m}\n{s}" if not s.startswith("—") else m for m, s in zip(table.model, table.swap)]
+        _, axes = plt.subplots(1, 2 if boundary is None else 3, figsize=(11 if boundary is None else 16, 3.6))
+    labels = [lab if s.startswith("—") else f"{lab}\n" + textwrap.fill(s, 16)
+              for lab, s in zip(table.label, table.swap)]
     colors = [model_color(p) for p in table.parent]
-    x = range(len(table))
-    err = [table.theta_mean - table.theta_q1, table.theta_q3 - table.theta_mean]
-    axes[0].bar(x, table.theta_mean, color=colors, yerr=err, capsize=3, alpha=0.8)
-    axes[0].set(title="θ along FGSM, |ε| > 0.01 (mean, Q1–Q3)", ylabel="degrees")
-    axes[1].bar(x, table.eps_median, color=colors, alpha=0.8)
-    axes[1].set(title="median ε* (FGSM)", ylabel="ε (pixels)")
-    for ax in axes:
-        ax.set_xticks(list(x), labels, fontsize=7)
+    hatch = ["//" if s.startswith("— (parent, seed") else "" for s in table.swap]
+    x = list(range(len(table)))
+    for ax, col, title, unit in ((axes[0], "theta", "mean θ along FGSM, |ε| > 0.01", "degrees"),
+                                 (axes[1], "eps", "median ε* (FGSM)", "ε (pixels)")):
+        mid = table[f"{col}_mean" if col == "theta" else "eps_median"]
+        err = [mid - table[f"{col}_ci_lo"], table[f"{col}_ci_hi"] - mid]
+        ax.bar(x, mid, color=colors, yerr=err, capsize=3, alpha=0.8, hatch=hatch)
+        ax.set(title=f"{title} (95 % bootstrap CI)", ylabel=unit)
+        ax.set_xticks(x, labels, fontsize=7)
+    if boundary is not None:
+        styles = ["-", "--", ":", "-."]
+        for i, (label, g) in enumerate(boundary.groupby("label", sort=False)):
+            swap = table.set_index("label").swap.get(label, "")
+            ls = "-" if swap == "— (parent)" else ":" if swap.startswith("—") else styles[1 + i % 3]
+            axes[2].plot(g.band.astype(str), g["median"], ls, marker="o", color=model_color(g.parent.iloc[0]),
+                         label=label)
+        axes[2].set(title="median ε* (FGSM) by confidence", xlabel="confidence band", ylabel="ε (pixels)",
+                    yscale="log")
+        axes[2].tick_params(axis="x", labelsize=7)
+        axes[2].legend(fontsize=7)
     return axes

@@ -42,6 +42,15 @@ def test_training_dynamics_on_two_tiny_checkpoints(tiny_checkpoints, tmp_cache):
     assert (df.theta_median <= df.theta_q3).all()
     # different weights → different cached results (the checkpoint is part of the cache key)
     assert df.accuracy.iloc[0] != df.accuracy.iloc[1] or df.theta_mean.iloc[0] != df.theta_mean.iloc[1]
+    assert ((df.theta_ci_lo <= df.theta_mean) & (df.theta_mean <= df.theta_ci_hi)).all()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from curvlib import plots
+
+    axes = plots.dynamics_figure(df)
+    assert len(axes) == 4 and len(axes[3].lines) == 1  # one model: one accuracy line
 
 
 def test_variant_parents_use_the_same_recipe():
@@ -71,10 +80,92 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch):
     monkeypatch.setattr(models, "MODEL_DIR", md)
     train("resnet_gelu", epochs=1, subset=256, test_subset=200, max_steps=2, out=md,
           checkpoints=tmp_path / "ck", state_dir=tmp_path / "state", snapshots=(), progress=False)
-    table, missing = ablations.component_swaps(get_profile("smoke"))
+    seeds = tmp_path / "seeds" / "seed3"
+    seeds.mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):  # a stand-in replicate: the epoch-1 snapshot
+        shutil.copy(models.CHECKPOINT_DIR / f"resnet_ep1{suffix}", seeds / f"resnet{suffix}")
+    table, missing = ablations.component_swaps(get_profile("smoke"), seed_dir=tmp_path / "seeds")
     assert sorted(missing) == ["resnet_ln", "vit_bn", "vit_relu"]
-    assert table.model.tolist() == ["resnet", "resnet_gelu"] and table.parent.tolist() == ["resnet", "resnet"]
-    assert table.swap.iloc[1] == "ReLU → GELU" and table.epochs.tolist() == [12, 1]
-    assert table.accuracy.iloc[0] > table.accuracy.iloc[1]  # 2 steps of training vs the shipped parent
-    axes = plots.swap_figure(table)
-    assert len(axes[0].patches) == 2
+    assert table.model.tolist() == ["resnet"] * 2 + ["resnet_gelu"] and set(table.parent) == {"resnet"}
+    assert table.label.tolist() == ["resnet", "resnet seed 3", "resnet_gelu"]
+    assert table.swap.tolist() == ["— (parent)", "— (parent, seed 3)", "ReLU → GELU"]
+    assert table.seed.tolist() == [0, 3, 0] and table.epochs.iloc[[0, 2]].tolist() == [12, 1]
+    assert table.accuracy.iloc[0] > table.accuracy.iloc[2]  # 2 steps of training vs the shipped parent
+    assert table.accuracy.iloc[0] != table.accuracy.iloc[1]  # the replicate's own weights were measured
+    assert ((table.theta_ci_lo <= table.theta_mean) & (table.theta_mean <= table.theta_ci_hi)).all()
+    eff = ablations.swap_effects(table)
+    assert eff.variant.tolist() == ["resnet_gelu"]
+    assert eff.seed_theta.iloc[0] == pytest.approx(abs(table.theta_mean.iloc[1] - table.theta_mean.iloc[0]))
+    bnd = ablations.swap_boundary(table, get_profile("smoke"))
+    assert set(bnd.label) == set(table.label) and (bnd.groupby("label").n.sum() == table.set_index("label").n_crossed).all()
+    axes = plots.swap_figure(table, boundary=bnd)
+    assert len(axes) == 3 and len(axes[0].patches) == 3 and axes[0].patches[1].get_hatch() == "//"
+    assert len(axes[2].lines) == 3
+
+
+def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (50, 2000):
+        v = rng.normal(3.0, 1.0, n)
+        lo, hi = ablations.bootstrap_interval(lambda i: v[i].mean(1), n)
+        assert lo < v.mean() < hi
+        widths.append(hi - lo)
+    # the interval of a mean shrinks like 1/√n: 2·1.96/√n
+    assert widths[1] < widths[0] / 4
+    assert abs(widths[1] - 2 * 1.96 / np.sqrt(2000)) < 0.02
+    same = [ablations.bootstrap_interval(lambda i: v[i].mean(1), 2000) for _ in range(2)]
+    assert same[0] == same[1]  # seeded
+    assert all(np.isnan(ablations.bootstrap_interval(lambda i: i.sum(1), 0)))
+
+
+def _swap_row(model, parent, swap, theta, eps, ci=0.5, seed=0):
+    return {"model": model, "parent": parent, "swap": swap, "seed": seed, "accuracy": 0.9, "sece": -0.01,
+            "theta_mean": theta, "theta_ci_lo": theta - ci, "theta_ci_hi": theta + ci,
+            "eps_median": eps, "eps_median_low": eps / 2}
+
+
+def test_swap_effects_arithmetic_and_yardsticks():
+    import pandas as pd
+
+    t = pd.DataFrame([
+        _swap_row("resnet", "resnet", "— (parent)", 15.0, 0.020),
+        _swap_row("resnet", "resnet", "— (parent, seed 1)", 16.0, 0.023, seed=1),
+        _swap_row("resnet_ln", "resnet", "BN → LN", 20.0, 0.030),
+        _swap_row("resnet_gelu", "resnet", "ReLU → GELU", 15.6, 0.021),
+        _swap_row("vit", "vit", "— (parent)", 8.0, 0.020),
+        _swap_row("vit_bn", "vit", "LN → BN", 6.0, 0.022, ci=2.0),
+    ])
+    e = ablations.swap_effects(t).set_index("variant")
+    assert list(e.index) == ["resnet_ln", "resnet_gelu", "vit_bn"]
+    assert e.d_theta.tolist() == pytest.approx([5.0, 0.6, -2.0])
+    assert e.d_eps.tolist() == pytest.approx([0.010, 0.001, 0.002])
+    assert e.d_eps_low["resnet_ln"] == pytest.approx(0.005)
+    assert e.seed_theta["resnet_ln"] == pytest.approx(1.0) and e.seed_eps["resnet_gelu"] == pytest.approx(0.003)
+    assert e.beyond_seed.tolist()[:2] == [True, False]
+    assert np.isnan(e.seed_theta["vit_bn"]) and np.isnan(e.beyond_seed["vit_bn"])
+    # intervals: [14.5, 15.5] vs [19.5, 20.5] separate; [15.1, 16.1] overlaps; vit [7.5, 8.5] vs [4, 8] overlaps
+    assert e.ci_separate.tolist() == [True, False, False]
+
+
+def test_parent_replicates_read_only_seed_folders(tmp_path):
+    for folder in ("seed1", "seed12", "other"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "resnet.safetensors").write_text("x")
+    (tmp_path / "seed1" / "vit.safetensors").write_text("x")
+    got = ablations.parent_replicates("resnet", tmp_path)
+    assert got == [(1, tmp_path / "seed1" / "resnet.safetensors"), (12, tmp_path / "seed12" / "resnet.safetensors")]
+    assert ablations.parent_replicates("swin", tmp_path) == []
+
+
+def test_replicate_whose_card_contradicts_its_folder_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablations, "curvedness", lambda *a, **k: {})
+    rep = tmp_path / "seed3"
+    rep.mkdir()
+    (rep / "resnet.safetensors").write_text("x")
+    (rep / "resnet.json").write_text(json.dumps({"recipe": {"seed": 5}}))
+    with pytest.raises(ValueError, match="card says seed 5, its folder says seed 3"):
+        ablations.component_swaps(variants=["resnet_ln"], seed_dir=tmp_path)
+    (rep / "resnet.json").write_text(json.dumps({"recipe": {"seed": 3}, "epochs_trained": 12}))
+    table, _ = ablations.component_swaps(variants=["resnet_ln"], seed_dir=tmp_path)
+    assert table.seed.tolist() == [0, 3, 0] and table.label.tolist() == ["resnet", "resnet seed 3", "resnet_ln"]
