@@ -25,6 +25,21 @@ AWAY = 0.01
 SEED_DIR = models.DATA_DIR / "seeds"
 
 
+def profile_for(profile=None):
+    """(profile, note): the profile the ablations run on. Epoch snapshots and component-swap
+    variants exist only for the embedded models (training ImageNet models is beyond this project),
+    so a profile on other data is replaced by ``embedded`` (same device and cache), with a note
+    saying so; ``note`` is None otherwise."""
+    from .config import get_profile
+
+    profile = profile or get_profile()
+    if profile.dataset == "fashion-mnist":
+        return profile, None
+    emb = get_profile("embedded").replace(device=profile.device, cache_dir=profile.cache_dir)
+    return emb, (f"The {profile.name!r} profile has no epoch snapshots and no component-swap variants (they would "
+                 "mean training ImageNet models), so this chapter measures the embedded models on Fashion-MNIST.")
+
+
 def bootstrap_interval(stat, n: int, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of ``stat(idx)`` over ``n`` units resampled with replacement.
 

@@ -169,3 +169,12 @@ def test_replicate_whose_card_contradicts_its_folder_is_refused(tmp_path, monkey
     (rep / "resnet.json").write_text(json.dumps({"recipe": {"seed": 3}, "epochs_trained": 12}))
     table, _ = ablations.component_swaps(variants=["resnet_ln"], seed_dir=tmp_path)
     assert table.seed.tolist() == [0, 3, 0] and table.label.tolist() == ["resnet", "resnet seed 3", "resnet_ln"]
+
+
+def test_ablations_fall_back_to_the_embedded_models_on_other_data(tmp_path):
+    smoke = get_profile("smoke")
+    assert ablations.profile_for(smoke) == (smoke, None)
+    paper = get_profile("paper").replace(device="cpu", cache_dir=tmp_path)
+    prof, note = ablations.profile_for(paper)
+    assert prof.name == "embedded" and prof.dataset == "fashion-mnist" and prof.cache_dir == tmp_path
+    assert "'paper' profile has no epoch snapshots" in note
