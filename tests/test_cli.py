@@ -126,3 +126,20 @@ def test_bf16_autocast_is_opt_in_and_close(monkeypatch):
     monkeypatch.setenv("CURVLIB_AUTOCAST", "fp8")
     with pytest.raises(ValueError, match="CURVLIB_AUTOCAST"):
         inference.predict(m, x, 8)
+
+
+def test_paper_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
+    """The prepared GPU benchmark (run it on a GPU for real numbers) works and writes its JSON."""
+    import json
+
+    out = tmp_path / "bench.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_paper_gpu.py"
+    r = subprocess.run([sys.executable, str(script), "--cpu", "--n", "2", "--steps", "2", "--models", "resnet18",
+                        "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["device"] == "cpu" and [m["model"] for m in res["models"]] == ["resnet18"]
+    m = res["models"][0]
+    assert m["calibration_img_s"] > 0 and m["travel_samples_s"] > 0 and m["travel_passes_mean"] >= 1
+    assert res["calibration_plus_travel_min"] == pytest.approx(
+        m["projected_min"]["calibration_50k"] + m["projected_min"]["travel_2x5000"])
