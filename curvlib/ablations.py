@@ -59,7 +59,7 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
     """One row of measurements for ``model_name`` (or its ``checkpoint``) on the profile's images.
 
     Returns accuracy, ece, sece; theta_mean / theta_q1 / theta_median / theta_q3 (degrees, FGSM
-    directions, |ε| > AWAY) and theta_ci_lo / theta_ci_hi (95 % bootstrap interval of theta_mean
+    directions, |ε| > AWAY, on the profile's ``n_travel`` images) and theta_ci_lo / theta_ci_hi (95 % bootstrap interval of theta_mean
     over images); eps_median (median ε* of crossed samples, FGSM) with eps_ci_lo / eps_ci_hi, and
     eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
     """
@@ -71,7 +71,10 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
     profile = profile or get_profile()
     p = predictions(model_name, profile, checkpoint=checkpoint)
     s = summary(p.confidence.to_numpy(), p.correct.to_numpy())
-    th = theta_experiment(model_name, "fgsm", profile, eps_range=eps_range, checkpoint=checkpoint)
+    # θ along FGSM on the same n_travel images as ε* (one line per image is cheap; the curvature
+    # chapter's n_theta_images is sized for its many random directions per image)
+    th = theta_experiment(model_name, "fgsm", profile.replace(n_theta_images=profile.n_travel),
+                          eps_range=eps_range, checkpoint=checkpoint)
     away = (th["eps"][1:-1].abs() > AWAY).numpy()
     t = np.degrees(th["theta"].double().numpy()[..., away])  # [M directions, N images, steps]
     per_image = t.swapaxes(0, 1).reshape(t.shape[1], -1)
@@ -221,3 +224,21 @@ def swap_effects(table: pd.DataFrame) -> pd.DataFrame:
                      "ci_separate": bool(v.theta_ci_lo > p.theta_ci_hi or v.theta_ci_hi < p.theta_ci_lo),
                      "beyond_seed": bool(abs(d_theta) > seed_theta) if len(reps) else np.nan})
     return pd.DataFrame(rows)
+
+
+def component_effects(effects: pd.DataFrame) -> pd.DataFrame:
+    """Does a component act the same way in both families? One row per pair of swapped components
+    (e.g. ReLU / GELU, from swaps written ``"A → B (detail)"``): ``toward`` (the pair's second
+    component, alphabetically), ``d_theta`` = {parent: θ change when that parent's component is
+    replaced by ``toward``} and ``consistent`` (the same sign in every family, with ≥ 2 families)."""
+    rows = {}
+    for e in effects.itertuples():
+        a, b = (re.sub(r"\s*\(.*\)$", "", t).strip() for t in e.swap.split("→"))
+        first, toward = sorted((a, b))
+        r = rows.setdefault((first, toward), {"pair": f"{first} / {toward}", "toward": toward, "d_theta": {}})
+        r["d_theta"][e.parent] = e.d_theta if b == toward else -e.d_theta
+    out = []
+    for r in rows.values():
+        signs = {np.sign(v) for v in r["d_theta"].values()}
+        out.append({**r, "consistent": len(r["d_theta"]) >= 2 and len(signs) == 1})
+    return pd.DataFrame(out, columns=["pair", "toward", "d_theta", "consistent"])

@@ -237,13 +237,18 @@ def swap_figure(table, axes=None, boundary=None):
         err = [mid - table[f"{col}_ci_lo"], table[f"{col}_ci_hi"] - mid]
         ax.bar(x, mid, color=colors, yerr=err, capsize=3, alpha=0.8, hatch=hatch)
         ax.set(title=f"{title} (95 % bootstrap CI)", ylabel=unit)
-        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_xticks(x, labels, fontsize=7, rotation=35, ha="right", rotation_mode="anchor")
     if boundary is not None:
-        styles = ["-", "--", ":", "-."]
-        for i, (label, g) in enumerate(boundary.groupby("label", sort=False)):
-            swap = table.set_index("label").swap.get(label, "")
-            ls = "-" if swap == "— (parent)" else ":" if swap.startswith("—") else styles[1 + i % 3]
-            axes[2].plot(g.band.astype(str), g["median"], ls, marker="o", color=model_color(g.parent.iloc[0]),
+        swap_of = table.set_index("label").swap
+        n_variants: dict[str, int] = {}
+        for label, g in boundary.groupby("label", sort=False):
+            swap, parent = swap_of.get(label, ""), g.parent.iloc[0]
+            if swap.startswith("—"):
+                ls = "-" if swap == "— (parent)" else ":"
+            else:  # the family's variants: dashed, dash-dot, …
+                n_variants[parent] = n_variants.get(parent, -1) + 1
+                ls = ["--", "-.", (0, (5, 1, 1, 1, 1, 1))][n_variants[parent] % 3]
+            axes[2].plot(g.band.astype(str), g["median"], linestyle=ls, marker="o", color=model_color(parent),
                          label=label)
         axes[2].set(title="median ε* (FGSM) by confidence", xlabel="confidence band", ylabel="ε (pixels)",
                     yscale="log")

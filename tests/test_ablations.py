@@ -178,3 +178,22 @@ def test_ablations_fall_back_to_the_embedded_models_on_other_data(tmp_path):
     prof, note = ablations.profile_for(paper)
     assert prof.name == "embedded" and prof.dataset == "fashion-mnist" and prof.cache_dir == tmp_path
     assert "'paper' profile has no epoch snapshots" in note
+
+
+def test_component_effects_orient_each_swap_toward_one_component():
+    import pandas as pd
+
+    eff = pd.DataFrame([
+        {"parent": "resnet", "swap": "ReLU → GELU", "d_theta": -7.0},
+        {"parent": "vit", "swap": "GELU → ReLU", "d_theta": 2.0},
+        {"parent": "resnet", "swap": "BatchNorm → LayerNorm (over channels)", "d_theta": 5.0},
+        {"parent": "vit", "swap": "LayerNorm → BatchNorm", "d_theta": 1.0},
+    ])
+    c = ablations.component_effects(eff).set_index("pair")
+    assert list(c.index) == ["GELU / ReLU", "BatchNorm / LayerNorm"]
+    assert c.toward["GELU / ReLU"] == "ReLU" and c.d_theta["GELU / ReLU"] == {"resnet": 7.0, "vit": 2.0}
+    assert bool(c.consistent["GELU / ReLU"]) is True
+    assert c.d_theta["BatchNorm / LayerNorm"] == {"resnet": 5.0, "vit": -1.0}
+    assert bool(c.consistent["BatchNorm / LayerNorm"]) is False
+    one = ablations.component_effects(eff.iloc[:1])
+    assert bool(one.consistent.iloc[0]) is False  # one family cannot show consistency
