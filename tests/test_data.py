@@ -111,3 +111,17 @@ def test_batches_cover_the_set_in_order(image_folder, monkeypatch):
     monkeypatch.setenv("CURVLIB_DATA", str(image_folder))
     got = list(data.batches(get_profile("paper"), n=5, model_name="resnet50", batch_size=2, num_workers=0))
     assert [tuple(b[0].shape) for b in got] == [(2, 3, 224, 224), (2, 3, 224, 224), (1, 3, 224, 224)]
+
+
+def test_shipped_data_stays_within_60_mb():
+    """Issue #3: everything shipped under data/ (tracked by git) together ≤ 60 MB."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run(["git", "ls-files", "-z", "data"], cwd=repo, capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = [repo / f for f in r.stdout.decode().split("\0") if f]
+    total = sum(f.stat().st_size for f in files if f.exists())
+    assert len(files) > 10 and total <= 60_000_000, f"data/ ships {total / 1e6:.2f} MB"
