@@ -46,10 +46,18 @@ def bootstrap_interval(stat, n: int, n_boot: int = 1000, level: float = 0.95, se
     ``stat`` takes an index array [B, n] and returns B values; the interval covers ``level``.
     Returns (nan, nan) when n == 0.
     """
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer (units to resample), got {n!r}")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     if n == 0:
         return float("nan"), float("nan")
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     vals = np.asarray(stat(idx), dtype=float)
+    if vals.shape != (n_boot,):
+        raise ValueError(f"stat must return one value per resample, shape ({n_boot},), got {vals.shape}")
     a = (1 - level) / 2
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
@@ -59,8 +67,8 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
     """One row of measurements for ``model_name`` (or its ``checkpoint``) on the profile's images.
 
     Returns accuracy, ece, sece; theta_mean / theta_q1 / theta_median / theta_q3 (degrees, FGSM
-    directions, |ε| > AWAY, on the profile's ``n_travel`` images) and theta_ci_lo / theta_ci_hi (95 % bootstrap interval of theta_mean
-    over images); eps_median (median ε* of crossed samples, FGSM) with eps_ci_lo / eps_ci_hi, and
+    directions, |ε| > AWAY, on the profile's ``n_travel`` images) and theta_ci_lo / theta_ci_hi
+    (95 % bootstrap interval of theta_mean over images); eps_median (median ε* of crossed samples, FGSM) with eps_ci_lo / eps_ci_hi, and
     eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
     """
     from .calibration import predictions, summary
@@ -81,7 +89,8 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
     finite = np.isfinite(per_image)  # [N images, directions × steps]
     sums, counts = np.where(finite, per_image, 0).sum(1), finite.sum(1)
     deg = per_image[finite]
-    theta_ci = bootstrap_interval(lambda i: sums[i].sum(1) / np.maximum(counts[i].sum(1), 1), len(sums) if deg.size else 0)
+    theta_ci = bootstrap_interval(lambda i: sums[i].sum(1) / np.maximum(counts[i].sum(1), 1),
+                                  len(sums) if deg.size else 0)
     tr = travel_experiment(model_name, "fgsm", profile, checkpoint=checkpoint)
     ok = tr[tr.status == "crossed"]
     eps = ok.eps.to_numpy()
@@ -92,7 +101,7 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
             "theta_q1": float(np.quantile(deg, 0.25)) if deg.size else np.nan,
             "theta_median": float(np.median(deg)) if deg.size else np.nan,
             "theta_q3": float(np.quantile(deg, 0.75)) if deg.size else np.nan,
-            "eps_median": float(ok.eps.median()), "eps_ci_lo": eps_ci[0], "eps_ci_hi": eps_ci[1],
+            "eps_median": float(np.median(eps)) if eps.size else np.nan, "eps_ci_lo": eps_ci[0], "eps_ci_hi": eps_ci[1],
             "eps_median_low": float(ok[ok.confidence <= low_confidence].eps.median()),
             "n_crossed": int(len(ok))}
 
@@ -160,17 +169,18 @@ def _card(weights: Path) -> dict:
 
 def component_swaps(profile=None, variants=None, seed_dir: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
     """(table, missing): one row per trained variant, one per parent and one per parent seed
-    replicate — with a ``label``, what was swapped, the training ``seed`` and the ``weights`` file;
+    replicate — with a ``label``, its ``role`` (parent, replicate, variant), what was swapped, the
+    training ``seed`` and the ``weights`` file;
     ``missing`` lists variants whose weights are not in ``data/models`` yet."""
     rows, missing, parents_done = [], [], set()
 
-    def row(model, parent, swap, label, weights, seed=None):
+    def row(model, parent, role, swap, label, weights, seed=None):
         card = _card(weights)
         card_seed = card.get("recipe", {}).get("seed", 0 if seed is None else seed)
         if seed is not None and card_seed != seed:
             raise ValueError(f"{weights}: its card says seed {card_seed}, its folder says seed {seed}")
         seed = card_seed
-        return {"model": model, "label": label, "parent": parent, "swap": swap, "seed": seed,
+        return {"model": model, "label": label, "parent": parent, "role": role, "swap": swap, "seed": seed,
                 "epochs": card.get("epoch", card.get("epochs_trained")), "weights": str(weights),
                 **curvedness(model, profile, checkpoint=weights)}
 
@@ -181,11 +191,12 @@ def component_swaps(profile=None, variants=None, seed_dir: Path | None = None) -
             missing.append(v)
             continue
         if parent not in parents_done:
-            rows.append(row(parent, parent, "— (parent)", parent, pw))
+            rows.append(row(parent, parent, "parent", "— (parent)", parent, pw))
             for seed, rw in parent_replicates(parent, seed_dir):
-                rows.append(row(parent, parent, f"— (parent, seed {seed})", f"{parent} seed {seed}", rw, seed))
+                rows.append(row(parent, parent, "replicate", f"— (parent, seed {seed})", f"{parent} seed {seed}",
+                                rw, seed))
             parents_done.add(parent)
-        rows.append(row(v, parent, models.VARIANTS[v][1], v, vw))
+        rows.append(row(v, parent, "variant", models.VARIANTS[v][1], v, vw))
     return pd.DataFrame(rows), missing
 
 
@@ -209,11 +220,16 @@ def swap_effects(table: pd.DataFrame) -> pd.DataFrame:
     seeds (nan without replicates), ``ci_separate`` = the two 95 % bootstrap intervals of mean θ do
     not overlap, ``beyond_seed`` = |d_theta| exceeds ``seed_theta`` (nan without replicates).
     """
+    missing = {"role", "parent", "theta_mean", "theta_ci_lo", "theta_ci_hi", "eps_median"} - set(table.columns)
+    if missing:
+        raise ValueError(f"not a component_swaps table: no column(s) {', '.join(sorted(missing))}")
     rows = []
-    for _, v in table[~table.swap.str.startswith("—")].iterrows():
+    for _, v in table[table.role == "variant"].iterrows():
         fam = table[table.parent == v.parent]
-        p = fam[fam.swap == "— (parent)"].iloc[0]
-        reps = fam[fam.swap.str.startswith("— (parent, seed")]
+        parents, reps = fam[fam.role == "parent"], fam[fam.role == "replicate"]
+        if len(parents) != 1:
+            raise ValueError(f"variant {v.model!r} needs exactly one parent row for {v.parent!r}, found {len(parents)}")
+        p = parents.iloc[0]
         seed_theta = float((reps.theta_mean - p.theta_mean).abs().max()) if len(reps) else np.nan
         seed_eps = float((reps.eps_median - p.eps_median).abs().max()) if len(reps) else np.nan
         d_theta = v.theta_mean - p.theta_mean
@@ -233,6 +249,8 @@ def component_effects(effects: pd.DataFrame) -> pd.DataFrame:
     replaced by ``toward``} and ``consistent`` (the same sign in every family, with ≥ 2 families)."""
     rows = {}
     for e in effects.itertuples():
+        if e.swap.count("→") != 1:
+            raise ValueError(f"swap of {e.parent!r} must read 'A → B', got {e.swap!r}")
         a, b = (re.sub(r"\s*\(.*\)$", "", t).strip() for t in e.swap.split("→"))
         first, toward = sorted((a, b))
         r = rows.setdefault((first, toward), {"pair": f"{first} / {toward}", "toward": toward, "d_theta": {}})

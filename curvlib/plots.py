@@ -226,10 +226,10 @@ def swap_figure(table, axes=None, boundary=None):
 
     if axes is None:
         _, axes = plt.subplots(1, 2 if boundary is None else 3, figsize=(11 if boundary is None else 16, 3.6))
-    labels = [lab if s.startswith("—") else f"{lab}\n" + textwrap.fill(s, 16)
-              for lab, s in zip(table.label, table.swap)]
+    labels = [lab if r != "variant" else f"{lab}\n" + textwrap.fill(s, 16)
+              for lab, r, s in zip(table.label, table.role, table.swap)]
     colors = [model_color(p) for p in table.parent]
-    hatch = ["//" if s.startswith("— (parent, seed") else "" for s in table.swap]
+    hatch = ["//" if r == "replicate" else "" for r in table.role]
     x = list(range(len(table)))
     for ax, col, title, unit in ((axes[0], "theta", "mean θ along FGSM, |ε| > 0.01", "degrees"),
                                  (axes[1], "eps", "median ε* (FGSM)", "ε (pixels)")):
@@ -239,12 +239,12 @@ def swap_figure(table, axes=None, boundary=None):
         ax.set(title=f"{title} (95 % bootstrap CI)", ylabel=unit)
         ax.set_xticks(x, labels, fontsize=7, rotation=35, ha="right", rotation_mode="anchor")
     if boundary is not None:
-        swap_of = table.set_index("label").swap
+        role_of = table.set_index("label").role
         n_variants: dict[str, int] = {}
         for label, g in boundary.groupby("label", sort=False):
-            swap, parent = swap_of.get(label, ""), g.parent.iloc[0]
-            if swap.startswith("—"):
-                ls = "-" if swap == "— (parent)" else ":"
+            role, parent = role_of.get(label, "variant"), g.parent.iloc[0]
+            if role != "variant":
+                ls = "-" if role == "parent" else ":"
             else:  # the family's variants: dashed, dash-dot, …
                 n_variants[parent] = n_variants.get(parent, -1) + 1
                 ls = ["--", "-.", (0, (5, 1, 1, 1, 1, 1))][n_variants[parent] % 3]

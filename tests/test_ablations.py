@@ -120,7 +120,8 @@ def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_n():
 
 
 def _swap_row(model, parent, swap, theta, eps, ci=0.5, seed=0):
-    return {"model": model, "parent": parent, "swap": swap, "seed": seed, "accuracy": 0.9, "sece": -0.01,
+    role = "parent" if swap == "— (parent)" else "replicate" if swap.startswith("—") else "variant"
+    return {"model": model, "parent": parent, "role": role, "swap": swap, "seed": seed, "accuracy": 0.9, "sece": -0.01,
             "theta_mean": theta, "theta_ci_lo": theta - ci, "theta_ci_hi": theta + ci,
             "eps_median": eps, "eps_median_low": eps / 2}
 
@@ -197,3 +198,23 @@ def test_component_effects_orient_each_swap_toward_one_component():
     assert bool(c.consistent["BatchNorm / LayerNorm"]) is False
     one = ablations.component_effects(eff.iloc[:1])
     assert bool(one.consistent.iloc[0]) is False  # one family cannot show consistency
+
+
+def test_new_ablation_helpers_reject_bad_input():
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="n must be a non-negative integer"):
+        ablations.bootstrap_interval(lambda i: i.mean(1), -1)
+    with pytest.raises(ValueError, match="n_boot must be a positive integer"):
+        ablations.bootstrap_interval(lambda i: i.mean(1), 5, n_boot=0)
+    with pytest.raises(ValueError, match="level must be in"):
+        ablations.bootstrap_interval(lambda i: i.mean(1), 5, level=1.5)
+    with pytest.raises(ValueError, match="one value per resample"):
+        ablations.bootstrap_interval(lambda i: i, 5)
+    with pytest.raises(ValueError, match="not a component_swaps table"):
+        ablations.swap_effects(pd.DataFrame({"model": ["x"]}))
+    orphan = pd.DataFrame([_swap_row("resnet_ln", "resnet", "BN → LN", 20.0, 0.03)])
+    with pytest.raises(ValueError, match="exactly one parent row"):
+        ablations.swap_effects(orphan)
+    with pytest.raises(ValueError, match="must read 'A → B'"):
+        ablations.component_effects(pd.DataFrame([{"parent": "vit", "swap": "LayerNorm", "d_theta": 1.0}]))
