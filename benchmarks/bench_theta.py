@@ -11,6 +11,7 @@ import torch
 from _timing import median_time
 
 from curvlib import data, models
+from curvlib.config import get_profile
 from curvlib.direction import direction
 from curvlib.trajectory import probe_line, theta
 
@@ -26,7 +27,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    model = models.load(a.model, "embedded", device="cpu")
+    model = models.load(a.model, get_profile("embedded", device="cpu"), device="cpu")
     x, _ = data.fashion_mnist("test", n=a.images)
     d = torch.stack([direction(None, x, kind="random", seed=s) for s in range(a.directions)])
     eps = torch.linspace(-0.1, 0.1, a.steps + 1)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from curvlib import data, models
+from curvlib.config import get_profile
 from curvlib.direction import direction
 from curvlib.travel import travel
 from _timing import median_time
@@ -63,7 +64,7 @@ def main():
                         "use them, so with 1 thread its advantage shrinks for models with small ε*)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    model = models.load(a.model, "embedded", device="cpu")
+    model = models.load(a.model, get_profile("embedded", device="cpu"), device="cpu")
     model.check_inputs = False
     x, y = data.fashion_mnist("test", n=a.n)
     d = direction(model, x, y, "fgsm")

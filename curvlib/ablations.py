@@ -4,8 +4,8 @@ For one set of weights, :func:`curvedness` gathers the book's three measurements
 (accuracy, ECE, sECE), curvature (θ along FGSM directions, away from the input-path kink at
 ε = 0) and boundary distance (median ε* along FGSM) — from the chapters' cached experiments.
 :func:`training_dynamics` runs it on every epoch snapshot of a model, :func:`component_swaps` on
-each variant of ``models.VARIANTS`` and its parent trained with the same recipe (and, where
-``data/seeds`` holds them, the parent retrained with other seeds: the seed-to-seed spread is the
+each variant of ``models.variants()`` and its parent trained with the same recipe (and, where
+``profile.seed_dir`` holds them, the parent retrained with other seeds: the seed-to-seed spread is the
 yardstick a swap's effect has to beat). :func:`swap_effects` turns that table into differences.
 """
 from __future__ import annotations
@@ -21,21 +21,18 @@ from . import models
 
 #: θ is averaged over steps with |ε| above this (clipping kinks the input path at ε = 0).
 AWAY = 0.01
-#: Parents retrained with other seeds: ``seed<k>/<parent>.safetensors`` (+ card), same recipe.
-SEED_DIR = models.DATA_DIR / "seeds"
-
-
-def profile_for(profile=None):
+def profile_for(profile):
     """(profile, note): the profile the ablations run on. Epoch snapshots and component-swap
     variants exist only for the embedded models (training ImageNet models is beyond this project),
     so a profile on other data is replaced by ``embedded`` (same device and cache), with a note
     saying so; ``note`` is None otherwise."""
-    from .config import get_profile
+    from .config import get_profile, require
 
-    profile = profile or get_profile()
+    profile = require(profile)
     if profile.dataset == "fashion-mnist":
         return profile, None
-    emb = get_profile("embedded").replace(device=profile.device, cache_dir=profile.cache_dir)
+    keep = ("device", "cache_dir", "model_dir", "checkpoint_dir", "seed_dir", "autocast")
+    emb = get_profile("embedded", env={}, **{f: getattr(profile, f) for f in keep})
     return emb, (f"The {profile.name!r} profile has no epoch snapshots and no component-swap variants (they would "
                  "mean training ImageNet models), so this chapter measures the embedded models on Fashion-MNIST.")
 
@@ -62,7 +59,7 @@ def bootstrap_interval(stat, n: int, n_boot: int = 1000, level: float = 0.95, se
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
-def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = None, eps_range: float = 0.1,
+def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, eps_range: float = 0.1,
                low_confidence: float = 0.9) -> dict:
     """One row of measurements for ``model_name`` (or its ``checkpoint``) on the profile's images.
 
@@ -72,11 +69,11 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
     eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
     """
     from .calibration import predictions, summary
-    from .config import get_profile
+    from .config import require
     from .trajectory import theta_experiment
     from .travel import travel_experiment
 
-    profile = profile or get_profile()
+    profile = require(profile)
     p = predictions(model_name, profile, checkpoint=checkpoint)
     s = summary(p.confidence.to_numpy(), p.correct.to_numpy())
     # θ along FGSM on the same n_travel images as ε* (one line per image is cheap; the curvature
@@ -106,11 +103,9 @@ def curvedness(model_name: str, profile=None, checkpoint: str | Path | None = No
             "n_crossed": int(len(ok))}
 
 
-def epoch_checkpoints(model_name: str, checkpoint_dir: Path | None = None,
-                      model_dir: Path | None = None) -> list[tuple[int, Path]]:
+def epoch_checkpoints(model_name: str, checkpoint_dir: Path, model_dir: Path) -> list[tuple[int, Path]]:
     """(epoch, weights) of ``<model>_ep<E>.safetensors`` snapshots plus the final weights, by epoch."""
-    checkpoint_dir = Path(checkpoint_dir or models.CHECKPOINT_DIR)
-    model_dir = Path(model_dir or models.MODEL_DIR)
+    checkpoint_dir, model_dir = Path(checkpoint_dir), Path(model_dir)
     out = []
     for f in checkpoint_dir.glob(f"{model_name}_ep*.safetensors"):
         m = re.fullmatch(rf"{re.escape(model_name)}_ep(\d+)\.safetensors", f.name)
@@ -128,11 +123,11 @@ def epoch_checkpoints(model_name: str, checkpoint_dir: Path | None = None,
     return sorted(out)
 
 
-def training_dynamics(model_name: str, profile=None, **kw) -> pd.DataFrame:
-    """:func:`curvedness` per epoch snapshot (one row per epoch; column ``final`` marks the
-    shipped weights)."""
+def training_dynamics(model_name: str, profile, **kw) -> pd.DataFrame:
+    """:func:`curvedness` per epoch snapshot of ``profile.checkpoint_dir`` (one row per epoch; column
+    ``final`` marks the weights in ``profile.model_dir``)."""
     rows = []
-    ckpts = epoch_checkpoints(model_name, kw.pop("checkpoint_dir", None), kw.pop("model_dir", None))
+    ckpts = epoch_checkpoints(model_name, profile.checkpoint_dir, profile.model_dir)
     for epoch, path in ckpts:
         rows.append({"model": model_name, "epoch": epoch, "final": path == ckpts[-1][1],
                      **curvedness(model_name, profile, checkpoint=path, **kw)})
@@ -141,21 +136,20 @@ def training_dynamics(model_name: str, profile=None, **kw) -> pd.DataFrame:
 
 #: The parent weights each variant is compared with: trained with the same recipe (the parent's
 #: default epochs), so only the swapped component differs.
-def parent_weights(variant: str) -> tuple[str, Path]:
-    parent = models.VARIANTS[variant][0]
-    from .train import DEFAULTS
-
-    epochs = DEFAULTS[parent]["epochs"]
-    snap = models.CHECKPOINT_DIR / f"{parent}_ep{epochs}.safetensors"
+def parent_weights(variant: str, profile) -> tuple[str, Path]:
+    sp = models.spec(variant)
+    if sp.parent is None:
+        raise ValueError(f"{variant!r} is not a component-swap variant")
+    snap = profile.checkpoint_dir / f"{sp.parent}_ep{sp.recipe['epochs']}.safetensors"
     if snap.exists():
-        return parent, snap
-    return parent, models.MODEL_DIR / f"{parent}.safetensors"
+        return sp.parent, snap
+    return sp.parent, profile.model_dir / f"{sp.parent}.safetensors"
 
 
-def parent_replicates(parent: str, seed_dir: Path | None = None) -> list[tuple[int, Path]]:
+def parent_replicates(parent: str, seed_dir: Path) -> list[tuple[int, Path]]:
     """(seed, weights) of the parent retrained with other seeds, from ``seed_dir/seed<k>/<parent>.safetensors``."""
     out = []
-    for f in Path(seed_dir or SEED_DIR).glob(f"seed*/{parent}.safetensors"):
+    for f in Path(seed_dir).glob(f"seed*/{parent}.safetensors"):
         m = re.fullmatch(r"seed(\d+)", f.parent.name)
         if m:
             out.append((int(m.group(1)), f))
@@ -167,11 +161,15 @@ def _card(weights: Path) -> dict:
     return json.loads(c.read_text()) if c.exists() else {}
 
 
-def component_swaps(profile=None, variants=None, seed_dir: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+def component_swaps(profile, variants=None) -> tuple[pd.DataFrame, list[str]]:
     """(table, missing): one row per trained variant, one per parent and one per parent seed
-    replicate — with a ``label``, its ``role`` (parent, replicate, variant), what was swapped, the
-    training ``seed`` and the ``weights`` file;
-    ``missing`` lists variants whose weights are not in ``data/models`` yet."""
+    replicate (from ``profile.seed_dir``) — with a ``label``, its ``role`` (parent, replicate,
+    variant), what was swapped (``swap``: readable; ``swap_from`` / ``swap_to``: the module types,
+    None for parents), the training ``seed`` and the ``weights`` file; ``missing`` lists variants
+    whose weights are not in ``profile.model_dir`` yet."""
+    from .config import require
+
+    profile = require(profile)
     rows, missing, parents_done = [], [], set()
 
     def row(model, parent, role, swap, label, weights, seed=None):
@@ -180,27 +178,29 @@ def component_swaps(profile=None, variants=None, seed_dir: Path | None = None) -
         if seed is not None and card_seed != seed:
             raise ValueError(f"{weights}: its card says seed {card_seed}, its folder says seed {seed}")
         seed = card_seed
-        return {"model": model, "label": label, "parent": parent, "role": role, "swap": swap, "seed": seed,
+        sw = models.spec(model).swap if role == "variant" else None
+        return {"model": model, "label": label, "parent": parent, "role": role, "swap": swap,
+                "swap_from": sw[0] if sw else None, "swap_to": sw[1] if sw else None, "seed": seed,
                 "epochs": card.get("epoch", card.get("epochs_trained")), "weights": str(weights),
                 **curvedness(model, profile, checkpoint=weights)}
 
-    for v in variants or sorted(models.VARIANTS):
-        parent, pw = parent_weights(v)
-        vw = models.MODEL_DIR / f"{v}.safetensors"
+    for v in variants or list(models.variants()):
+        parent, pw = parent_weights(v, profile)
+        vw = profile.model_dir / f"{v}.safetensors"
         if not vw.exists():
             missing.append(v)
             continue
         if parent not in parents_done:
             rows.append(row(parent, parent, "parent", "— (parent)", parent, pw))
-            for seed, rw in parent_replicates(parent, seed_dir):
+            for seed, rw in parent_replicates(parent, profile.seed_dir):
                 rows.append(row(parent, parent, "replicate", f"— (parent, seed {seed})", f"{parent} seed {seed}",
                                 rw, seed))
             parents_done.add(parent)
-        rows.append(row(v, parent, "variant", models.VARIANTS[v][1], v, vw))
+        rows.append(row(v, parent, "variant", models.spec(v).swap_label, v, vw))
     return pd.DataFrame(rows), missing
 
 
-def swap_boundary(table: pd.DataFrame, profile=None, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
+def swap_boundary(table: pd.DataFrame, profile, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
     """Median ε* along FGSM per confidence band for every row of a :func:`component_swaps` table
     (tidy: label, parent, band, median, n), from the cached travel experiments."""
     from .travel import median_by_confidence, travel_experiment
@@ -233,7 +233,8 @@ def swap_effects(table: pd.DataFrame) -> pd.DataFrame:
         seed_theta = float((reps.theta_mean - p.theta_mean).abs().max()) if len(reps) else np.nan
         seed_eps = float((reps.eps_median - p.eps_median).abs().max()) if len(reps) else np.nan
         d_theta = v.theta_mean - p.theta_mean
-        rows.append({"variant": v.model, "parent": v.parent, "swap": v.swap, "d_theta": d_theta,
+        rows.append({"variant": v.model, "parent": v.parent, "swap": v.swap, "swap_from": v.swap_from,
+                     "swap_to": v.swap_to, "d_theta": d_theta,
                      "seed_theta": seed_theta, "d_eps": v.eps_median - p.eps_median, "seed_eps": seed_eps,
                      "d_eps_low": v.eps_median_low - p.eps_median_low,
                      "d_accuracy": v.accuracy - p.accuracy, "d_sece": v.sece - p.sece,
@@ -244,14 +245,17 @@ def swap_effects(table: pd.DataFrame) -> pd.DataFrame:
 
 def component_effects(effects: pd.DataFrame) -> pd.DataFrame:
     """Does a component act the same way in both families? One row per pair of swapped components
-    (e.g. ReLU / GELU, from swaps written ``"A → B (detail)"``): ``toward`` (the pair's second
+    (e.g. ReLU / GELU, from each swap's ``swap_from`` → ``swap_to``): ``toward`` (the pair's second
     component, alphabetically), ``d_theta`` = {parent: θ change when that parent's component is
     replaced by ``toward``} and ``consistent`` (the same sign in every family, with ≥ 2 families)."""
+    missing = {"parent", "swap_from", "swap_to", "d_theta"} - set(effects.columns)
+    if missing:
+        raise ValueError(f"not a swap_effects table: no column(s) {', '.join(sorted(missing))}")
     rows = {}
     for e in effects.itertuples():
-        if e.swap.count("→") != 1:
-            raise ValueError(f"swap of {e.parent!r} must read 'A → B', got {e.swap!r}")
-        a, b = (re.sub(r"\s*\(.*\)$", "", t).strip() for t in e.swap.split("→"))
+        a, b = e.swap_from, e.swap_to
+        if not (isinstance(a, str) and isinstance(b, str) and a and b and a != b):
+            raise ValueError(f"swap of {e.parent!r} needs two different module types, got {a!r} → {b!r}")
         first, toward = sorted((a, b))
         r = rows.setdefault((first, toward), {"pair": f"{first} / {toward}", "toward": toward, "d_theta": {}})
         r["d_theta"][e.parent] = e.d_theta if b == toward else -e.d_theta

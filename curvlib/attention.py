@@ -14,8 +14,11 @@ inputs' device and track no gradients. Token tensors are ``[..., T, D]`` (T toke
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from . import runner
 
 
 def _check_tokens(X: torch.Tensor, P: torch.Tensor) -> None:
@@ -167,60 +170,89 @@ def layer_inputs(model, x: torch.Tensor, types=tuple(COMPONENTS)) -> dict[str, t
 
 
 @torch.no_grad()
-def layer_defects(model, x: torch.Tensor, d: torch.Tensor, eps: float) -> "pd.DataFrame":
+def layer_defects(model, x: torch.Tensor, d: torch.Tensor, eps: float, per_sample: bool = False) -> "pd.DataFrame":
     """Additivity defect of every component for the input perturbation x → clip(x + eps·d).
 
     Each module is fed the input it receives for x (as X) and the change of that input caused by
     the perturbation (as P). Attention modules additionally report their softmax and score defects.
     Returns a tidy frame: ``layer``, ``component``, ``depth`` (forward order), ``defect`` (median
     additivity defect over samples), ``bend`` (median :func:`midpoint_defect`), ``p_norm``
-    (median ‖P‖ relative to ‖X‖).
+    (median ‖P‖ relative to ‖X‖), medians over samples (Swin's window attention: over samples ×
+    windows). ``per_sample=True``: the unreduced values instead, one row per sample (or window)
+    and component (column ``sample``: position in x); :func:`summarise_defects` reduces them.
     """
     import pandas as pd
 
     x1 = (x + eps * d).clamp(0, 1)
     a, b = layer_inputs(model, x), layer_inputs(model, x1)
-    rows = []
+    cols: dict[str, list] = {k: [] for k in ("sample", "layer", "component", "depth", "defect", "bend", "p_norm")}
+
+    def add(name, component, depth, defect, bend, rel):
+        rows = len(defect)  # one per image, or per window of each image (Swin: [B·windows, T, D], image-major)
+        if rows % len(x):
+            raise ValueError(f"{name}: {rows} rows cannot be split over {len(x)} images")
+        cols["sample"] += np.repeat(np.arange(len(x)), rows // len(x)).tolist()
+        for k, v in (("layer", name), ("component", component), ("depth", depth)):
+            cols[k] += [v] * rows
+        for k, v in (("defect", defect), ("bend", bend), ("p_norm", rel)):
+            cols[k] += v.double().cpu().tolist()
+
     for depth, (name, (mod, X)) in enumerate(a.items()):
         P = b[name][1] - X
         kind = COMPONENTS[type(mod).__name__]
-        rel = (P.flatten(1).norm(dim=1) / X.flatten(1).norm(dim=1).clamp_min(1e-30)).median().item()
+        rel = P.flatten(1).norm(dim=1) / X.flatten(1).norm(dim=1).clamp_min(1e-30)
         if kind == "attention" and X.ndim == 3:
             resp = attention_response(mod, X, P)
             scores = lambda Z, mod=mod: attention_parts(mod, Z)["scores"]  # noqa: E731
-            rows.append({"layer": name, "component": "attention scores", "depth": depth,
-                         "defect": resp["share"].median().item(),
-                         "bend": midpoint_defect(scores, X, P).median().item(), "p_norm": rel})
+            add(name, "attention scores", depth, resp["share"], midpoint_defect(scores, X, P), rel)
             A_X, dA = resp["A_X"], resp["A_XP"] - resp["A_X"]
             soft = lambda s: s.softmax(-1)  # noqa: E731
-            rows.append({"layer": name, "component": "softmax", "depth": depth,
-                         "defect": additivity_defect(soft, A_X, dA).median().item(),
-                         "bend": midpoint_defect(soft, A_X, dA).median().item(), "p_norm": rel})
+            add(name, "softmax", depth, additivity_defect(soft, A_X, dA), midpoint_defect(soft, A_X, dA), rel)
         if kind == "attention" and X.ndim != 3:
             continue
-        rows.append({"layer": name, "component": kind, "depth": depth,
-                     "defect": additivity_defect(mod, X, P).median().item(),
-                     "bend": midpoint_defect(mod, X, P).median().item(), "p_norm": rel})
-    return pd.DataFrame(rows)
+        add(name, kind, depth, additivity_defect(mod, X, P), midpoint_defect(mod, X, P), rel)
+    long = pd.DataFrame(cols)
+    return long if per_sample else summarise_defects(long)
+
+
+def summarise_defects(long: "pd.DataFrame") -> "pd.DataFrame":
+    """Per-sample rows of :func:`layer_defects` → one row per component: the median over samples
+    (the lower middle value for an even count, as ``torch.median``) of defect, bend and p_norm."""
+    keys = ["layer", "component", "depth"]
+    missing = set(keys + ["defect", "bend", "p_norm"]) - set(long.columns)
+    keys += ["model"] if "model" in long.columns else []
+    if missing:
+        raise ValueError(f"not a per-sample layer_defects frame: no column(s) {', '.join(sorted(missing))}")
+    lower = lambda v: float(np.quantile(v, 0.5, method="lower"))  # noqa: E731
+    out = long.groupby(keys, sort=False)[["defect", "bend", "p_norm"]].agg(lower).reset_index()
+    out = out[[c for c in ("layer", "component", "depth", "defect", "bend", "p_norm", "model") if c in out]]
+    return out.sort_values("depth", kind="stable").reset_index(drop=True)
 
 
 def attention_experiment(model_name: str, profile=None, eps: float = 0.02, n: int = 16,
                          refresh: bool = False) -> "pd.DataFrame":
     """Cached :func:`layer_defects` of one model on the profile's first ``n`` images (capped at
     ``n_travel``), each moved along its FGSM direction by ``eps``."""
-    from . import cache, data, models
-    from .config import get_profile
+    return runner.run("attention", model_name, profile, refresh=refresh, eps=eps,
+                      n=min(n, profile.n_travel) if profile is not None else n)
+
+
+def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame":
+    from . import data
     from .direction import direction
 
-    profile = profile or get_profile()
-    n = min(n, profile.n_travel)
-    model = models.load(model_name, profile)
-    params = {"n": n, "eps": eps, "weights": model.fingerprint,
-              "data": str(profile.data_dir) if profile.data_dir else None}
+    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
+    index = data.shard_index(data.n_available(profile, n), shard)
+    d = direction(model, x, y, "fgsm")
+    long = layer_defects(model, x.to(profile.device), d.to(profile.device), eps, per_sample=True)
+    return long.assign(sample=index.numpy()[long["sample"].to_numpy()], model=model.name)
 
-    def compute():
-        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None)
-        d = direction(model, x, y, "fgsm")
-        return layer_defects(model, x.to(profile.device), d.to(profile.device), eps).assign(model=model_name)
 
-    return cache.cached("attention", model_name, params, compute, profile=profile, refresh=refresh)
+def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
+    import pandas as pd
+
+    return summarise_defects(pd.concat(parts, ignore_index=True))
+
+
+runner.experiment("attention", defaults=lambda p: {"n": min(16, p.n_travel), "eps": 0.02}, merge=_attention_merge,
+                  code=("attention",), summary=lambda df: f"{df.layer.nunique()} modules")(_attention_part)

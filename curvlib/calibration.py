@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import runner
+
 TABLE_COLUMNS = ["bin", "lo", "hi", "count", "share", "confidence", "accuracy", "gap", "is_empty"]
 STATS = ("ece", "sece", "mce", "ace", "accuracy")
 
@@ -248,46 +250,39 @@ def bootstrap_ci(confidence, correct, stat: str = "ece", n_boot: int = 1000, lev
 # ---------------------------------------------------------------------------------------------
 # Experiment: predictions of a profile's models on its test set (cached)
 
-def predictions(model_name: str, profile=None, n: int | None = None, refresh: bool = False,
+def predictions(model_name: str, profile, n: int | None = None, refresh: bool = False,
                 checkpoint=None) -> pd.DataFrame:
     """Tidy predictions of one model on the profile's test images (cached on disk).
 
     Returns one row per image: ``index``, ``label``, ``pred``, ``confidence`` (top softmax
     probability), ``correct``, and ``p_label`` (probability of the true class).
-    ``n`` defaults to the profile's ``n_calibration`` (None = all test images).
+    ``n`` defaults to the profile's ``n_calibration`` (None = all test images); ``checkpoint``:
+    other weights (e.g. an epoch snapshot).
     """
-    from . import data, models, runner
-    from .config import get_profile
-    from .inference import autocast_enabled, predict
+    return runner.run("calibration", model_name, profile, checkpoint=checkpoint, refresh=refresh, n=n)
 
-    profile = profile or get_profile()
-    n = n if n is not None else profile.n_calibration
-    model = models.load(model_name, profile, checkpoint=checkpoint)  # checkpoint: other weights (e.g. an epoch)
-    params = {"n": n, "weights": model.fingerprint, "dataset": profile.dataset,
-              "data": str(profile.data_dir) if profile.data_dir else None}
-    if autocast_enabled():
-        params["bf16"] = True
 
-    def compute_part(rank: int, size: int) -> pd.DataFrame:
-        import torch
+@runner.experiment("calibration", defaults=lambda profile: {"n": profile.n_calibration}, code=("calibration",),
+                   autocast=True, summary=lambda df: f"{len(df)} predictions, accuracy {df.correct.mean():.4f}")
+def _predictions_part(model, profile, shard, context, *, n) -> pd.DataFrame:
+    import torch
 
-        shard = None if size == 1 else (rank, size)
-        probs, labels = [], []
-        for xb, yb in data.batches(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None,
-                                   batch_size=profile.batch_size, shard=shard):
-            probs.append(predict(model, xb, profile.batch_size))
-            labels.append(yb)
-        probs, y = torch.cat(probs), torch.cat(labels)
-        conf, pred = probs.max(-1)
-        index = data.shard_index(data.n_available(profile, n), shard)
-        return pd.DataFrame({
-            "index": index.numpy(), "label": y.numpy(), "pred": pred.numpy(),
-            "confidence": conf.double().numpy(), "correct": (pred == y).numpy(),
-            "p_label": probs.gather(1, y[:, None]).squeeze(1).double().numpy(),
-        })
+    from . import data
+    from .inference import predict
 
-    return runner.sharded("calibration", model_name, params, compute_part, runner.concat_frames,
-                          profile=profile, refresh=refresh)
+    probs, labels = [], []
+    for xb, yb in data.batches(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None,
+                               batch_size=profile.batch_size, shard=shard):
+        probs.append(predict(model, xb, profile.batch_size, bf16=profile.autocast == "bf16"))
+        labels.append(yb)
+    probs, y = torch.cat(probs), torch.cat(labels)
+    conf, pred = probs.max(-1)
+    index = data.shard_index(data.n_available(profile, n), shard)
+    return pd.DataFrame({
+        "index": index.numpy(), "label": y.numpy(), "pred": pred.numpy(),
+        "confidence": conf.double().numpy(), "correct": (pred == y).numpy(),
+        "p_label": probs.gather(1, y[:, None]).squeeze(1).double().numpy(),
+    })
 
 
 def calibration_report(preds: dict[str, pd.DataFrame], n_bins: int = 10, n_boot: int = 1000,
@@ -318,17 +313,19 @@ def compare_with_paper(report: pd.DataFrame) -> pd.DataFrame:
 
     A CNN reproduces the claim when its whole sECE interval is below 0; a Transformer when its
     interval reaches 0 or above (not significantly overconfident). "opposite" means the interval
-    lies entirely on the other side.
+    lies entirely on the other side. A model of unknown family is an error (no rule applies).
     """
-    from .config import FAMILY
+    from . import models
 
     rows = []
     for name, r in report.iterrows():
-        fam = FAMILY.get(name, "?")
+        fam = models.family(name)
         if fam == "CNN":
             verdict = "yes" if r.sece_hi < 0 else ("opposite" if r.sece_lo > 0 else "inconclusive")
-        else:
+        elif fam == "Transformer":
             verdict = "yes" if r.sece_hi >= 0 else "opposite"
+        else:  # pragma: no cover - the registry admits only the two families
+            raise ValueError(f"{name!r}: no paper claim for family {fam!r}")
         rows.append({"model": name, "family": fam, "paper": PAPER_CLAIM.get(fam, "?"),
                      "sECE [95% CI]": f"{r.sece:+.4f} [{r.sece_lo:+.4f}, {r.sece_hi:+.4f}]",
                      "reproduced": verdict})
@@ -339,9 +336,9 @@ def family_gap(report: pd.DataFrame) -> dict:
     """Mean sECE of the Transformers minus that of the CNNs (the paper expects > 0), and
     ``noise``: the mean half-width of the models' sECE intervals, below which |gap| is not
     distinguishable from sampling noise (``ordering``: "larger", "smaller" or "indistinguishable")."""
-    from .config import FAMILY
+    from . import models
 
-    fam = report.index.map(lambda m: FAMILY.get(m, "?"))
+    fam = report.index.map(models.family)
     cnn = report.loc[fam == "CNN", "sece"].mean()
     tr = report.loc[fam == "Transformer", "sece"].mean()
     noise = float(((report.sece_hi - report.sece_lo) / 2).mean())

@@ -1,40 +1,56 @@
-"""Named run profiles: which data, which four models, how many samples, where results are cached.
+"""One explicit configuration: a :class:`Profile` carries everything an experiment depends on.
 
-A profile is chosen by the environment variable ``CURVLIB_PROFILE`` (default ``embedded``).
-Chapters read every sample size from the active profile, never from literals, so the same
-notebook runs in seconds on CI (``smoke``), in minutes on a laptop CPU (``embedded``) and at the
-paper's scale on a GPU (``paper``).
+A profile names the data, the four models, the sample sizes, where weights and results live,
+the device and the numeric mode. Library functions take it as an argument; :func:`get_profile`
+is the only place that reads the environment (so a notebook, the CLI and a test all configure
+curvlib the same way: build a profile, pass it on). Sample sizes are never literals in chapters,
+so the same notebook runs in seconds on CI (``smoke``), in minutes on a laptop CPU (``embedded``)
+and at the paper's scale on a GPU (``paper``).
 
-Environment overrides (all optional):
+Environment variables read by :func:`get_profile` (all optional):
 
-- ``CURVLIB_PROFILE``: profile name.
-- ``CURVLIB_CACHE``: results cache directory (default ``<repo>/.cache/results``).
-- ``CURVLIB_DEVICE``: ``cpu``, ``cuda``, ``cuda:1`` … (default: ``cuda`` when available).
-- ``CURVLIB_DATA``: ImageNet validation ImageFolder for the ``paper`` profile.
+======================== ======================================================================
+``CURVLIB_PROFILE``      profile name: ``embedded`` (default), ``smoke`` or ``paper``
+``CURVLIB_CACHE``        results cache directory (default ``<repo>/.cache/results``)
+``CURVLIB_DEVICE``       ``cpu``, ``cuda``, ``cuda:1`` … (default: ``cuda`` when available)
+``CURVLIB_DATA``         ImageNet validation ImageFolder (``paper`` profile)
+``CURVLIB_MODEL_DIR``    embedded weights + cards (default ``<repo>/data/models``)
+``CURVLIB_CHECKPOINTS``  local weights of paper models: ``name=path,name=path``
+``CURVLIB_WEIGHTS``      paper models: ``pretrained`` (default) or ``random`` (tests only)
+``CURVLIB_AUTOCAST``     ``bf16`` to autocast forward-only passes (calibration, θ); default off
+======================== ======================================================================
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO / "data"
+MODEL_DIR = DATA_DIR / "models"  #: shipped embedded weights + cards
+CHECKPOINT_DIR = DATA_DIR / "checkpoints"  #: epoch snapshots of the embedded models
+SEED_DIR = DATA_DIR / "seeds"  #: parents retrained with other seeds: seed<k>/<name>.safetensors
+DEFAULT_CACHE = REPO / ".cache" / "results"
 
 EMBEDDED_MODELS = ("resnet", "mobilenetv2", "vit", "swin")
 PAPER_MODELS = ("resnet50", "mobilenetv2_100", "vit_base_patch16_224", "swin_tiny_patch4_window7_224")
-#: Which family each model belongs to (CNN or Transformer), for colours and legends.
-FAMILY = {
-    "resnet": "CNN", "mobilenetv2": "CNN", "vit": "Transformer", "swin": "Transformer",
-    "resnet50": "CNN", "mobilenetv2_100": "CNN",
-    "vit_base_patch16_224": "Transformer", "swin_tiny_patch4_window7_224": "Transformer",
+
+#: The environment variables :func:`get_profile` reads, and what each sets.
+ENV = {
+    "CURVLIB_PROFILE": "profile name", "CURVLIB_CACHE": "cache_dir", "CURVLIB_DEVICE": "device",
+    "CURVLIB_DATA": "data_dir", "CURVLIB_MODEL_DIR": "model_dir", "CURVLIB_CHECKPOINTS": "checkpoints",
+    "CURVLIB_WEIGHTS": "weights", "CURVLIB_AUTOCAST": "autocast",
 }
+WEIGHTS = ("pretrained", "random")
+AUTOCAST = (None, "bf16")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything a chapter needs to know about scale.
+    """Everything an experiment depends on besides its own parameters.
 
     Sizes are counts of test images / random directions / steps along a line; ``None`` = all.
     """
@@ -48,13 +64,33 @@ class Profile:
     n_directions: int  #: random directions per image for curvature bands
     n_steps: int  #: steps along each line for trajectories / theta
     batch_size: int
-    device: str = field(default="")
-    cache_dir: Path = field(default=Path())
-    data_dir: Path | None = None
+    device: str = "cpu"
+    cache_dir: Path = DEFAULT_CACHE
+    data_dir: Path | None = None  #: ImageNet val ImageFolder (imagenet profiles)
+    model_dir: Path = MODEL_DIR  #: embedded weights + cards
+    checkpoint_dir: Path = CHECKPOINT_DIR  #: epoch snapshots (embedded)
+    seed_dir: Path = SEED_DIR  #: seed replicates (embedded)
+    checkpoints: tuple[tuple[str, str], ...] = ()  #: (paper model, local weight file) pairs
+    weights: str = "pretrained"  #: paper models: "pretrained" or "random" (tests, benchmarks)
+    autocast: str | None = None  #: "bf16": autocast forward-only passes; None: float32
 
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (validated again)."""
         return _validate(dataclasses.replace(self, **changes))
+
+    def checkpoint_for(self, model: str) -> str | None:
+        """The local weight file given for paper model ``model``, if any."""
+        return dict(self.checkpoints).get(model)
+
+    def data_identity(self) -> dict:
+        """What identifies the evaluation data, for cache keys."""
+        return {"dataset": self.dataset, "data": str(self.data_dir) if self.data_dir else None}
+
+    def summary(self) -> str:
+        """A short readable description (for pages and logs)."""
+        data = str(self.data_dir) if self.data_dir else "shipped test set"
+        return (f"profile {self.name}: {self.dataset} ({data}), models {', '.join(self.models)}, "
+                f"device {self.device}" + (f", autocast {self.autocast}" if self.autocast else ""))
 
 
 def _default_device() -> str:
@@ -80,24 +116,84 @@ PROFILE_NAMES = tuple(_BASE)
 def _validate(p: Profile) -> Profile:
     for f in ("n_travel", "n_theta_images", "n_directions", "n_steps", "batch_size"):
         v = getattr(p, f)
-        if not isinstance(v, int) or v < 1:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"profile {p.name!r}: {f} must be a positive integer, got {v!r}")
     if p.n_calibration is not None and (not isinstance(p.n_calibration, int) or p.n_calibration < 1):
         raise ValueError(f"profile {p.name!r}: n_calibration must be None or a positive integer")
     if p.dataset not in ("fashion-mnist", "imagenet"):
         raise ValueError(f"profile {p.name!r}: unknown dataset {p.dataset!r}")
+    if not p.models or not all(isinstance(m, str) and m for m in p.models):
+        raise ValueError(f"profile {p.name!r}: models must be a non-empty tuple of names, got {p.models!r}")
+    if not isinstance(p.device, str) or not p.device:
+        raise ValueError(f"profile {p.name!r}: device must be a name such as 'cpu' or 'cuda:0', got {p.device!r}")
+    if p.weights not in WEIGHTS:
+        raise ValueError(f"profile {p.name!r}: weights must be one of {', '.join(WEIGHTS)}, got {p.weights!r}")
+    if p.autocast not in AUTOCAST:
+        raise ValueError(f"profile {p.name!r}: autocast must be None or 'bf16', got {p.autocast!r}")
+    for f in ("cache_dir", "model_dir", "checkpoint_dir", "seed_dir"):
+        if not isinstance(getattr(p, f), Path):
+            raise TypeError(f"profile {p.name!r}: {f} must be a pathlib.Path, got {getattr(p, f)!r}")
+    if p.data_dir is not None and not isinstance(p.data_dir, Path):
+        raise TypeError(f"profile {p.name!r}: data_dir must be a pathlib.Path or None, got {p.data_dir!r}")
+    for pair in p.checkpoints:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(s, str) and s for s in pair)):
+            raise ValueError(f"profile {p.name!r}: checkpoints must be (model, path) pairs, got {pair!r}")
     return p
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """The profile called ``name`` (default: ``$CURVLIB_PROFILE`` or ``embedded``)."""
-    name = name or os.environ.get("CURVLIB_PROFILE", "").strip() or "embedded"
+def parse_checkpoints(text: str | Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """``"name=path,name=path"`` (or a mapping) → sorted (name, path) pairs; a malformed item is an error."""
+    if not text:
+        return ()
+    items = text.items() if isinstance(text, Mapping) else (
+        item.partition("=")[::2] if "=" in item else (item, "")
+        for item in (s.strip() for s in text.split(",")) if item)
+    out = {}
+    for name, path in items:
+        name, path = str(name).strip(), str(path).strip()
+        if not name or not path:
+            raise ValueError(f"checkpoints must look like name=path, got {name + '=' + path if name else path!r}")
+        out[name] = path
+    return tuple(sorted(out.items()))
+
+
+def _autocast(value: str | None) -> str | None:
+    v = (value or "").strip().lower()
+    if v in ("", "0", "off", "none"):
+        return None
+    if v != "bf16":
+        raise ValueError(f"CURVLIB_AUTOCAST must be 'bf16' or empty, got {value!r}")
+    return v
+
+
+def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, **overrides) -> Profile:
+    """The profile called ``name`` (default: ``$CURVLIB_PROFILE`` or ``embedded``), with the
+    settings of the ``CURVLIB_*`` variables in ``env`` (default ``os.environ``; see the module
+    docstring) and then ``overrides`` (field=value) applied. The only reader of the environment."""
+    env = os.environ if env is None else env
+    name = name or env.get("CURVLIB_PROFILE", "").strip() or "embedded"
     if name not in _BASE:
         raise ValueError(
             f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
             f"(set CURVLIB_PROFILE or pass the name)")
-    cache = Path(os.environ.get("CURVLIB_CACHE") or REPO / ".cache" / "results")
-    data = os.environ.get("CURVLIB_DATA")
-    device = os.environ.get("CURVLIB_DEVICE") or _default_device()
-    return _validate(Profile(name=name, device=device, cache_dir=cache,
-                             data_dir=Path(data) if data else None, **_BASE[name]))
+    data = env.get("CURVLIB_DATA", "").strip()
+    settings = dict(
+        device=env.get("CURVLIB_DEVICE", "").strip() or _default_device(),
+        cache_dir=Path(env.get("CURVLIB_CACHE", "").strip() or DEFAULT_CACHE),
+        data_dir=Path(data) if data else None,
+        model_dir=Path(env.get("CURVLIB_MODEL_DIR", "").strip() or MODEL_DIR),
+        checkpoints=parse_checkpoints(env.get("CURVLIB_CHECKPOINTS", "")),
+        weights=env.get("CURVLIB_WEIGHTS", "").strip() or "pretrained",
+        autocast=_autocast(env.get("CURVLIB_AUTOCAST")),
+    )
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Profile)}
+    if unknown or "name" in overrides:
+        raise TypeError(f"get_profile: unknown or fixed profile fields {sorted(unknown | ({'name'} & set(overrides)))}")
+    return _validate(Profile(name=name, **{**_BASE[name], **settings, **overrides}))
+
+
+def require(profile) -> Profile:
+    """``profile`` itself, or a clear error where a library function was given none."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"expected a curvlib Profile (e.g. curvlib.config.get_profile()), got {profile!r}")
+    return profile

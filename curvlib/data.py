@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import DATA_DIR, Profile, get_profile
+from .config import DATA_DIR, Profile, require
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -156,11 +156,11 @@ def _paper_dataset(profile: Profile, n: int | None, model_name: str | None, shar
     return ds
 
 
-def test_set(profile: Profile | None = None, n: int | None = None, model_name: str | None = None,
+def test_set(profile: Profile, n: int | None = None, model_name: str | None = None,
              shard: tuple[int, int] | None = None):
     """The active profile's evaluation images and labels as tensors (first ``n`` / a seeded subset).
     ``shard=(rank, size)`` keeps every size-th image from ``rank`` (global numbers: ``shard_index``)."""
-    profile = profile or get_profile()
+    profile = require(profile)
     if profile.dataset == "fashion-mnist":
         x, y = fashion_mnist("test", n=n)
         idx = list(_shard_indices(len(x), shard))
@@ -180,10 +180,10 @@ def _folder_size(root: str) -> int:
     return len(imagefolder(root))
 
 
-def n_available(profile: Profile | None = None, n: int | None = None) -> int:
+def n_available(profile: Profile, n: int | None = None) -> int:
     """How many evaluation images ``test_set(profile, n)`` returns (without loading them; the
     ImageFolder is scanned once per process)."""
-    profile = profile or get_profile()
+    profile = require(profile)
     if profile.dataset == "fashion-mnist":
         total = len(fashion_mnist("test")[1])
     else:
@@ -193,12 +193,12 @@ def n_available(profile: Profile | None = None, n: int | None = None) -> int:
     return total if n is None else min(n, total)
 
 
-def batches(profile: Profile | None = None, n: int | None = None, model_name: str | None = None,
+def batches(profile: Profile, n: int | None = None, model_name: str | None = None,
             batch_size: int = 256, num_workers: int = 4, shard: tuple[int, int] | None = None):
     """Iterate (images, labels) batches of the profile's evaluation set without holding it all in
     memory (50,000 ImageNet images would take 30 GB as one tensor). Pinned memory and worker
     processes on CUDA. ``shard``: as in :func:`test_set`."""
-    profile = profile or get_profile()
+    profile = require(profile)
     if profile.dataset == "fashion-mnist":
         x, y = test_set(profile, n=n, shard=shard)
         for i in range(0, len(x), batch_size):

@@ -1,8 +1,6 @@
 """Batched, gradient-free forward passes on the model's device."""
 from __future__ import annotations
 
-import os
-
 import torch
 from tqdm.auto import tqdm
 
@@ -14,34 +12,25 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def autocast_enabled(flag: bool | None = None) -> bool:
-    """bf16 autocast for forward-only passes: ``flag``, else ``CURVLIB_AUTOCAST=bf16`` (off by default;
-    travel and FGSM never use it, since ε* and gradients should not depend on reduced precision)."""
-    if flag is not None:
-        return bool(flag)
-    v = os.environ.get("CURVLIB_AUTOCAST", "").strip().lower()
-    if v not in ("", "0", "off", "none", "bf16"):
-        raise ValueError(f"CURVLIB_AUTOCAST must be 'bf16' or empty, got {v!r}")
-    return v == "bf16"
-
-
 def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on ``device`` when ``enabled`` (forward-only passes; travel and FGSM never use
+    it, since ε* and gradients should not depend on reduced precision)."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 @torch.inference_mode()
 def predict(model: CurvModel, x: torch.Tensor, batch_size: int = 500, progress: bool = False,
-            desc: str | None = None, bf16: bool | None = None) -> torch.Tensor:
+            desc: str | None = None, bf16: bool = False) -> torch.Tensor:
     """Softmax probabilities [N, K] (on CPU) of pixels ``x`` [N, C, H, W] in [0, 1], in batches.
 
     Results stay on the device until the end (one host-device copy, no sync per batch);
-    ``bf16``: autocast the forward passes (default: :func:`autocast_enabled`)."""
+    ``bf16``: autocast the forward passes (callers pass ``profile.autocast == "bf16"``)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if len(x) == 0:
         raise ValueError("x is empty")
     dev = model_device(model)
-    on = autocast_enabled(bf16)
+    on = bool(bf16)
     out = []
     for i in tqdm(range(0, len(x), batch_size), desc=desc or f"predict {getattr(model, 'name', '')}",
                   disable=not progress, leave=False):

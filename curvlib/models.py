@@ -1,6 +1,9 @@
 """The four models of every chapter, built from timm's own classes, behind one interface.
 
-``load(name)`` returns a :class:`CurvModel` in eval mode:
+Every model has one record, :class:`ModelSpec` (family, dataset, normalisation, activation, input
+size, training recipe; for component-swap variants the parent and the swapped module types), in
+a registry (:func:`spec`, :func:`family`, :func:`variants`). ``load(name, profile)`` returns a
+:class:`CurvModel` in eval mode:
 
 - ``model(x)``: logits ``[N, K]`` for pixels ``x`` ``[N, C, H, W]`` in [0, 1] (normalisation is inside);
 - ``model.features(x)``: the penultimate representation ``[N, F]`` (timm
@@ -16,38 +19,123 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .config import DATA_DIR, EMBEDDED_MODELS, PAPER_MODELS, Profile, get_profile
+from .config import CHECKPOINT_DIR, DATA_DIR, MODEL_DIR, PAPER_MODELS, Profile, require  # noqa: F401 (dirs re-exported)
 
-MODEL_DIR = Path(os.environ.get("CURVLIB_MODEL_DIR") or DATA_DIR / "models")  #: shipped weights + cards
-CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 #: Pixel statistics of the zero-padded 32×32 Fashion-MNIST train set (folded into the models).
 FASHION_MEAN, FASHION_STD = (0.2190,), (0.3318,)
+FAMILIES = ("CNN", "Transformer")
 
-_BUILDERS: dict[str, Callable[[], nn.Module]] = {}
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything curvlib knows about one model, in one record (as timm's ``default_cfgs``).
+
+    ``dataset``: "fashion-mnist" (embedded: built by ``build`` and trained here with ``recipe``)
+    or "imagenet" (timm's pretrained weights of the same name). Component-swap variants name their
+    ``parent`` and the module type swapped, ``swap = (from, to)`` (e.g. ("ReLU", "GELU")), with an
+    optional ``swap_detail``; everything else equals the parent.
+    """
+
+    name: str
+    family: str  #: "CNN" or "Transformer"
+    dataset: str  #: "fashion-mnist" or "imagenet"
+    norm: str  #: normalisation layers, e.g. "BatchNorm", "LayerNorm"
+    act: str  #: activation, e.g. "ReLU", "GELU"
+    input_size: tuple[int, int, int]  #: (C, H, W)
+    build: Callable[..., nn.Module] | None = None  #: embedded: untrained timm network
+    recipe: Mapping[str, Any] = field(default_factory=dict)  #: embedded: default epochs, lr
+    parent: str | None = None
+    swap: tuple[str, str] | None = None
+    swap_detail: str = ""
+
+    @property
+    def swap_label(self) -> str:
+        """"A → B (detail)" for a variant, "" otherwise."""
+        if self.swap is None:
+            return ""
+        return f"{self.swap[0]} → {self.swap[1]}" + (f" ({self.swap_detail})" if self.swap_detail else "")
 
 
-def register(name: str):
-    """Decorator: register a builder of an (untrained) timm network for the embedded profile."""
+_SPECS: dict[str, ModelSpec] = {}
+
+
+def register_spec(spec: ModelSpec) -> ModelSpec:
+    """Add a model record (checked: known family and dataset, variants name a registered parent)."""
+    if spec.name in _SPECS:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    if spec.family not in FAMILIES:
+        raise ValueError(f"model {spec.name!r}: family must be one of {FAMILIES}, got {spec.family!r}")
+    if spec.dataset not in ("fashion-mnist", "imagenet"):
+        raise ValueError(f"model {spec.name!r}: unknown dataset {spec.dataset!r}")
+    if (spec.parent is None) != (spec.swap is None):
+        raise ValueError(f"model {spec.name!r}: a variant needs both parent and swap=(from, to)")
+    if spec.parent is not None and spec.parent not in _SPECS:
+        raise ValueError(f"model {spec.name!r}: parent {spec.parent!r} is not registered")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def register(name: str, *, family: str, norm: str, act: str, recipe: Mapping[str, Any] | None = None):
+    """Decorator: register the builder of an (untrained) embedded timm network for 1×32×32 inputs."""
     def deco(fn):
-        if name in _BUILDERS:
-            raise ValueError(f"model {name!r} registered twice")
-        _BUILDERS[name] = fn
+        register_spec(ModelSpec(name, family, "fashion-mnist", norm, act, (1, 32, 32), fn, dict(recipe or {})))
         return fn
     return deco
 
 
-def list_models() -> list[str]:
-    return sorted(_BUILDERS)
+def register_variant(name: str, parent: str, swap: tuple[str, str], detail: str = ""):
+    """Decorator: register a component-swap variant of ``parent``; it inherits the parent's family,
+    input size and recipe, and its norm/act follow from the swap."""
+    def deco(fn):
+        p = spec(parent)
+        norm = swap[1] if swap[0] == p.norm else p.norm
+        act = swap[1] if swap[0] == p.act else p.act
+        if (norm, act) == (p.norm, p.act):
+            raise ValueError(f"variant {name!r}: {parent!r} has no {swap[0]} to swap (norm {p.norm}, act {p.act})")
+        register_spec(ModelSpec(name, p.family, p.dataset, norm, act, p.input_size, fn, p.recipe,
+                                parent=parent, swap=tuple(swap), swap_detail=detail))
+        return fn
+    return deco
 
 
-@register("resnet")
+def spec(name: str) -> ModelSpec:
+    """The record of model ``name``; a clear error for an unknown name."""
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(sorted(_SPECS))}") from None
+
+
+_STRICT = object()
+
+
+def family(name: str, default=_STRICT) -> str:
+    """"CNN" or "Transformer". An unknown model is an error, never a guess, unless a ``default``
+    is given (for colours and labels only)."""
+    if default is not _STRICT and name not in _SPECS:
+        return default
+    return spec(name).family
+
+
+def list_models(dataset: str = "fashion-mnist") -> list[str]:
+    """Registered model names of one dataset (default: the embedded models and their variants)."""
+    return sorted(n for n, s in _SPECS.items() if s.dataset == dataset)
+
+
+def variants() -> dict[str, ModelSpec]:
+    """Component-swap variants: name → record (``parent``, ``swap``)."""
+    return {n: s for n, s in sorted(_SPECS.items()) if s.parent is not None}
+
+
+@register("resnet", family="CNN", norm="BatchNorm", act="ReLU", recipe=dict(epochs=12, lr=2e-3))
 def _resnet(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
     """timm ResNet with BasicBlocks, widths 32-64-128-256, one block per stage, 3×3 stride-2 stem."""
     from timm.models.resnet import BasicBlock, ResNet
@@ -61,7 +149,7 @@ def _resnet(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
     return net
 
 
-@register("mobilenetv2")
+@register("mobilenetv2", family="CNN", norm="BatchNorm", act="ReLU6", recipe=dict(epochs=8, lr=2e-3))
 def _mobilenetv2(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
     """timm mobilenetv2_050 (width 0.5) with its first stride-2 stage at stride 1, so 32×32 inputs
     end at 2×2 before pooling (total stride 16, as CIFAR-style MobileNetV2s do)."""
@@ -72,7 +160,7 @@ def _mobilenetv2(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
     return net
 
 
-@register("vit")
+@register("vit", family="Transformer", norm="LayerNorm", act="GELU", recipe=dict(epochs=15, lr=1e-3))
 def _vit(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
     """timm VisionTransformer: 32×32 input, patch 4 (64 tokens + class token), width 96, depth 4, 3 heads."""
     from timm.models.vision_transformer import VisionTransformer
@@ -82,7 +170,7 @@ def _vit(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
                              embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0, **kw)
 
 
-@register("swin")
+@register("swin", family="Transformer", norm="LayerNorm", act="GELU", recipe=dict(epochs=15, lr=1e-3))
 def _swin(num_classes: int = 10, in_chans: int = 1, **kw) -> nn.Module:
     """timm SwinTransformer: 32×32 input, patch 4, window 4, widths 64-128, depths 2-2."""
     from timm.models.swin_transformer import SwinTransformer
@@ -101,38 +189,40 @@ class TokenBatchNorm(nn.BatchNorm1d):
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
-#: Component-swap variants (chapter "What bends the space"): one module type changed, the rest as
-#: the parent. name → (parent, what is swapped).
-VARIANTS = {
-    "vit_bn": ("vit", "LayerNorm → BatchNorm"),
-    "vit_relu": ("vit", "GELU → ReLU"),
-    "resnet_ln": ("resnet", "BatchNorm → LayerNorm (over channels)"),
-    "resnet_gelu": ("resnet", "ReLU → GELU"),
-}
-
-
-@register("vit_bn")
+# Component-swap variants (chapter "What bends the space"): one module type changed, the rest as
+# the parent, trained with the parent's recipe.
+@register_variant("vit_bn", "vit", ("LayerNorm", "BatchNorm"))
 def _vit_bn(**kw) -> nn.Module:
     return _vit(norm_layer=TokenBatchNorm, **kw)
 
 
-@register("vit_relu")
+@register_variant("vit_relu", "vit", ("GELU", "ReLU"))
 def _vit_relu(**kw) -> nn.Module:
     return _vit(act_layer=nn.ReLU, **kw)
 
 
-@register("resnet_ln")
+@register_variant("resnet_ln", "resnet", ("BatchNorm", "LayerNorm"), "over channels")
 def _resnet_ln(**kw) -> nn.Module:
     from timm.layers import LayerNorm2d
 
     return _resnet(norm_layer=LayerNorm2d, **kw)
 
 
-@register("resnet_gelu")
+@register_variant("resnet_gelu", "resnet", ("ReLU", "GELU"))
 def _resnet_gelu(**kw) -> nn.Module:
     from timm.layers import GELU
 
     return _resnet(act_layer=GELU, **kw)
+
+
+# The paper's timm models (ImageNet-1k weights; input size and pixel statistics come from timm's
+# pretrained config when loaded).
+for _name, _fam, _norm, _act in [("resnet50", "CNN", "BatchNorm", "ReLU"),
+                                 ("mobilenetv2_100", "CNN", "BatchNorm", "ReLU6"),
+                                 ("vit_base_patch16_224", "Transformer", "LayerNorm", "GELU"),
+                                 ("swin_tiny_patch4_window7_224", "Transformer", "LayerNorm", "GELU")]:
+    register_spec(ModelSpec(_name, _fam, "imagenet", _norm, _act, (3, 224, 224)))
+assert set(PAPER_MODELS) <= set(_SPECS)
 
 
 class CurvModel(nn.Module):
@@ -193,9 +283,10 @@ class CurvModel(nn.Module):
 
 def build(name: str) -> CurvModel:
     """An untrained embedded model (random init) with Fashion-MNIST normalisation."""
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown embedded model {name!r}; choose one of {', '.join(list_models())}")
-    return CurvModel(_BUILDERS[name](), FASHION_MEAN, FASHION_STD, name, (1, 32, 32))
+    sp = spec(name)
+    if sp.build is None:
+        raise ValueError(f"{name!r} is a timm ImageNet model, not an embedded one; use load_paper({name!r})")
+    return CurvModel(sp.build(), FASHION_MEAN, FASHION_STD, name, sp.input_size)
 
 
 def file_sha256(path: Path) -> str:
@@ -206,12 +297,13 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_embedded(name: str, path: Path | None = None) -> CurvModel:
-    """A shipped embedded model (or a checkpoint ``path``), in eval mode, with its card."""
+def load_embedded(name: str, path: str | Path) -> CurvModel:
+    """Embedded model ``name`` with the weights in ``path`` (safetensors; its card ``.json`` beside
+    it), in eval mode."""
     from safetensors.torch import load_file
 
     model = build(name)
-    path = Path(path) if path is not None else MODEL_DIR / f"{name}.safetensors"
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(
             f"no weights for {name!r} at {path}; train them with `python -m curvlib.train --model {name}` "
@@ -275,36 +367,29 @@ def load_paper(name: str, checkpoint: str | Path | None = None, weights: str = "
     return model.eval().requires_grad_(False)
 
 
-def load(name: str, profile: Profile | str | None = None, checkpoint: str | Path | None = None,
-         device: str | torch.device | None = None, **kw) -> CurvModel:
-    """Load model ``name`` of the given (or active) profile onto ``device`` (default: the profile's)."""
-    if isinstance(profile, str) or profile is None:
-        profile = get_profile(profile)
+def load(name: str, profile: Profile, checkpoint: str | Path | None = None,
+         device: str | torch.device | None = None) -> CurvModel:
+    """Model ``name`` of ``profile`` on ``device`` (default: the profile's).
+
+    Embedded profiles read ``profile.model_dir/<name>.safetensors`` (or ``checkpoint``: other weights,
+    e.g. an epoch snapshot); ImageNet profiles load timm's weights (``profile.weights``), or a local
+    file from ``checkpoint`` / ``profile.checkpoints``.
+    """
+    profile = require(profile)
     if profile.dataset == "fashion-mnist":
-        if name not in _BUILDERS:
-            raise ValueError(f"unknown embedded model {name!r}; choose one of {', '.join(EMBEDDED_MODELS)}")
-        model = load_embedded(name, checkpoint)
+        if name not in _SPECS or _SPECS[name].dataset != "fashion-mnist":
+            raise ValueError(f"unknown embedded model {name!r}; choose one of {', '.join(list_models())}")
+        model = load_embedded(name, checkpoint if checkpoint is not None else profile.model_dir / f"{name}.safetensors")
     else:
         import timm
 
+        if name in _SPECS and _SPECS[name].dataset != "imagenet":
+            raise ValueError(f"{name!r} is an embedded (Fashion-MNIST) model; the {profile.name!r} profile "
+                             f"uses ImageNet models such as {', '.join(PAPER_MODELS)}")
         if name not in timm.list_models():
             raise ValueError(f"unknown timm model {name!r} (the paper's are {', '.join(PAPER_MODELS)})")
-        checkpoint = checkpoint or paper_checkpoints().get(name)
-        kw.setdefault("weights", os.environ.get("CURVLIB_WEIGHTS", "").strip() or "pretrained")
-        model = load_paper(name, checkpoint=checkpoint, **kw)
+        model = load_paper(name, checkpoint=checkpoint or profile.checkpoint_for(name), weights=profile.weights)
     return model.to(device or profile.device)
-
-
-def paper_checkpoints() -> dict[str, str]:
-    """Local weight files for paper models from ``CURVLIB_CHECKPOINTS="name=path,name=path"``
-    (what ``python -m curvlib run --checkpoint name=path`` sets)."""
-    out = {}
-    for item in filter(None, (p.strip() for p in os.environ.get("CURVLIB_CHECKPOINTS", "").split(","))):
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"CURVLIB_CHECKPOINTS entries must look like name=path, got {item!r}")
-        out[name.strip()] = path.strip()
-    return out
 
 
 def num_params(model: nn.Module) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import FAMILY
+from . import models
 
 FAMILY_COLOR = {"CNN": "#1f77b4", "Transformer": "#d62728"}
 
 
 def model_color(name: str) -> str:
-    return FAMILY_COLOR.get(FAMILY.get(name, ""), "#444444")
+    return FAMILY_COLOR.get(models.family(name, default=None), "#444444")
 
 
 def to_png(fig, dpi: int = 100) -> bytes:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import runner
 from .direction import direction
 from .travel import positions, travel
 
@@ -116,31 +117,29 @@ def jump_experiment(model_name: str, eps_r: float = 0.05, profile=None, n: int |
                     refresh: bool = False) -> pd.DataFrame:
     """Cached :func:`jump_travel` on the profile's first ``n`` test images (default ``n_travel``);
     the direct travel is shared with :func:`curvlib.travel.travel_experiment`'s cache."""
-    from . import data, models, runner
-    from .config import get_profile
+    return runner.run("random_jump", model_name, profile, refresh=refresh, eps_r=eps_r, n=n, kind=kind, seed=seed,
+                      eps_max=eps_max, tol=tol)
+
+
+def _direct_travel(model_name, profile, params, checkpoint) -> pd.DataFrame:
+    """The FGSM travel from x itself (its own cached, sharded experiment), on every rank first."""
     from .travel import travel_experiment
 
-    profile = profile or get_profile()
-    n = n or profile.n_travel
-    model = models.load(model_name, profile)
-    params = {"n": n, "eps_r": eps_r, "kind": kind, "seed": seed, "eps_max": eps_max, "tol": tol,
-              "weights": model.fingerprint, "data": str(profile.data_dir) if profile.data_dir else None}
+    return travel_experiment(model_name, "fgsm", profile, n=params["n"], eps_max=params["eps_max"],
+                             tol=params["tol"], checkpoint=checkpoint)
 
-    # the direct travel is itself a (sharded) cached experiment: run it on all ranks first
-    direct_all = travel_experiment(model_name, "fgsm", profile, n=n, eps_max=eps_max, tol=tol)
 
-    def compute_part(rank: int, size: int) -> pd.DataFrame:
-        shard = None if size == 1 else (rank, size)
-        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None,
-                             shard=shard)
-        index = data.shard_index(data.n_available(profile, n), shard)
-        direct = direct_all.iloc[index.numpy()].reset_index(drop=True)
-        df = jump_travel(model, x, y, eps_r, kind, seed, eps_max, tol, profile.batch_size, direct=direct,
-                         index=index)
-        return df.assign(model=model_name)
+@runner.experiment("random_jump", defaults=lambda p: {"eps_r": 0.05, "n": p.n_travel, "kind": "random_sign", "seed": 0,
+                                                      "eps_max": 1.0, "tol": 1e-4},
+                   prepare=_direct_travel, code=("random_jump", "travel"), summary=lambda df: f"{len(df)} pairs")
+def _jump_part(model, profile, shard, direct_all, *, eps_r, n, kind, seed, eps_max, tol) -> pd.DataFrame:
+    from . import data
 
-    return runner.sharded("random_jump", model_name, params, compute_part, runner.concat_frames,
-                          profile=profile, refresh=refresh)
+    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
+    index = data.shard_index(data.n_available(profile, n), shard)
+    direct = direct_all.iloc[index.numpy()].reset_index(drop=True)
+    df = jump_travel(model, x, y, eps_r, kind, seed, eps_max, tol, profile.batch_size, direct=direct, index=index)
+    return df.assign(model=model.name)
 
 
 __all__ = ["random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio", "jump_experiment"]

@@ -1,19 +1,39 @@
-"""Run experiments on one process or sharded over ``torchrun`` ranks, with one cache entry.
+"""Experiments: one registration each, run on one process or sharded over ``torchrun`` ranks.
 
-Each experiment is written as ``compute_part(rank, world)`` (its share of the images or
-directions: every ``world``-th item starting at ``rank``) plus ``merge(parts)``. On one process
-that is simply the whole computation. Under ``torchrun --nproc-per-node N`` (``torch.distributed``
-initialised, see :func:`init_distributed`) every rank writes its part next to the final cache
-entry (atomically, so an interrupted run resumes), rank 0 merges the parts into the entry that a
-single process would have written, under the same key, and the others wait for it. The book then
-reads that entry on any machine.
+An experiment is registered once (:func:`experiment`) with
+
+- ``compute_part(model, profile, shard, context, **params)``: its share of the images or directions
+  (``shard = (rank, world)``: every ``world``-th item starting at ``rank``; ``None`` on one process);
+- ``merge(parts, params)``: the parts back into the one result a single process would have computed;
+- ``defaults(profile)``: the parameters that, with the data, the weights and the code, make its key;
+- optionally ``prepare``: results it needs from other experiments, computed on every rank first.
+
+:func:`run` is the one way to compute one: it loads the model, builds the cache key the same way for
+every experiment — parameters + ``profile.data_identity()`` + the weights' fingerprint + a
+fingerprint of the library code the experiment runs (+ the autocast mode where it applies) — and
+shards uniformly. Under ``torchrun --nproc-per-node N`` every rank writes its part next to the
+final cache entry (atomically, so an interrupted run resumes), rank 0 merges the parts under the
+same key and the others wait for it. The book then reads that entry on any machine.
 """
 from __future__ import annotations
 
+import ast
+import functools
+import hashlib
+import importlib
 import os
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import cache
+from .config import Profile, require
+
+#: Modules whose code every experiment runs (data loading, models, batched inference, directions).
+COMMON_CODE = ("data", "models", "inference", "direction")
+#: Modules that register experiments (imported by :func:`registry`).
+EXPERIMENT_MODULES = ("calibration", "travel", "trajectory", "random_jump", "attention")
+#: The order ``curvlib run all`` computes them in (cheap and most-read first).
+BOOK_ORDER = ("calibration", "travel", "theta", "random_jump", "attention")
 
 
 def world() -> tuple[int, int]:
@@ -25,21 +45,22 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def init_distributed() -> tuple[int, int]:
-    """Join the process group torchrun describes (``WORLD_SIZE`` > 1): NCCL on CUDA, else gloo.
-    Each rank uses GPU ``LOCAL_RANK``. Returns (rank, world size)."""
+def init_distributed(profile: Profile) -> tuple[int, int, Profile]:
+    """Join the process group torchrun describes (its ``WORLD_SIZE`` > 1): NCCL on CUDA, else gloo.
+    Returns (rank, world size, profile), the profile on GPU ``LOCAL_RANK`` when on CUDA. (torchrun's
+    own variables are the launcher's protocol, read here; curvlib's settings travel in ``profile``.)"""
     import torch
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return world()
-    use_cuda = torch.cuda.is_available() and os.environ.get("CURVLIB_DEVICE", "cuda").startswith("cuda")
+        return (*world(), profile)
+    use_cuda = torch.cuda.is_available() and profile.device.startswith("cuda")
     if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
-        os.environ["CURVLIB_DEVICE"] = f"cuda:{local}"
+        profile = profile.replace(device=f"cuda:{local}")
     dist.init_process_group("nccl" if use_cuda else "gloo")
-    return world()
+    return (*world(), profile)
 
 
 def _barrier() -> None:
@@ -50,22 +71,22 @@ def _barrier() -> None:
 
 
 def sharded(experiment: str, model: str, params: dict, compute_part: Callable[[int, int], Any],
-            merge: Callable[[list], Any], *, profile, refresh: bool = False) -> Any:
-    """The cached value of ``merge([compute_part(r, W) for r in range(W)])``, computed by W ranks."""
+            merge: Callable[[list, dict], Any], *, profile: Profile, refresh: bool = False) -> Any:
+    """The cached value of ``merge([compute_part(r, W) for r in range(W)], params)``, computed by W ranks."""
     rank, size = world()
     if size == 1:
-        return cache.cached(experiment, model, params, lambda: merge([compute_part(0, 1)]),
+        return cache.cached(experiment, model, params, lambda: merge([compute_part(0, 1)], params),
                             profile=profile, refresh=refresh)
     target = cache.path(experiment, model, params, profile)
     if target.exists() and not refresh:
         _barrier()
         return cache.load(target)
-    parts = [target.with_name(f"{target.stem}.part{r}of{size}.pkl") for r in range(size)]
+    parts = [target.with_name(f"{target.stem}.part{r}of{size}{target.suffix}") for r in range(size)]
     if refresh or not parts[rank].exists():
         cache.save(parts[rank], compute_part(rank, size))
     _barrier()  # every part written
     if rank == 0:
-        value = merge([cache.load(p) for p in parts])
+        value = merge([cache.load(p) for p in parts], params)
         cache.save(target, value, {"experiment": experiment, "model": model, "profile": profile.name,
                                    "params": params, "merged_from": size})
         for p in parts:
@@ -74,9 +95,118 @@ def sharded(experiment: str, model: str, params: dict, compute_part: Callable[[i
     return cache.load(target)
 
 
-def concat_frames(parts: list) -> "Any":
+def concat_frames(parts: list, params: dict | None = None) -> "Any":
     """Merge per-rank DataFrames with a global ``index`` column back into input order."""
     import pandas as pd
 
     df = pd.concat(parts, ignore_index=True)
     return df.sort_values("index", kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment registry
+
+@dataclass(frozen=True)
+class Experiment:
+    """One registered experiment (see the module docstring)."""
+
+    name: str
+    compute_part: Callable[..., Any]
+    defaults: Callable[[Profile], dict]
+    merge: Callable[[list, dict], Any] = concat_frames  #: (parts, params) → result
+    prepare: Callable[..., Any] | None = None  #: (model_name, profile, params, checkpoint) → context
+    code: tuple[str, ...] = ()  #: curvlib modules it runs besides COMMON_CODE (part of its key)
+    autocast: bool = False  #: forward-only: may run under the profile's autocast (then in the key)
+    calls: tuple[dict, ...] = ({},)  #: the chapters' calls (parameter overrides) ``curvlib run`` makes
+    summary: Callable[[Any], str] = str  #: one line about a result, for the CLI
+
+
+_EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def experiment(name: str, *, defaults: Callable[[Profile], dict], **kw):
+    """Decorator: register ``compute_part`` as experiment ``name`` (keywords: :class:`Experiment`'s)."""
+    def deco(fn):
+        if name in _EXPERIMENTS:
+            raise ValueError(f"experiment {name!r} registered twice")
+        _EXPERIMENTS[name] = Experiment(name, fn, defaults, **kw)
+        return fn
+    return deco
+
+
+def registry() -> dict[str, Experiment]:
+    """All experiments, by name, in the book's order (imports the modules that register them)."""
+    for m in EXPERIMENT_MODULES:
+        importlib.import_module(f"{__package__}.{m}")
+    order = {n: i for i, n in enumerate(BOOK_ORDER)}
+    return dict(sorted(_EXPERIMENTS.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def get(name: str) -> Experiment:
+    exps = registry()
+    if name not in exps:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(exps)}")
+    return exps[name]
+
+
+def source_fingerprint(source: str) -> str:
+    """Hash of Python ``source``'s syntax tree without docstrings and comments (16 hex digits)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(modules: tuple[str, ...]) -> str:
+    """Hash of the code of curvlib ``modules`` (:func:`source_fingerprint` of each), so a cached
+    result is never served after the code that computed it changed."""
+    h = hashlib.sha256()
+    for m in sorted(set(modules)):
+        mod = importlib.import_module(f"{__package__}.{m}")
+        with open(mod.__file__, encoding="utf-8") as f:
+            h.update(f"{m}:{source_fingerprint(f.read())};".encode())
+    return h.hexdigest()[:16]
+
+
+def params_for(name: str, profile: Profile, **params) -> dict:
+    """The experiment's parameters: its defaults for ``profile``, updated by the non-None ``params``."""
+    exp = get(name)
+    defaults = exp.defaults(profile)
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise TypeError(f"experiment {name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
+                        f"its parameters are {', '.join(defaults)}")
+    return {**defaults, **{k: v for k, v in params.items() if v is not None}}
+
+
+def cache_key(name: str, model, profile: Profile, params: dict) -> dict:
+    """What identifies a result of experiment ``name``: the same recipe for every experiment."""
+    exp = get(name)
+    key = {**params, **profile.data_identity(), "weights": model.fingerprint,
+           "code": code_fingerprint(COMMON_CODE + exp.code)}
+    if exp.autocast and profile.autocast:
+        key["autocast"] = profile.autocast
+    return key
+
+
+def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refresh: bool = False, **params) -> Any:
+    """Cached result of experiment ``name`` for one model (``checkpoint``: other weights, e.g. an
+    epoch snapshot), sharded over torchrun ranks when initialised. ``params`` override the
+    experiment's defaults for the profile (None = default)."""
+    from . import models
+
+    profile = require(profile)
+    exp = get(name)
+    params = params_for(name, profile, **params)
+    model = models.load(model_name, profile, checkpoint=checkpoint)
+    key = cache_key(name, model, profile, params)
+    context = exp.prepare(model_name, profile, params, checkpoint) if exp.prepare else None
+
+    def compute_part(rank: int, size: int):
+        return exp.compute_part(model, profile, None if size == 1 else (rank, size), context, **params)
+
+    return sharded(name, model_name, key, compute_part, exp.merge, profile=profile, refresh=refresh)

@@ -27,14 +27,9 @@ from tqdm.auto import tqdm
 from . import data, models
 from .cache import atomic_write_bytes
 
-#: Per-model defaults (epochs chosen to converge within the CPU budget; lr per family).
-DEFAULTS = {
-    "resnet": dict(epochs=12, lr=2e-3),
-    "mobilenetv2": dict(epochs=8, lr=2e-3),
-    "vit": dict(epochs=15, lr=1e-3),
-    "swin": dict(epochs=15, lr=1e-3),
-}
-DEFAULTS.update({v: DEFAULTS[parent] for v, (parent, _) in models.VARIANTS.items()})  # the parent's recipe
+#: Per-model default recipe (epochs chosen to converge within the CPU budget; lr per family), from
+#: the model records (variants inherit their parent's).
+DEFAULTS = {name: dict(models.spec(name).recipe) for name in models.list_models()}
 SNAPSHOT_MODELS = ("resnet", "vit")
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import runner
 from .data import check_pixels
 from .inference import model_device
 
@@ -28,13 +29,13 @@ def _as_grid(eps, name="eps") -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, desc: str):
+def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, desc: str, bf16: bool = False):
     """Features and logits of many points; kept on the device until the end (no per-batch sync);
-    bf16 autocast when ``CURVLIB_AUTOCAST=bf16``."""
-    from .inference import autocast, autocast_enabled
+    ``bf16``: autocast the forward passes."""
+    from .inference import autocast
 
     dev = model_device(model)
-    on = autocast_enabled()
+    on = bool(bf16)
     feats, logits = [], []
     for i in tqdm(range(0, len(pts), batch_size), desc=desc, disable=not progress, leave=False):
         xb = pts[i:i + batch_size].to(dev, non_blocking=True)
@@ -46,10 +47,12 @@ def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, d
     return torch.cat(feats).cpu(), torch.cat(logits).cpu()
 
 
-def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, progress: bool = False) -> dict:
+def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, progress: bool = False,
+               bf16: bool = False) -> dict:
     """Features along lines: images x [N, C, H, W] in [0, 1], directions d [N, C, H, W] (or [M, N, C, H, W]
     for M directions per image), grid eps [S] → dict with ``features`` [(M,) N, S, F], ``logits``
-    [(M,) N, S, K], ``pred`` [(M,) N, S] and ``eps`` [S]; points are clip(x + ε d)."""
+    [(M,) N, S, K], ``pred`` [(M,) N, S] and ``eps`` [S]; points are clip(x + ε d). ``bf16``:
+    autocast the forward passes."""
     check_pixels(x)
     e = _as_grid(eps)
     multi = d.ndim == x.ndim + 1
@@ -59,7 +62,7 @@ def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 5
     dd = d if multi else d[None]
     M, N, S = dd.shape[0], x.shape[0], e.numel()
     pts = (x[None, :, None] + e.view(1, 1, S, 1, 1, 1) * dd[:, :, None]).clamp_(0, 1)  # [M, N, S, C, H, W]
-    f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe line")
+    f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe line", bf16)
     f, lg = f.view(M, N, S, -1), lg.view(M, N, S, -1)
     if not multi:
         f, lg = f[0], lg[0]
@@ -156,48 +159,53 @@ def theta_summary(th: torch.Tensor) -> pd.DataFrame:
 
 
 def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_range: float = 0.1,
-                     seed: int = 0, refresh: bool = False,
-                     checkpoint=None) -> dict:
+                     seed: int = 0, refresh: bool = False, checkpoint=None) -> dict:
     """Cached θ over ``profile.n_theta_images`` images × ``n_directions`` directions × ``n_steps`` steps on
     ε ∈ [−eps_range, eps_range] (FGSM: one direction per image, so the random directions are
     replaced by FGSM for every image; random: seeded Gaussian). Returns ``theta`` [M, N, S−2],
-    ``eps`` [S] and the per-step ``summary`` frame."""
-    from . import data, models, runner
+    ``eps`` [S] and the per-step ``summary`` frame. ``checkpoint``: other weights."""
+    return runner.run("theta", model_name, profile, checkpoint=checkpoint, refresh=refresh, kind=kind,
+                      eps_range=eps_range, seed=seed)
+
+
+def _theta_defaults(profile) -> dict:
+    return {"n_images": profile.n_theta_images, "n_directions": profile.n_directions, "n_steps": profile.n_steps,
+            "kind": "random", "eps_range": 0.1, "seed": 0}
+
+
+def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_steps, kind, eps_range, seed):
+    """θ of the shard's directions (every size-th from rank): [M_shard, N, S−2]."""
+    from . import data
     from .direction import direction
 
-    from .config import get_profile
+    rank, size = shard or (0, 1)
+    S = n_steps + 1
+    M = 1 if kind == "fgsm" else n_directions
+    x, y = data.test_set(profile, n=n_images, model_name=model.name if profile.dataset == "imagenet" else None)
+    ms = list(range(rank, M, size))
+    if kind == "fgsm":
+        d = direction(model, x, y, "fgsm")[None][: len(ms)]
+    else:
+        d = torch.stack([direction(None, x, kind=kind, seed=seed * 100_000 + m) for m in ms])
+    eps = torch.linspace(-eps_range, eps_range, S)
+    chunk = max(1, (4 * profile.batch_size) // (len(x) * S))  # directions per probe (memory budget)
+    th = [torch.empty(0, len(x), S - 2)]
+    for m in tqdm(range(0, len(ms), chunk), desc=f"theta {model.name} {kind}", leave=False):
+        feats = probe_line(model, x, d[m:m + chunk], eps, profile.batch_size, bf16=profile.autocast == "bf16")
+        th.append(theta(feats["features"]).cpu())
+    return torch.cat(th)
 
-    profile = profile or get_profile()
-    model = models.load(model_name, profile, checkpoint=checkpoint)  # checkpoint: other weights (e.g. an epoch)
-    S = profile.n_steps + 1
-    M = 1 if kind == "fgsm" else profile.n_directions
-    params = {"n_images": profile.n_theta_images, "n_directions": M, "n_steps": profile.n_steps, "kind": kind,
-              "eps_range": eps_range, "seed": seed, "weights": model.fingerprint}
-    from .inference import autocast_enabled
 
-    if autocast_enabled():
-        params["bf16"] = True
+def _theta_merge(parts: list, params: dict) -> dict:
+    """Interleave the ranks' directions back into order; add the grid and the summary."""
+    size = len(parts)
+    th = torch.empty(sum(len(p) for p in parts), *parts[0].shape[1:])
+    for r, part in enumerate(parts):
+        th[r::size] = part
+    eps = torch.linspace(-params["eps_range"], params["eps_range"], params["n_steps"] + 1)
+    return {"theta": th, "eps": eps, "summary": theta_summary(th)}
 
-    def compute_part(rank: int, size: int) -> torch.Tensor:  # shards the directions
-        x, y = data.test_set(profile, n=profile.n_theta_images,
-                             model_name=model_name if profile.dataset == "imagenet" else None)
-        ms = list(range(rank, M, size))
-        if kind == "fgsm":
-            d = direction(model, x, y, "fgsm")[None][: len(ms)]
-        else:
-            d = torch.stack([direction(None, x, kind=kind, seed=seed * 100_000 + m) for m in ms])
-        eps = torch.linspace(-eps_range, eps_range, S)
-        chunk = max(1, (4 * profile.batch_size) // (len(x) * S))  # directions per probe (memory budget)
-        th = [torch.empty(0, len(x), S - 2)]
-        for m in tqdm(range(0, len(ms), chunk), desc=f"theta {model_name} {kind}", leave=False):
-            th.append(theta(probe_line(model, x, d[m:m + chunk], eps, profile.batch_size)["features"]).cpu())
-        return torch.cat(th)
 
-    def merge(parts: list) -> dict:
-        size = len(parts)
-        th = torch.empty(M, *parts[0].shape[1:])
-        for r, part in enumerate(parts):
-            th[r::size] = part
-        return {"theta": th, "eps": torch.linspace(-eps_range, eps_range, S), "summary": theta_summary(th)}
-
-    return runner.sharded("theta", model_name, params, compute_part, merge, profile=profile, refresh=refresh)
+runner.experiment("theta", defaults=_theta_defaults, merge=_theta_merge, code=("trajectory",), autocast=True,
+                  calls=({"kind": "random"}, {"kind": "fgsm"}),
+                  summary=lambda r: f"θ {tuple(r['theta'].shape)}")(_theta_part)

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import models, runner
 from .direction import _check
 from .inference import model_device
 
@@ -201,28 +202,29 @@ def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int 
                       eps_max: float = 1.0, tol: float = 1e-4, seed: int = 0, refresh: bool = False,
                       checkpoint=None) -> pd.DataFrame:
     """Cached :func:`travel` of one model on the profile's first ``n`` test images (default
-    ``profile.n_travel``) along ``kind`` directions (``fgsm`` or a seeded random kind)."""
-    from . import data, models, runner
-    from .config import get_profile
+    ``profile.n_travel``) along ``kind`` directions (``fgsm`` or a seeded random kind);
+    ``checkpoint``: other weights (e.g. an epoch snapshot)."""
+    return runner.run("travel", model_name, profile, checkpoint=checkpoint, refresh=refresh, n=n, kind=kind,
+                      eps_max=eps_max, tol=tol, seed=seed)
+
+
+def _crossed(df: pd.DataFrame) -> str:
+    return f"{df.kind.iloc[0]}: {int((df.status == 'crossed').sum())}/{len(df)} crossed"
+
+
+@runner.experiment("travel", defaults=lambda p: {"n": p.n_travel, "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
+                                                 "seed": 0},
+                   code=("travel",), calls=({"kind": "fgsm"}, {"kind": "random"}), summary=_crossed)
+def _travel_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed) -> pd.DataFrame:
+    from . import data
     from .direction import direction
 
-    profile = profile or get_profile()
-    n = n or profile.n_travel
-    model = models.load(model_name, profile, checkpoint=checkpoint)  # checkpoint: other weights (e.g. an epoch)
-    params = {"n": n, "kind": kind, "eps_max": eps_max, "tol": tol, "seed": seed, "weights": model.fingerprint,
-              "data": str(profile.data_dir) if profile.data_dir else None}
-
-    def compute_part(rank: int, size: int) -> pd.DataFrame:
-        shard = None if size == 1 else (rank, size)
-        x, y = data.test_set(profile, n=n, model_name=model_name if profile.dataset == "imagenet" else None,
-                             shard=shard)
-        index = data.shard_index(data.n_available(profile, n), shard)
-        d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size, index=index)
-        df = travel(model, x, y, d, eps_max=eps_max, tol=tol, batch_size=profile.batch_size)
-        return df.assign(index=index.numpy(), model=model_name, kind=kind)
-
-    return runner.sharded("travel", model_name, params, compute_part, runner.concat_frames,
-                          profile=profile, refresh=refresh)
+    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None,
+                         shard=shard)
+    index = data.shard_index(data.n_available(profile, n), shard)
+    d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size, index=index)
+    df = travel(model, x, y, d, eps_max=eps_max, tol=tol, batch_size=profile.batch_size)
+    return df.assign(index=index.numpy(), model=model.name, kind=kind)
 
 
 def median_by_confidence(df: pd.DataFrame, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
@@ -239,15 +241,13 @@ def low_confidence_summary(frames: dict[str, pd.DataFrame], threshold: float = 0
     """Per model: median ε* of crossed samples with confidence ≤ ``threshold`` (``low``) and above
     it (``high``), the Spearman rank correlation of confidence and ε* over crossed samples, and the
     status counts."""
-    from .config import FAMILY
-
     rows = []
     for name, df in frames.items():
         ok = df[df.status == "crossed"]
         low, high = ok[ok.confidence <= threshold], ok[ok.confidence > threshold]
         rho = ok.confidence.rank().corr(ok.eps.rank()) if len(ok) > 2 else float("nan")
         counts = df.status.value_counts()
-        rows.append({"model": name, "family": FAMILY.get(name, "?"),
+        rows.append({"model": name, "family": models.family(name),
                      "median ε* low": low.eps.median(), "n low": len(low),
                      "median ε* high": high.eps.median(), "n high": len(high),
                      "spearman": rho, **{s: int(counts.get(s, 0)) for s in STATUSES}})

@@ -35,7 +35,7 @@ def test_epoch_checkpoints_are_sorted_with_final(tiny_checkpoints):
 def test_training_dynamics_on_two_tiny_checkpoints(tiny_checkpoints, tmp_cache):
     ck, md = tiny_checkpoints
     profile = get_profile("smoke")
-    df = ablations.training_dynamics("resnet", profile, checkpoint_dir=ck, model_dir=md)
+    df = ablations.training_dynamics("resnet", profile.replace(checkpoint_dir=ck, model_dir=md))
     assert df.epoch.tolist() == [1, 2] and df.final.tolist() == [False, True]
     assert ((df.accuracy >= 0) & (df.accuracy <= 1)).all() and (df.ece >= df.sece.abs() - 1e-12).all()
     assert np.isfinite(df.theta_mean).all() and (df.theta_q1 <= df.theta_median).all()
@@ -54,13 +54,21 @@ def test_training_dynamics_on_two_tiny_checkpoints(tiny_checkpoints, tmp_cache):
 
 
 def test_variant_parents_use_the_same_recipe():
-    from curvlib.train import DEFAULTS
-
-    for v, (parent, _) in models.VARIANTS.items():
-        assert DEFAULTS[v] == DEFAULTS[parent]
-        name, path = ablations.parent_weights(v)
-        assert name == parent and path.exists()
-    assert ablations.parent_weights("vit_bn")[1].name == "vit_ep15.safetensors"
+    """The shipped variant was trained with exactly the recipe of the parent weights it is compared
+    with (read from the weights' cards: the ResNet's own, the ViT's first training stage)."""
+    emb = get_profile("embedded", env={})
+    for v, sp in models.variants().items():
+        name, path = ablations.parent_weights(v, emb)
+        assert name == sp.parent and path.exists()
+        parent_card = json.loads((emb.model_dir / f"{sp.parent}.json").read_text())
+        stages = [s["recipe"] for s in parent_card.get("earlier_stages", [])] + [parent_card["recipe"]]
+        parent_recipe = next(r for r in stages if r["epochs"] == sp.recipe["epochs"])
+        variant_recipe = json.loads((emb.model_dir / f"{v}.json").read_text())["recipe"]
+        strip = lambda r: {k: x for k, x in r.items() if k not in ("model", "init_from")}  # noqa: E731
+        assert strip(variant_recipe) == strip(parent_recipe), v
+    assert ablations.parent_weights("vit_bn", emb)[1].name == "vit_ep15.safetensors"
+    with pytest.raises(ValueError, match="not a component-swap variant"):
+        ablations.parent_weights("vit", emb)
 
 
 def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch):
@@ -77,18 +85,18 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch):
     md.mkdir()
     for suffix in (".safetensors", ".json"):
         shutil.copy(models.MODEL_DIR / f"resnet{suffix}", md / f"resnet{suffix}")
-    monkeypatch.setattr(models, "MODEL_DIR", md)
     train("resnet_gelu", epochs=1, subset=256, test_subset=200, max_steps=2, out=md,
           checkpoints=tmp_path / "ck", state_dir=tmp_path / "state", snapshots=(), progress=False)
     seeds = tmp_path / "seeds" / "seed3"
     seeds.mkdir(parents=True)
     for suffix in (".safetensors", ".json"):  # a stand-in replicate: the epoch-1 snapshot
         shutil.copy(models.CHECKPOINT_DIR / f"resnet_ep1{suffix}", seeds / f"resnet{suffix}")
-    table, missing = ablations.component_swaps(get_profile("smoke"), seed_dir=tmp_path / "seeds")
+    table, missing = ablations.component_swaps(get_profile("smoke", model_dir=md, seed_dir=tmp_path / "seeds"))
     assert sorted(missing) == ["resnet_ln", "vit_bn", "vit_relu"]
     assert table.model.tolist() == ["resnet"] * 2 + ["resnet_gelu"] and set(table.parent) == {"resnet"}
     assert table.label.tolist() == ["resnet", "resnet seed 3", "resnet_gelu"]
     assert table.swap.tolist() == ["— (parent)", "— (parent, seed 3)", "ReLU → GELU"]
+    assert table.swap_from.tolist() == [None, None, "ReLU"] and table.swap_to.tolist()[2] == "GELU"
     assert table.seed.tolist() == [0, 3, 0] and table.epochs.iloc[[0, 2]].tolist() == [12, 1]
     assert table.accuracy.iloc[0] > table.accuracy.iloc[2]  # 2 steps of training vs the shipped parent
     assert table.accuracy.iloc[0] != table.accuracy.iloc[1]  # the replicate's own weights were measured
@@ -96,7 +104,7 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch):
     eff = ablations.swap_effects(table)
     assert eff.variant.tolist() == ["resnet_gelu"]
     assert eff.seed_theta.iloc[0] == pytest.approx(abs(table.theta_mean.iloc[1] - table.theta_mean.iloc[0]))
-    bnd = ablations.swap_boundary(table, get_profile("smoke"))
+    bnd = ablations.swap_boundary(table, get_profile("smoke", model_dir=md))
     assert set(bnd.label) == set(table.label) and (bnd.groupby("label").n.sum() == table.set_index("label").n_crossed).all()
     axes = plots.swap_figure(table, boundary=bnd)
     assert len(axes) == 3 and len(axes[0].patches) == 3 and axes[0].patches[1].get_hatch() == "//"
@@ -121,7 +129,9 @@ def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_n():
 
 def _swap_row(model, parent, swap, theta, eps, ci=0.5, seed=0):
     role = "parent" if swap == "— (parent)" else "replicate" if swap.startswith("—") else "variant"
-    return {"model": model, "parent": parent, "role": role, "swap": swap, "seed": seed, "accuracy": 0.9, "sece": -0.01,
+    a, b = (t.strip() for t in swap.split("→")) if role == "variant" else (None, None)
+    return {"model": model, "parent": parent, "role": role, "swap": swap, "swap_from": a, "swap_to": b,
+            "seed": seed, "accuracy": 0.9, "sece": -0.01,
             "theta_mean": theta, "theta_ci_lo": theta - ci, "theta_ci_hi": theta + ci,
             "eps_median": eps, "eps_median_low": eps / 2}
 
@@ -166,18 +176,19 @@ def test_replicate_whose_card_contradicts_its_folder_is_refused(tmp_path, monkey
     (rep / "resnet.safetensors").write_text("x")
     (rep / "resnet.json").write_text(json.dumps({"recipe": {"seed": 5}}))
     with pytest.raises(ValueError, match="card says seed 5, its folder says seed 3"):
-        ablations.component_swaps(variants=["resnet_ln"], seed_dir=tmp_path)
+        ablations.component_swaps(get_profile("smoke", seed_dir=tmp_path), variants=["resnet_ln"])
     (rep / "resnet.json").write_text(json.dumps({"recipe": {"seed": 3}, "epochs_trained": 12}))
-    table, _ = ablations.component_swaps(variants=["resnet_ln"], seed_dir=tmp_path)
+    table, _ = ablations.component_swaps(get_profile("smoke", seed_dir=tmp_path), variants=["resnet_ln"])
     assert table.seed.tolist() == [0, 3, 0] and table.label.tolist() == ["resnet", "resnet seed 3", "resnet_ln"]
 
 
 def test_ablations_fall_back_to_the_embedded_models_on_other_data(tmp_path):
     smoke = get_profile("smoke")
     assert ablations.profile_for(smoke) == (smoke, None)
-    paper = get_profile("paper").replace(device="cpu", cache_dir=tmp_path)
+    paper = get_profile("paper").replace(device="cpu", cache_dir=tmp_path, model_dir=tmp_path / "m")
     prof, note = ablations.profile_for(paper)
     assert prof.name == "embedded" and prof.dataset == "fashion-mnist" and prof.cache_dir == tmp_path
+    assert prof.model_dir == tmp_path / "m" and prof.device == "cpu"
     assert "'paper' profile has no epoch snapshots" in note
 
 
@@ -185,10 +196,10 @@ def test_component_effects_orient_each_swap_toward_one_component():
     import pandas as pd
 
     eff = pd.DataFrame([
-        {"parent": "resnet", "swap": "ReLU → GELU", "d_theta": -7.0},
-        {"parent": "vit", "swap": "GELU → ReLU", "d_theta": 2.0},
-        {"parent": "resnet", "swap": "BatchNorm → LayerNorm (over channels)", "d_theta": 5.0},
-        {"parent": "vit", "swap": "LayerNorm → BatchNorm", "d_theta": 1.0},
+        {"parent": "resnet", "swap_from": "ReLU", "swap_to": "GELU", "d_theta": -7.0},
+        {"parent": "vit", "swap_from": "GELU", "swap_to": "ReLU", "d_theta": 2.0},
+        {"parent": "resnet", "swap_from": "BatchNorm", "swap_to": "LayerNorm", "d_theta": 5.0},
+        {"parent": "vit", "swap_from": "LayerNorm", "swap_to": "BatchNorm", "d_theta": 1.0},
     ])
     c = ablations.component_effects(eff).set_index("pair")
     assert list(c.index) == ["GELU / ReLU", "BatchNorm / LayerNorm"]
@@ -216,5 +227,8 @@ def test_new_ablation_helpers_reject_bad_input():
     orphan = pd.DataFrame([_swap_row("resnet_ln", "resnet", "BN → LN", 20.0, 0.03)])
     with pytest.raises(ValueError, match="exactly one parent row"):
         ablations.swap_effects(orphan)
-    with pytest.raises(ValueError, match="must read 'A → B'"):
+    with pytest.raises(ValueError, match="not a swap_effects table: no column.*swap_from"):
         ablations.component_effects(pd.DataFrame([{"parent": "vit", "swap": "LayerNorm", "d_theta": 1.0}]))
+    with pytest.raises(ValueError, match="needs two different module types"):
+        ablations.component_effects(pd.DataFrame([{"parent": "vit", "swap_from": "GELU", "swap_to": "GELU",
+                                                   "d_theta": 1.0}]))

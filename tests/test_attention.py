@@ -4,6 +4,7 @@ from torch import nn
 
 from curvlib import attention as at
 from curvlib import models
+from curvlib.config import get_profile
 
 
 def test_score_identity_float64():
@@ -50,10 +51,10 @@ def test_reimplementation_matches_timm(name):
 def test_layer_defects_on_trained_models():
     x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     d = torch.sign(torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(1)))
-    r = at.layer_defects(models.load("resnet", "embedded", device="cpu"), x, d, 0.05)
+    r = at.layer_defects(models.load("resnet", get_profile("embedded", env={}), device="cpu"), x, d, 0.05)
     assert r.loc[r.component == "conv", "defect"].max() < 1e-4
     assert r.loc[r.component == "relu", "defect"].median() > 1e-3
-    v = at.layer_defects(models.load("vit", "embedded", device="cpu"), x, d, 0.05)
+    v = at.layer_defects(models.load("vit", get_profile("embedded", env={}), device="cpu"), x, d, 0.05)
     assert {"attention", "attention scores", "softmax", "layernorm", "gelu", "linear"} <= set(v.component)
     assert v.loc[v.component == "attention", "defect"].min() > 1e-4
     assert v.loc[v.component == "linear", "defect"].max() < 1e-3

@@ -175,8 +175,27 @@ def test_predictions_are_cached_and_consistent(tmp_cache, monkeypatch):
     assert cal.predictions("resnet", p, n=50).equals(df)
     report = cal.calibration_report({"resnet": df}, n_boot=50)
     assert report.loc["resnet", "accuracy"] == pytest.approx(df.correct.mean())
-    verdict = cal.compare_with_paper(report)
-    assert verdict.loc["resnet", "reproduced"] in ("yes", "inconclusive", "opposite")
+
+
+@pytest.mark.parametrize("model, lo, hi, verdict", [
+    ("resnet", -0.03, -0.01, "yes"), ("mobilenetv2", 0.01, 0.02, "opposite"), ("resnet", -0.01, 0.01, "inconclusive"),
+    ("vit", -0.01, 0.01, "yes"), ("swin", 0.0, 0.02, "yes"), ("vit", -0.03, -0.01, "opposite"),
+])
+def test_compare_with_paper_applies_each_family_rule(model, lo, hi, verdict):
+    import pandas as pd
+
+    rep = pd.DataFrame({"sece": [(lo + hi) / 2], "sece_lo": [lo], "sece_hi": [hi]}, index=[model])
+    assert cal.compare_with_paper(rep).loc[model, "reproduced"] == verdict
+
+
+def test_a_model_of_unknown_family_is_not_judged():
+    import pandas as pd
+
+    rep = pd.DataFrame({"sece": [0.0], "sece_lo": [-0.01], "sece_hi": [0.01]}, index=["resnet18"])
+    with pytest.raises(ValueError, match="unknown model 'resnet18'"):
+        cal.compare_with_paper(rep)
+    with pytest.raises(ValueError, match="unknown model 'resnet18'"):
+        cal.family_gap(rep)
 
 
 def test_family_gap_names_noise():

@@ -36,26 +36,17 @@ def _env(cache_dir, data):
 
 
 def _entries(cache_dir):
-    return sorted(p for p in Path(cache_dir).rglob("*.pkl"))
-
-
-@pytest.fixture(autouse=True)
-def _restore_environment():
-    """cli.main sets CURVLIB_* variables for its run (and torchrun's ranks): undo that after each test."""
-    from unittest import mock
-
-    with mock.patch.dict(os.environ):
-        yield
+    return sorted(p for p in Path(cache_dir).rglob(f"*{getattr(cache, 'SUFFIX', '.pkl')}"))
 
 
 def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("CURVLIB_")]:
         monkeypatch.delenv(k)
-    monkeypatch.setenv("CURVLIB_CACHE", str(tmp_path))
-    monkeypatch.setenv("CURVLIB_DEVICE", "cpu")
+    before = dict(os.environ)
     models = "resnet50,mobilenetv2_100,vit_base_patch16_224,swin_tiny_patch4_window7_224"
     assert cli.main(["run", "all", "--profile", "paper", "--data", str(image_folder), "--weights", "random",
-                     "--models", models, *SMALL]) == 0
+                     "--models", models, "--cache", str(tmp_path), "--device", "cpu", *SMALL]) == 0
+    assert dict(os.environ) == before  # the CLI passes its settings in the profile, not the environment
     files = _entries(tmp_path)
     # 5 experiments (travel and theta with two kinds each) × 4 models
     assert len(files) == 7 * 4 and not list(tmp_path.rglob("*.part*"))
@@ -64,11 +55,34 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]
 
 
-def test_bad_arguments(image_folder, tmp_path):
+def test_bad_arguments(image_folder, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "nonsense"])
     with pytest.raises(SystemExit):
         cli.main(["run", "calibration", "--checkpoint", "resnet50:x.pt"])
+    assert "name=path" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["run", "travel", "--n-travel", "0"])
+    assert "n_travel must be a positive integer" in capsys.readouterr().err
+
+
+def test_flags_become_the_profile(tmp_path):
+    p = cli.parser(["calibration"])
+    a = p.parse_args(["run", "calibration", "--profile", "paper", "--data", str(tmp_path), "--bf16", "--weights",
+                      "random", "--checkpoint", "resnet50=/w.pth", "--models", "resnet50, vit_base_patch16_224",
+                      "--cache", str(tmp_path / "c"), "--device", "cpu", "--n-travel", "7"])
+    prof = cli.profile_from_args(a, p.error)
+    assert (prof.name, prof.data_dir, prof.autocast, prof.weights, prof.cache_dir, prof.device, prof.n_travel) == (
+        "paper", tmp_path, "bf16", "random", tmp_path / "c", "cpu", 7)
+    assert prof.models == ("resnet50", "vit_base_patch16_224") and prof.checkpoint_for("resnet50") == "/w.pth"
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "curvlib"
+    if not script.exists():
+        pytest.skip("curvlib not installed in this environment (pip install -e .)")
+    r = subprocess.run([str(script), "run", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "calibration" in r.stdout and "attention" in r.stdout
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
@@ -111,21 +125,19 @@ def test_batch_for_budget_and_cpu_autosize():
     assert inference.auto_batch_size(models.build("resnet")) is None  # CPU: the profile decides
 
 
-def test_bf16_autocast_is_opt_in_and_close(monkeypatch):
+def test_bf16_autocast_is_opt_in_and_close():
     from curvlib import inference, models
+    from curvlib.config import get_profile
 
     m = models.build("resnet").eval()
     x = torch.rand(16, 1, 32, 32)
-    monkeypatch.delenv("CURVLIB_AUTOCAST", raising=False)
-    assert not inference.autocast_enabled()
+    assert get_profile(env={}).autocast is None
     p32 = inference.predict(m, x, 8)
-    monkeypatch.setenv("CURVLIB_AUTOCAST", "bf16")
-    p16 = inference.predict(m, x, 8)
+    p16 = inference.predict(m, x, 8, bf16=True)
     assert p16.dtype == torch.float32 and not torch.equal(p16, p32)
     torch.testing.assert_close(p16, p32, atol=0.05, rtol=0)
-    monkeypatch.setenv("CURVLIB_AUTOCAST", "fp8")
     with pytest.raises(ValueError, match="CURVLIB_AUTOCAST"):
-        inference.predict(m, x, 8)
+        get_profile(env={"CURVLIB_AUTOCAST": "fp8"})
 
 
 def test_paper_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from curvlib import data, models
-from curvlib.config import EMBEDDED_MODELS, PAPER_MODELS
+from curvlib.config import EMBEDDED_MODELS, PAPER_MODELS, get_profile
 from curvlib.inference import predict
 
 #: Issue #3's accuracy targets on the full shipped test set.
@@ -12,6 +12,8 @@ TARGETS = {"resnet": 0.92, "mobilenetv2": 0.90, "vit": 0.88, "swin": 0.89}
 #: What the shipped weights are held to (a swapped or corrupted file fails): every shipped model
 #: meets its target, so the floors are the targets.
 FLOORS = dict(TARGETS)
+EMB = get_profile("embedded", env={})
+PAPER = get_profile("paper", env={}, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def test_untrained_interface(name):
 
 @pytest.mark.parametrize("name", EMBEDDED_MODELS)
 def test_shipped_model(name, test_slice):
-    m = models.load(name, "embedded", device="cpu")
+    m = models.load(name, EMB, device="cpu")
     assert not m.training and not any(p.requires_grad for p in m.parameters())
     card = m.card
     for key in ("test_accuracy", "ece", "sece", "parameters", "epochs_trained", "recipe", "train_time_s"):
@@ -81,7 +83,7 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         m(torch.rand(2, 1, 32, 32) * 255)
     with pytest.raises(ValueError, match="unknown embedded model 'densenet'"):
-        models.load("densenet", "embedded")
+        models.load("densenet", EMB)
     with pytest.raises(FileNotFoundError, match="python -m curvlib.train --model vit"):
         models.load_embedded("vit", "/nonexistent/vit.safetensors")
 
@@ -97,7 +99,7 @@ def test_mismatched_checkpoint(tmp_path):
 @pytest.mark.parametrize("name", PAPER_MODELS)
 def test_paper_models_random_init_224(name):
     torch.manual_seed(0)
-    m = models.load(name, "paper", weights="random", device="cpu")
+    m = models.load(name, PAPER.replace(weights="random"), device="cpu")
     assert m.input_size == (3, 224, 224) and not m.training
     x = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
@@ -111,7 +113,7 @@ def test_paper_pretrained_offline_has_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent-cache")
     with pytest.raises(RuntimeError, match="--checkpoint mobilenetv2_100=PATH"):
-        models.load("mobilenetv2_100", "paper", device="cpu")
+        models.load("mobilenetv2_100", PAPER, device="cpu")
 
 
 def test_paper_local_checkpoint(tmp_path):
@@ -120,22 +122,26 @@ def test_paper_local_checkpoint(tmp_path):
 
     net = timm.create_model("mobilenetv2_100", pretrained=False)
     save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
-    m = models.load("mobilenetv2_100", "paper", checkpoint=tmp_path / "w.safetensors", device="cpu")
+    m = models.load("mobilenetv2_100", PAPER, checkpoint=tmp_path / "w.safetensors", device="cpu")
     torch.testing.assert_close(m.net.conv_stem.weight, net.conv_stem.weight)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        models.load("mobilenetv2_100", "paper", checkpoint=tmp_path / "missing.pth")
+        models.load("mobilenetv2_100", PAPER, checkpoint=tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="unknown timm model"):
-        models.load("resnet9000", "paper")
+        models.load("resnet9000", PAPER)
     with pytest.raises(ValueError, match="weights must be"):
-        models.load("resnet50", "paper", weights="imagenet")
+        PAPER.replace(weights="imagenet")
+    with pytest.raises(ValueError, match="embedded .Fashion-MNIST. model"):
+        models.load("resnet", PAPER)
+    with pytest.raises(TypeError, match="expected a curvlib Profile"):
+        models.load("resnet", "embedded")
 
 
-@pytest.mark.parametrize("variant", sorted(models.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(models.variants()))
 def test_component_swap_variants_change_only_that_component(variant):
     """Each variant has its swapped module type and otherwise the parent's modules and shapes."""
     from collections import Counter
 
-    parent = models.VARIANTS[variant][0]
+    parent = models.spec(variant).parent
     a, b = models.build(parent), models.build(variant)
     kinds = lambda m: Counter(type(x).__name__ for x in m.modules())  # noqa: E731
     ka, kb = kinds(a), kinds(b)
@@ -146,3 +152,34 @@ def test_component_swap_variants_change_only_that_component(variant):
     assert rest(ka) == rest(kb)
     assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
     assert b(torch.rand(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_one_record_per_model():
+    """Family, norm, activation, input size and recipe come from one record; variants inherit."""
+    for name in (*EMBEDDED_MODELS, *PAPER_MODELS):
+        sp = models.spec(name)
+        assert sp.family in ("CNN", "Transformer") and sp.parent is None and sp.swap is None
+    assert models.spec("resnet50").dataset == "imagenet" and models.spec("vit").input_size == (1, 32, 32)
+    assert [models.family(n) for n in EMBEDDED_MODELS] == ["CNN", "CNN", "Transformer", "Transformer"]
+    v = models.spec("resnet_ln")
+    assert (v.parent, v.swap, v.norm, v.act, v.family) == ("resnet", ("BatchNorm", "LayerNorm"), "LayerNorm",
+                                                          "ReLU", "CNN")
+    assert v.recipe == models.spec("resnet").recipe and v.swap_label == "BatchNorm → LayerNorm (over channels)"
+    assert models.spec("vit_relu").swap_label == "GELU → ReLU"
+    assert set(models.variants()) == {"vit_bn", "vit_relu", "resnet_ln", "resnet_gelu"}
+    with pytest.raises(ValueError, match="unknown model 'lenet'"):
+        models.family("lenet")
+    assert models.family("lenet", default=None) is None
+
+
+def test_registry_rejects_inconsistent_records():
+    with pytest.raises(ValueError, match="family must be one of"):
+        models.register_spec(models.ModelSpec("x1", "MLP", "imagenet", "BatchNorm", "ReLU", (3, 8, 8)))
+    with pytest.raises(ValueError, match="registered twice"):
+        models.register_spec(models.ModelSpec("resnet", "CNN", "imagenet", "BatchNorm", "ReLU", (3, 8, 8)))
+    with pytest.raises(ValueError, match="parent 'nope' is not registered"):
+        models.register_spec(models.ModelSpec("x2", "CNN", "imagenet", "BatchNorm", "ReLU", (3, 8, 8),
+                                              parent="nope", swap=("ReLU", "GELU")))
+    with pytest.raises(ValueError, match="has no Softmax to swap"):
+        models.register_variant("x3", "resnet", ("Softmax", "GELU"))(lambda **kw: None)
+    assert "x1" not in models.list_models("imagenet") and "x3" not in models.variants()

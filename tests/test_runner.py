@@ -1,0 +1,102 @@
+"""The experiment registry: one registration per experiment, one key recipe, uniform sharding."""
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from curvlib import cli, runner
+from curvlib.config import get_profile
+
+
+def test_registry_holds_the_five_experiments():
+    exps = runner.registry()
+    assert list(exps) == ["calibration", "travel", "theta", "random_jump", "attention"]
+    for e in exps.values():
+        assert e.calls and callable(e.compute_part) and callable(e.merge)
+    assert [c["kind"] for c in exps["travel"].calls] == ["fgsm", "random"]
+
+
+def test_every_key_names_the_data_the_weights_and_the_code(tmp_path):
+    """The same recipe for every experiment: a result for one data folder is never served for
+    another (the θ key used to lack the data path)."""
+    a = get_profile("paper", env={}, device="cpu", data_dir=tmp_path / "a")
+    b = a.replace(data_dir=tmp_path / "b")
+    model = SimpleNamespace(fingerprint="w1")
+    for name in runner.registry():
+        ka = runner.cache_key(name, model, a, runner.params_for(name, a))
+        kb = runner.cache_key(name, model, b, runner.params_for(name, b))
+        assert ka["data"] == str(tmp_path / "a") and kb["data"] == str(tmp_path / "b"), name
+        assert ka["weights"] == "w1" and len(ka["code"]) == 16 and ka["dataset"] == "imagenet"
+        assert runner.cache_key(name, SimpleNamespace(fingerprint="w2"), a, runner.params_for(name, a)) != ka
+
+
+def test_autocast_is_in_the_key_only_where_it_applies():
+    p = get_profile("smoke", env={}).replace(autocast="bf16")
+    model = SimpleNamespace(fingerprint="w")
+    keys = {n: runner.cache_key(n, model, p, runner.params_for(n, p)) for n in runner.registry()}
+    assert {n for n, k in keys.items() if k.get("autocast") == "bf16"} == {"calibration", "theta"}
+
+
+def test_parameters_default_from_the_profile_and_reject_unknown_names():
+    p = get_profile("smoke", env={})
+    assert runner.params_for("travel", p)["n"] == p.n_travel
+    assert runner.params_for("travel", p, n=None, kind="random")["kind"] == "random"
+    assert runner.params_for("theta", p)["n_directions"] == p.n_directions
+    with pytest.raises(TypeError, match="experiment 'travel' has no parameter.*n_steps"):
+        runner.params_for("travel", p, n_steps=3)
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        runner.get("nope")
+
+
+def test_code_fingerprint_ignores_docstrings_and_comments_only():
+    src = 'def f(x):\n    """Doc."""\n    return x + 1  # one\n'
+    same = 'def f(x):\n    """Other words."""\n    # a comment\n    return x + 1\n'
+    other = 'def f(x):\n    """Doc."""\n    return x + 2\n'
+    assert runner.source_fingerprint(src) == runner.source_fingerprint(same)
+    assert runner.source_fingerprint(src) != runner.source_fingerprint(other)
+    assert runner.code_fingerprint(("travel",)) != runner.code_fingerprint(("calibration",))
+
+
+@pytest.fixture
+def toy_experiment():
+    calls = []
+
+    @runner.experiment("toy", defaults=lambda p: {"n": 3, "offset": 0}, calls=({}, {"offset": 10}),
+                       summary=lambda df: f"sum {int(df.value.sum())}")
+    def _toy(model, profile, shard, context, *, n, offset):
+        calls.append(shard)
+        rank, size = shard or (0, 1)
+        idx = list(range(rank, n, size))
+        return pd.DataFrame({"index": idx, "value": [i + offset for i in idx]})
+
+    yield calls
+    runner._EXPERIMENTS.pop("toy")
+
+
+def test_a_registered_experiment_is_cached_and_reachable_from_the_cli(toy_experiment, tmp_path, capsys):
+    p = get_profile("smoke", env={}, cache_dir=tmp_path, device="cpu")
+    df = runner.run("toy", "resnet", p)
+    assert df.value.tolist() == [0, 1, 2] and toy_experiment == [None]
+    runner.run("toy", "resnet", p)  # cached
+    assert toy_experiment == [None]
+    # no if-chain: the CLI dispatches whatever the registry holds, with each registered call
+    assert cli.main(["run", "toy", "--profile", "smoke", "--cache", str(tmp_path), "--device", "cpu",
+                     "--models", "resnet"]) == 0
+    assert "sum 3; sum 33" in capsys.readouterr().out and len(toy_experiment) == 2
+
+
+def test_attention_is_sharded_like_every_other_experiment():
+    """Two shards of the attention experiment merge into the one-process result."""
+    from curvlib import models
+
+    p = get_profile("smoke", env={}, device="cpu")
+    exp = runner.get("attention")
+    params = {"n": 4, "eps": 0.02}
+    for name in ("vit", "swin"):  # Swin's window attention: several rows (windows) per image
+        model = models.load(name, p)
+        whole = exp.merge([exp.compute_part(model, p, None, None, **params)], params)
+        parts = [exp.compute_part(model, p, (r, 2), None, **params) for r in range(2)]
+        assert sorted(parts[0]["sample"].unique()) == [0, 2] and sorted(parts[1]["sample"].unique()) == [1, 3]
+        split = exp.merge(parts, params)
+        pd.testing.assert_frame_equal(whole, split, rtol=1e-5, atol=1e-6)
+        assert (whole.model == name).all() and {"attention scores", "softmax", "attention"} <= set(whole.component)
