@@ -36,7 +36,7 @@ def _env(cache_dir, data):
 
 
 def _entries(cache_dir):
-    return sorted(p for p in Path(cache_dir).rglob("*.pkl"))
+    return sorted(p for p in Path(cache_dir).rglob(f"*{cache.SUFFIX}"))
 
 
 @pytest.fixture(autouse=True)
