@@ -81,7 +81,7 @@ def sharded(experiment: str, model: str, params: dict, compute_part: Callable[[i
     if target.exists() and not refresh:
         _barrier()
         return cache.load(target)
-    parts = [target.with_name(f"{target.stem}.part{r}of{size}{target.suffix}") for r in range(size)]
+    parts = [target.with_name(f"{target.stem}.part{r}of{size}{cache.SUFFIX}") for r in range(size)]
     if refresh or not parts[rank].exists():
         cache.save(parts[rank], compute_part(rank, size))
     _barrier()  # every part written

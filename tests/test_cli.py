@@ -36,7 +36,7 @@ def _env(cache_dir, data):
 
 
 def _entries(cache_dir):
-    return sorted(p for p in Path(cache_dir).rglob(f"*{getattr(cache, 'SUFFIX', '.pkl')}"))
+    return sorted(p for p in Path(cache_dir).rglob(f"*{cache.SUFFIX}"))
 
 
 def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
