@@ -87,7 +87,7 @@ def main():
         print(f"{'':30s} projected: calibration 50k {proj_cal / 60:6.1f} min, travel 2×{prof.n_travel} "
               f"{proj_tr / 60:6.1f} min (2×50k: {proj_tr * 50_000 / prof.n_travel / 60:6.1f} min), "
               f"θ {proj_th / 60:6.1f} min")
-        del m
+        m = None  # free the model before the next one is loaded
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     print(f"calibration + travel, all models: {total_calib_travel / 60:.1f} min (target ≤ 30 min on one H100)")

@@ -15,12 +15,12 @@ import time
 
 import numpy as np
 import torch
+from _timing import median_time
 
 from curvlib import data, models
 from curvlib.config import get_profile
 from curvlib.direction import direction
 from curvlib.travel import travel
-from _timing import median_time
 
 
 @torch.inference_mode()

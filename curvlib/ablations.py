@@ -65,8 +65,8 @@ def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, e
 
     Returns accuracy, ece, sece; theta_mean / theta_q1 / theta_median / theta_q3 (degrees, FGSM
     directions, |ε| > AWAY, on the profile's ``n_travel`` images) and theta_ci_lo / theta_ci_hi
-    (95 % bootstrap interval of theta_mean over images); eps_median (median ε* of crossed samples, FGSM) with eps_ci_lo / eps_ci_hi, and
-    eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
+    (95 % bootstrap interval of theta_mean over images); eps_median (median ε* of crossed samples,
+    FGSM) with eps_ci_lo / eps_ci_hi, and eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
     """
     from .calibration import predictions, summary
     from .config import require

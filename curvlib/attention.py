@@ -14,11 +14,16 @@ inputs' device and track no gradients. Token tensors are ``[..., T, D]`` (T toke
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 
 from . import runner
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _check_tokens(X: torch.Tensor, P: torch.Tensor) -> None:
@@ -103,7 +108,8 @@ def attention_response(block: nn.Module, X: torch.Tensor, P: torch.Tensor) -> di
     def heads(Z, Wm):
         return (Z @ Wm.T).reshape(*Z.shape[:-1], H, -1).transpose(-3, -2)
 
-    cross = (heads(X, Wq) @ heads(P, Wk).transpose(-2, -1) + heads(P, Wq) @ heads(X, Wk).transpose(-2, -1)) * block.scale
+    cross = (heads(X, Wq) @ heads(P, Wk).transpose(-2, -1)
+             + heads(P, Wq) @ heads(X, Wk).transpose(-2, -1)) * block.scale
     A = {k: v["scores"] for k, v in parts.items()}
     R = A["XP"] - A["X"] - A["P"] + A["0"]
     change = (A["XP"] - A["X"]).flatten(1).norm(dim=1)

@@ -29,13 +29,13 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .config import Profile
-
 
 #: Bumped whenever an experiment's algorithm changes its results for the same parameters, so old
 #: entries are not served (2: per-sample seeded random directions, ITP travel refinement; 3: entries
@@ -229,10 +229,10 @@ class _Encoder:
         names, cdt = list(df.columns), df.columns.dtype
         if type(df.columns) is pd.RangeIndex and not names:  # pd.DataFrame()
             cdt = "range"
-        elif any(type(c) is not str for c in names) or not (cdt == object or isinstance(cdt, pd.StringDtype)):
+        elif any(type(c) is not str for c in names) or not (cdt == np.dtype(object) or isinstance(cdt, pd.StringDtype)):
             raise TypeError(f"cannot store {where}: column names must be str, got {names!r}")
         else:
-            cdt = "object" if cdt == object else _str_dtype(cdt, pd)
+            cdt = "object" if cdt == np.dtype(object) else _str_dtype(cdt, pd)
         if df.columns.name is not None and type(df.columns.name) is not str:
             raise TypeError(f"cannot store {where}: columns.name must be a str or None, got {df.columns.name!r}")
         if df.attrs:
@@ -248,7 +248,7 @@ class _Encoder:
                     "categories": self.column(pd.Series(dt.categories), f"{where}.cat.categories", pd)}
         if isinstance(dt, pd.StringDtype):
             return self.strings(s, where, pd, _str_dtype(dt, pd))
-        if dt == object:
+        if dt == np.dtype(object):
             return self.strings(s, where, pd, "object")
         if isinstance(dt, np.dtype) and not dt.hasobject:
             return {"kind": "array", "a": self._put(s.to_numpy())}
@@ -475,7 +475,7 @@ def cached(experiment: str, model: str, params: dict, compute: Callable[[], Any]
         try:
             return load(target)
         except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
-            warnings.warn(f"cache entry {target} unreadable ({e}); recomputing")
+            warnings.warn(f"cache entry {target} unreadable ({e}); recomputing", stacklevel=2)
     value = compute()
     save(target, value, {"experiment": experiment, "model": model, "profile": profile.name, "params": params})
     return value

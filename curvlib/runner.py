@@ -22,8 +22,9 @@ import functools
 import hashlib
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import cache
 from .config import Profile, require
@@ -160,7 +161,7 @@ def source_fingerprint(source: str) -> str:
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_fingerprint(modules: tuple[str, ...]) -> str:
     """Hash of the code of curvlib ``modules`` (:func:`source_fingerprint` of each), so a cached
     result is never served after the code that computed it changed."""

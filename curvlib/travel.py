@@ -230,7 +230,8 @@ def _travel_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed)
 def median_by_confidence(df: pd.DataFrame, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
     """Median ε* of crossed samples per confidence band (lo, hi], with counts, per model/kind."""
     ok = df[df.status == "crossed"].copy()
-    labels = [f"[{lo:g}, {hi:g}]" if i == 0 else f"({lo:g}, {hi:g}]" for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+    labels = [f"[{lo:g}, {hi:g}]" if i == 0 else f"({lo:g}, {hi:g}]"
+              for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
     ok["band"] = pd.cut(ok.confidence, list(edges), include_lowest=True, labels=labels)
     keys = [c for c in ("model", "kind") if c in ok.columns]
     g = ok.groupby(keys + ["band"], observed=False)["eps"]

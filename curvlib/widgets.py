@@ -130,11 +130,11 @@ def static_explorer(render, steps, counts, label1: str = "ε step", label2: str 
             frames.append((i, j, _png(fig)))
             plt.close(fig)
     i0, j0 = len(steps) // 2, min(1, len(counts) - 1)
-    handler = ("var r=document.getElementById('{uid}');"
+    handler = (f"var r=document.getElementById('{uid}');"
                "var i=r.querySelector('.s1').value,j=r.querySelector('.s2').value;"
-               "r.querySelectorAll('img').forEach(function(e){{e.style.display=(e.dataset.k==i+'_'+j)?'block':'none';}});"
+               "r.querySelectorAll('img').forEach(function(e){e.style.display=(e.dataset.k==i+'_'+j)?'block':'none';});"
                "r.querySelector('.l1').textContent=JSON.parse(r.querySelector('.s1').dataset.v)[i];"
-               "r.querySelector('.l2').textContent=JSON.parse(r.querySelector('.s2').dataset.v)[j];").format(uid=uid)
+               "r.querySelector('.l2').textContent=JSON.parse(r.querySelector('.s2').dataset.v)[j];")
     h = html.escape(handler, quote=True)
     parts = [f'<div id="{uid}" class="curv-viewer" style="max-width:760px">',
              '<div style="display:flex;gap:2em;align-items:center;font-family:sans-serif;font-size:0.9em">',

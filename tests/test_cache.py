@@ -175,7 +175,7 @@ def _assert_same(a, b):
     assert type(a) is type(b)
     if isinstance(a, pd.DataFrame):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
-        for c in a.columns[a.dtypes == object]:  # None stays None, NaN stays NaN
+        for c in a.columns[a.dtypes == np.dtype(object)]:  # None stays None, NaN stays NaN
             assert [type(x) for x in a[c]] == [type(x) for x in b[c]]
     elif isinstance(a, torch.Tensor):
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)  # dtype and shape too
