@@ -9,7 +9,7 @@ NB_DIR := .tmp/nb
 export CURVLIB_PROFILE ?= embedded
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all setup vendor exec-cache-guard book book-fast test unit nbval notebooks bench clean-cache clean
+.PHONY: all setup vendor exec-cache-guard book book-fast test unit unit-fast nbval notebooks bench clean-cache clean
 
 all: book
 
@@ -26,12 +26,10 @@ vendor:
 	bash book/_ext/vendor.sh
 
 # Jupyter Book's execution cache is keyed by the chapters' code only: forget it whenever the
-# profile, any weights (models, epoch checkpoints, seed replicates) or the data change, so a rebuild never shows another setting's output.
-exec-cache-guard:
-	@mkdir -p book/_build; \
-	stamp="$$(echo $(CURVLIB_PROFILE) $$CURVLIB_MODEL_DIR $$CURVLIB_DATA; cat data/models/*.json data/checkpoints/*.json data/seeds/*/*.json 2>/dev/null | sha256sum)"; \
-	if [ "$$(cat book/_build/.curvlib-stamp 2>/dev/null)" != "$$stamp" ]; then \
-	  rm -rf book/_build/.jupyter_cache; echo "$$stamp" > book/_build/.curvlib-stamp; fi
+# profile, a CURVLIB_* variable, a model/checkpoint/seed card or curvlib's source changes, so a
+# rebuild never shows another setting's or older code's output.
+exec-cache-guard: $(STAMP)
+	$(BIN)/python book/_ext/exec_cache_guard.py
 
 # Command 1: execute every chapter on the active profile and write the static site.
 book: $(STAMP) vendor exec-cache-guard
@@ -53,12 +51,15 @@ notebooks: $(STAMP)
 unit: $(STAMP)
 	timeout 1800 $(BIN)/python -m pytest tests -q -p no:cacheprovider
 
-# Chapters are executed top to bottom in a fresh kernel; "remove-cell" validation cells assert
-# on the computed results; cells marked "# NBVAL_CHECK_OUTPUT" are compared after sanitizing.
+# The unit tests without the end-to-end ones marked slow (training runs, torchrun, book builds).
+unit-fast: $(STAMP)
+	timeout 900 $(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not slow"
+
+# Chapters are executed top to bottom in a fresh kernel (every cell must run without error) and
+# the "remove-cell" validation cells assert on the computed results; outputs are not compared.
 nbval: notebooks
 	timeout 2400 $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
-	  --nbval-kernel-startup-timeout=120 --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  -p no:cacheprovider -q $(NB_DIR)
+	  --nbval-kernel-startup-timeout=120 -p no:cacheprovider -q $(NB_DIR)
 
 # Command 2: unit tests, then every chapter executed and validated by nbval.
 test: $(STAMP)

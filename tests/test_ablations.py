@@ -71,7 +71,7 @@ def test_variant_parents_use_the_same_recipe():
         ablations.parent_weights("vit", emb)
 
 
-def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch):
+def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch, fashion_train_root):
     """A briefly trained variant next to its parent: table rows, missing list, figure."""
     import shutil
 
@@ -85,7 +85,7 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch):
     md.mkdir()
     for suffix in (".safetensors", ".json"):
         shutil.copy(models.MODEL_DIR / f"resnet{suffix}", md / f"resnet{suffix}")
-    train("resnet_gelu", epochs=1, subset=256, test_subset=200, max_steps=2, out=md,
+    train("resnet_gelu", epochs=1, subset=256, test_subset=200, max_steps=2, out=md, data_root=fashion_train_root,
           checkpoints=tmp_path / "ck", state_dir=tmp_path / "state", snapshots=(), progress=False)
     seeds = tmp_path / "seeds" / "seed3"
     seeds.mkdir(parents=True)

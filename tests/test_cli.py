@@ -39,18 +39,20 @@ def _entries(cache_dir):
     return sorted(p for p in Path(cache_dir).rglob(f"*{cache.SUFFIX}"))
 
 
+@pytest.mark.slow
 def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("CURVLIB_")]:
         monkeypatch.delenv(k)
     before = dict(os.environ)
-    models = "resnet50,mobilenetv2_100,vit_base_patch16_224,swin_tiny_patch4_window7_224"
+    # one model of each paper architecture, the smallest of each (test_models builds the paper's own four)
+    models = "resnet18,mobilenetv2_100,vit_tiny_patch16_224,swin_tiny_patch4_window7_224"
     assert cli.main(["run", "all", "--profile", "paper", "--data", str(image_folder), "--weights", "random",
                      "--models", models, "--cache", str(tmp_path), "--device", "cpu", *SMALL]) == 0
     assert dict(os.environ) == before  # the CLI passes its settings in the profile, not the environment
     files = _entries(tmp_path)
     # 5 experiments (travel and theta with two kinds each) × 4 models
     assert len(files) == 7 * 4 and not list(tmp_path.rglob("*.part*"))
-    preds = cache.load(next(p for p in files if "calibration" in str(p) and "resnet50" in p.name))
+    preds = cache.load(next(p for p in files if "calibration" in str(p) and "resnet18" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]
 
@@ -85,6 +87,7 @@ def test_console_script_is_installed():
     assert r.returncode == 0 and "calibration" in r.stdout and "attention" in r.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
 def test_torchrun_two_ranks_equal_one_process(image_folder, tmp_path):
@@ -140,6 +143,7 @@ def test_bf16_autocast_is_opt_in_and_close():
         get_profile(env={"CURVLIB_AUTOCAST": "fp8"})
 
 
+@pytest.mark.slow
 def test_paper_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
     """The prepared GPU benchmark (run it on a GPU for real numbers) works and writes its JSON."""
     import json

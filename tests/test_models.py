@@ -110,8 +110,14 @@ def test_paper_models_random_init_224(name):
 
 
 def test_paper_pretrained_offline_has_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent-cache")
+    # huggingface_hub reads the variable when first imported (an earlier test may have): without
+    # this it tries the network and waits ~45 s for the connection to time out
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", "/nonexistent-cache")
     with pytest.raises(RuntimeError, match="--checkpoint mobilenetv2_100=PATH"):
         models.load("mobilenetv2_100", PAPER, device="cpu")
 

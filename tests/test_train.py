@@ -8,16 +8,18 @@ import torch
 from curvlib import models, train
 
 
-def _args(tmp_path, tag):
-    return dict(subset=256, test_subset=200, epochs=2, batch_size=128, out=tmp_path / tag / "out",
+def _args(tmp_path, tag, data_root):
+    return dict(subset=128, test_subset=100, epochs=2, batch_size=64, out=tmp_path / tag / "out",
                 checkpoints=tmp_path / tag / "ck", state_dir=tmp_path / tag / "state", snapshots=(1,),
-                progress=False)
+                data_root=data_root, progress=False)
 
 
-def test_cli_tiny_run(tmp_path):
+@pytest.mark.slow
+def test_cli_tiny_run(tmp_path, fashion_train_root):
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "curvlib.train", "--model", "swin", "--subset", "256",
-                        "--test-subset", "100", "--epochs", "1", "--max-steps", "2", "--out", str(out),
+    r = subprocess.run([sys.executable, "-m", "curvlib.train", "--model", "swin", "--subset", "128",
+                        "--batch-size", "64", "--test-subset", "100", "--epochs", "1", "--max-steps", "2",
+                        "--data-root", str(fashion_train_root), "--out", str(out),
                         "--checkpoints", str(tmp_path / "ck"), "--state-dir", str(tmp_path / "st"),
                         "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -27,9 +29,9 @@ def test_cli_tiny_run(tmp_path):
     assert m.card["parameters"] == models.num_params(m)
 
 
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch, fashion_train_root):
     torch.set_num_threads(1)
-    ref = train.train("resnet", **_args(tmp_path, "ref"))
+    ref = train.train("resnet", **_args(tmp_path, "ref", fashion_train_root))
     calls = {"n": 0}
     real = train.evaluate
 
@@ -41,10 +43,10 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
 
     monkeypatch.setattr(train, "evaluate", flaky)
     with pytest.raises(KeyboardInterrupt):
-        train.train("resnet", **_args(tmp_path, "cut"))
+        train.train("resnet", **_args(tmp_path, "cut", fashion_train_root))
     monkeypatch.setattr(train, "evaluate", real)
     assert not (tmp_path / "cut" / "out" / "resnet.safetensors").exists()
-    resumed = train.train("resnet", **_args(tmp_path, "cut"))
+    resumed = train.train("resnet", **_args(tmp_path, "cut", fashion_train_root))
     a = models.load_embedded("resnet", tmp_path / "ref" / "out" / "resnet.safetensors")
     b = models.load_embedded("resnet", tmp_path / "cut" / "out" / "resnet.safetensors")
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
@@ -59,10 +61,23 @@ def test_unknown_model():
         train.train("lenet")
 
 
-def test_second_stage_continues_the_card(tmp_path):
+def test_retraining_reads_the_full_training_set(tmp_path, monkeypatch, fashion_train_root):
+    """Without ``data_root`` training reads the installed training set (an empty folder under the
+    autouse fixture, with the downloader offline) and says how to install it."""
+    from curvlib import data
+
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as e:
+        train.train("resnet", out=tmp_path, checkpoints=tmp_path, state_dir=tmp_path, progress=False)
+    assert str(data.DEBIAN_DIR) in str(e.value)
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(data, "DEBIAN_DIR", fashion_train_root)
+    assert len(data.fashion_mnist("train")[1]) == 512
+
+
+def test_second_stage_continues_the_card(tmp_path, fashion_train_root):
     torch.set_num_threads(1)
-    first = train.train("vit", **_args(tmp_path, "s1"))
-    args = _args(tmp_path, "s2") | {"epochs": 1, "snapshots": (3,)}
+    first = train.train("vit", **_args(tmp_path, "s1", fashion_train_root))
+    args = _args(tmp_path, "s2", fashion_train_root) | {"epochs": 1, "snapshots": (3,)}
     second = train.train("vit", init_from=tmp_path / "s1" / "out" / "vit.safetensors", **args)
     assert second["epochs_trained"] == 3 and [h["epoch"] for h in second["history"]] == [1, 2, 3]
     assert second["history"][:2] == first["history"]
