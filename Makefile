@@ -9,7 +9,7 @@ NB_DIR := .tmp/nb
 export CURVLIB_PROFILE ?= embedded
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all setup vendor exec-cache-guard book book-fast test unit unit-fast nbval notebooks bench clean-cache clean
+.PHONY: all setup vendor exec-cache-guard book book-fast test lint unit unit-fast nbval notebooks bench clean-cache clean
 
 all: book
 
@@ -61,8 +61,13 @@ nbval: notebooks
 	timeout 2400 $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	  --nbval-kernel-startup-timeout=120 -p no:cacheprovider -q $(NB_DIR)
 
-# Command 2: unit tests, then every chapter executed and validated by nbval.
+# Style and static checks (configuration in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check curvlib tests benchmarks book/_ext
+
+# Command 2: lint, unit tests, then every chapter executed and validated by nbval.
 test: $(STAMP)
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) nbval
 

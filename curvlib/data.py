@@ -62,7 +62,8 @@ def to_pixels(images_uint8: np.ndarray, pad: int = 2) -> torch.Tensor:
     return torch.nn.functional.pad(x.unsqueeze(1), (pad, pad, pad, pad))
 
 
-def fashion_mnist(split: str = "test", n: int | None = None, root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def fashion_mnist(split: str = "test", n: int | None = None,
+                  root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST as (pixels float32 [N, 1, 32, 32] in [0, 1], labels int64 [N]).
 
     ``n`` keeps the first n images (the test set's order is fixed, so slices are reproducible).

@@ -119,7 +119,8 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
                   warmup_epochs=warmup_epochs, seed=seed, subset=subset, augmentation="shift2+hflip",
                   label_smoothing=0.0, optimizer="AdamW", schedule="warmup+cosine",
                   init_from=None if prev is None else {"file": Path(init_from).name, "sha256": prev["sha256"]})
-    state_path = state_dir / f"{model_name}-{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]}.pt"
+    recipe_hash = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+    state_path = state_dir / f"{model_name}-{recipe_hash}.pt"
     start_epoch, elapsed, history = 0, 0.0, []
     if prev is not None:
         elapsed, history = float(prev.get("train_time_s", 0.0)), list(prev.get("history", []))

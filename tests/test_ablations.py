@@ -105,7 +105,8 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch, fashi
     assert eff.variant.tolist() == ["resnet_gelu"]
     assert eff.seed_theta.iloc[0] == pytest.approx(abs(table.theta_mean.iloc[1] - table.theta_mean.iloc[0]))
     bnd = ablations.swap_boundary(table, get_profile("smoke", model_dir=md))
-    assert set(bnd.label) == set(table.label) and (bnd.groupby("label").n.sum() == table.set_index("label").n_crossed).all()
+    assert set(bnd.label) == set(table.label)
+    assert (bnd.groupby("label").n.sum() == table.set_index("label").n_crossed).all()
     axes = plots.swap_figure(table, boundary=bnd)
     assert len(axes) == 3 and len(axes[0].patches) == 3 and axes[0].patches[1].get_hatch() == "//"
     assert len(axes[2].lines) == 3

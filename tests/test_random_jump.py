@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_travel import Linear
 
 from curvlib.random_jump import jump_travel, median_ratio, psnr, random_jump, rms_distance
-from test_travel import Linear
 
 
 def test_psnr_hand_values():
