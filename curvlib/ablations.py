@@ -19,7 +19,8 @@ import pandas as pd
 
 from . import models
 
-#: θ is averaged over steps with |ε| above this (clipping kinks the input path at ε = 0).
+#: θ is measured on the symmetric grid ε ∈ [−eps_range, eps_range] and averaged over steps with |ε|
+#: above this (clipping kinks the input path at ε = 0; the curvature chapter compares the rulers).
 AWAY = 0.01
 def profile_for(profile):
     """(profile, note): the profile the ablations run on. Epoch snapshots and component-swap
@@ -79,7 +80,7 @@ def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, e
     # θ along FGSM on the same n_travel images as ε* (one line per image is cheap; the curvature
     # chapter's n_theta_images is sized for its many random directions per image)
     th = theta_experiment(model_name, "fgsm", profile.replace(n_theta_images=profile.n_travel),
-                          eps_range=eps_range, checkpoint=checkpoint)
+                          eps_range=eps_range, checkpoint=checkpoint, protocol="symmetric")
     away = (th["eps"][1:-1].abs() > AWAY).numpy()
     t = np.degrees(th["theta"].double().numpy()[..., away])  # [M directions, N images, steps]
     per_image = t.swapaxes(0, 1).reshape(t.shape[1], -1)

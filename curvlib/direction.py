@@ -27,6 +27,21 @@ def normalize(d: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return (flat * (flat.shape[1] ** 0.5 / norms)[:, None]).reshape(d.shape)
 
 
+def saturation_aware(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``d ⊙ 1[0 < x < 1]`` renormalised to √D: only pixels strictly inside (0, 1) move, so the
+    input path clip(x + ε d) starts straight instead of kinking where saturated pixels (the
+    Fashion-MNIST background is 0) would be clipped. d, x: [N, C, H, W]; a sample with no
+    unsaturated pixel is an error."""
+    if d.shape != x.shape:
+        raise ValueError(f"d and x must have the same shape, got {tuple(d.shape)} and {tuple(x.shape)}")
+    inside = (x > 0) & (x < 1)
+    empty = ~inside.reshape(len(x), -1).any(1)
+    if empty.any():
+        raise ValueError(f"samples {torch.nonzero(empty).flatten()[:5].tolist()} have no pixel inside (0, 1): "
+                         "a saturation-aware direction cannot move them")
+    return normalize(d * inside.to(d.dtype))
+
+
 def _check(x: torch.Tensor, y: torch.Tensor | None, num_classes: int | None = None) -> None:
     from .data import check_pixels
 

@@ -158,54 +158,451 @@ def theta_summary(th: torch.Tensor) -> pd.DataFrame:
             "mean": np.nanmean(t, 0)})
 
 
+# ---------------------------------------------------------------------------------------------
+# Rulers: how θ is measured (protocol, step, clipping) and a step-free curvature
+
+PROTOCOLS = ("oneway", "symmetric")
+
+
+def eps_grid(protocol: str, eps_range: float, n_steps: int) -> torch.Tensor:
+    """The ε grid [n_steps + 1] of a protocol: ``oneway`` = the paper's travel from x, ε_n = n·eps_range/n_steps
+    for n = 0 … n_steps; ``symmetric`` = linspace(−eps_range, eps_range, n_steps + 1) (ε = 0 in the middle)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if not (isinstance(n_steps, int) and n_steps >= 2):
+        raise ValueError(f"n_steps must be an integer ≥ 2, got {n_steps!r}")
+    if not (eps_range > 0 and np.isfinite(eps_range)):
+        raise ValueError(f"eps_range must be positive and finite, got {eps_range!r}")
+    lo = 0.0 if protocol == "oneway" else -eps_range
+    return torch.linspace(lo, eps_range, n_steps + 1)
+
+
+def line_points(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
+    """Input points clip(x + ε d) [M, N, S, C, H, W] for images x [N, C, H, W], directions d [M, N, C, H, W]
+    and grid eps [S] (the path in input space, for its own θ: the ruler's baseline)."""
+    e = _as_grid(eps)
+    return (x[None, :, None] + e.view(1, 1, -1, 1, 1, 1) * d[:, :, None]).clamp(0, 1)
+
+
+def theta_local(model, x: torch.Tensor, d: torch.Tensor, eps, delta: float = 1e-4, batch_size: int = 500,
+                bf16: bool = False) -> torch.Tensor:
+    """The authors' local measure: features at ε − Δ, ε, ε + Δ and θ(ε) = π − ∠(f₋ − f, f₊ − f) (radians),
+    i.e. :func:`theta` of that three-point path. x [N, C, H, W], d [N, ...] or [M, N, ...], eps [E] →
+    θ [(M,) N, E]."""
+    if not (delta > 0 and np.isfinite(delta)):
+        raise ValueError(f"delta must be positive and finite, got {delta!r}")
+    e = _as_grid(eps)
+    grid = (e[:, None] + delta * torch.tensor([-1.0, 0.0, 1.0])).flatten()  # [E·3]
+    f = probe_line(model, x, d, grid, batch_size, bf16=bf16)["features"]
+    return theta(f.reshape(*f.shape[:-2], len(e), 3, f.shape[-1]))[..., 0]
+
+
+def _unfused(model):
+    """Context: timm's fused attention off (forward-mode AD has no rule for the fused kernel)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        mods = [m for m in model.modules() if getattr(m, "fused_attn", None) is True]
+        for m in mods:
+            m.fused_attn = False
+        try:
+            yield
+        finally:
+            for m in mods:
+                m.fused_attn = True
+    return ctx()
+
+
+def _blocks(model) -> list[tuple[str, torch.nn.Module]]:
+    """The residual blocks of a timm network in forward order (ResNet stages' blocks, MobileNetV2 /
+    ViT ``blocks``, Swin stages' blocks), for per-layer attribution."""
+    net = getattr(model, "net", model)
+    out = []
+    for name, mod in net.named_modules():
+        parts = name.split(".")
+        if (len(parts) == 2 and parts[0] in ("layer1", "layer2", "layer3", "layer4")) or \
+                (len(parts) == 2 and parts[0] == "blocks") or \
+                (len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit() and parts[2].isdigit()) or \
+                (len(parts) == 4 and parts[0] == "layers" and parts[2] == "blocks"):
+            out.append((name, mod))
+    # MobileNetV2 nests blocks two deep (blocks.<stage>.<i>): keep the innermost level only
+    names = [n for n, _ in out]
+    return [(n, m) for n, m in out if not any(o.startswith(n + ".") for o in names)]
+
+
+def _turning(f1: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(κ, ω, speed) from first and second derivatives [P, F]: κ = ‖(I − uuᵀ) f''‖ / ‖f'‖², ω = κ‖f'‖."""
+    f1, f2 = f1.detach().flatten(1).double(), f2.detach().flatten(1).double()
+    speed = f1.norm(dim=1)
+    u = f1 / speed.clamp_min(1e-30)[:, None]
+    normal = (f2 - (f2 * u).sum(1, keepdim=True) * u).norm(dim=1)
+    kappa = normal / speed.clamp_min(1e-30) ** 2
+    bad = speed <= 1e-30
+    return (kappa.masked_fill(bad, float("nan")), (normal / speed.clamp_min(1e-30)).masked_fill(bad, float("nan")),
+            speed)
+
+
+def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 250, blocks: bool = False,
+              progress: bool = False) -> dict:
+    r"""Step-free curvature of the feature path f(ε) = features(clip(x + ε d)).
+
+    With f' and f'' the first and second directional derivatives along d (nested forward-mode AD,
+    ``torch.func.jvp``) and u = f'/‖f'‖,
+
+    .. math:: \kappa(\varepsilon) = \frac{\lVert (I - uu^\top) f''(\varepsilon)\rVert}{\lVert f'(\varepsilon)\rVert^2},
+              \qquad \omega = \kappa \lVert f'\rVert \;\text{(radians per unit } \varepsilon\text{)}.
+
+    κ is in 1/feature units; ω, the rate at which the direction of motion turns, is comparable across
+    models and is what θ/Δε tends to for a smooth path. A ReLU network is piecewise linear, so f'' = 0
+    almost everywhere: its bends are kinks, counted by :func:`kinks`. x [N, C, H, W] in [0, 1], d [N, …]
+    or [M, N, …], eps [E]. Returns ``kappa``, ``omega``, ``speed`` [(M,) N, E] and, with ``blocks``,
+    ``block_omega`` [B, (M,) N, E] for the residual blocks named in ``block_names``.
+    """
+    from torch.func import jvp
+
+    check_pixels(x)
+    e = _as_grid(eps)
+    multi = d.ndim == x.ndim + 1
+    dd = d if multi else d[None]
+    if dd.shape[1:] != x.shape:
+        raise ValueError(f"directions must have shape {tuple(x.shape)} or [M, ...], got {tuple(d.shape)}")
+    M, N, E = dd.shape[0], x.shape[0], e.numel()
+    dev = model_device(model)
+    P = M * N * E  # points, direction-major, then image, then ε
+    named = _blocks(model) if blocks else []
+    out = {k: [] for k in ("kappa", "omega", "speed")}
+    block_omega = [[] for _ in named]
+    was = getattr(model, "check_inputs", None)
+    with _unfused(model):
+        if was is not None:
+            model.check_inputs = False  # dual tensors: the range check would read their primal anyway
+        try:
+            for i in tqdm(range(0, P, batch_size), desc="curvature", disable=not progress, leave=False):
+                idx = torch.arange(i, min(i + batch_size, P))
+                m, n, k = idx // (N * E), (idx // E) % N, idx % E
+                xb, db, eb = x[n].to(dev), dd[m, n].to(dev), e[k].to(dev)
+
+                def g(t, xb=xb, db=db):
+                    captured = []
+                    hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for _, m in named]
+                    try:
+                        f = model.features((xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1))
+                    finally:
+                        for h in hooks:
+                            h.remove()
+                    return (f, *captured)
+
+                ones = torch.ones_like(eb)
+                f1, f2 = jvp(lambda t: jvp(g, (t,), (ones,))[1], (eb,), (ones,))
+                k, w, sp = _turning(f1[0], f2[0])
+                out["kappa"].append(k.cpu())
+                out["omega"].append(w.cpu())
+                out["speed"].append(sp.cpu())
+                for j in range(len(named)):
+                    block_omega[j].append(_turning(f1[j + 1], f2[j + 1])[1].cpu())
+        finally:
+            if was is not None:
+                model.check_inputs = was
+    shape = (M, N, E) if multi else (N, E)
+    res = {k: torch.cat(v).view(shape).float() for k, v in out.items()}
+    if blocks:
+        res["block_omega"] = torch.stack([torch.cat(b).view(shape) for b in block_omega]).float()
+        res["block_names"] = [n for n, _ in named]
+    return res
+
+
+#: Activation modules whose input's sign pattern defines the linear pieces (ReLU6 also at 6).
+_ACTIVATIONS = ("ReLU", "ReLU6", "GELU", "LeakyReLU", "SiLU")
+
+
+@torch.inference_mode()
+def kinks(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500) -> torch.Tensor:
+    """Activation switches along each path: between successive points of the grid eps [S], how many
+    activation units change sign (for ReLU6 also cross 6) — the kinks a piecewise-linear network's
+    path goes through. x [N, C, H, W], d [N, …] or [M, N, …] → counts [(M,) N, S − 1] (int64). Read
+    by pre-hooks, before any in-place activation overwrites its input."""
+    check_pixels(x)
+    e = _as_grid(eps)
+    multi = d.ndim == x.ndim + 1
+    dd = d if multi else d[None]
+    M, N, S = dd.shape[0], x.shape[0], e.numel()
+    pts = line_points(x, dd, e).reshape(M * N, S, *x.shape[1:])
+    dev = model_device(model)
+    paths_per_batch = max(1, batch_size // S)
+    counts = []
+    for i in range(0, M * N, paths_per_batch):
+        states = []
+
+        def hook(m, inp):
+            z = inp[0]
+            st = (z > 0).to(torch.int8) + ((z > 6).to(torch.int8) if type(m).__name__ == "ReLU6" else 0)
+            states.append(st.reshape(-1, S, st[0].numel()))
+
+        mods = [m for m in model.modules() if type(m).__name__ in _ACTIVATIONS]
+        hooks = [m.register_forward_pre_hook(hook) for m in mods]
+        try:
+            model.features(pts[i:i + paths_per_batch].reshape(-1, *x.shape[1:]).to(dev))
+        finally:
+            for h in hooks:
+                h.remove()
+        c = sum((st[:, 1:] != st[:, :-1]).sum(-1) for st in states) if states else \
+            torch.zeros(len(pts[i:i + paths_per_batch]), S - 1, dtype=torch.long)
+        counts.append(c.long().cpu())
+    c = torch.cat(counts).view(M, N, S - 1)
+    return c if multi else c[0]
+
+
 def theta_experiment(model_name: str, kind: str = "random", profile=None, eps_range: float = 0.1,
-                     seed: int = 0, refresh: bool = False, checkpoint=None) -> dict:
-    """Cached θ over ``profile.n_theta_images`` images × ``n_directions`` directions × ``n_steps`` steps on
-    ε ∈ [−eps_range, eps_range] (FGSM: one direction per image, so the random directions are
-    replaced by FGSM for every image; random: seeded Gaussian). Returns ``theta`` [M, N, S−2],
-    ``eps`` [S] and the per-step ``summary`` frame. ``checkpoint``: other weights."""
+                     seed: int = 0, refresh: bool = False, checkpoint=None, protocol: str = "oneway",
+                     saturation: bool = False) -> dict:
+    """Cached θ over ``profile.n_theta_images`` images × ``n_directions`` directions × ``n_steps`` steps
+    (FGSM: one direction per image; random: seeded Gaussian), on the ``protocol``'s grid (:func:`eps_grid`:
+    ``oneway`` from x along +d, the default, or ``symmetric`` around x); ``saturation``: use
+    :func:`curvlib.direction.saturation_aware` directions. Returns ``theta`` [M, N, S−2] of the features,
+    ``input_theta`` [M, N, S−2] of the clipped input points themselves (the ruler's baseline), ``eps``
+    [S] and the per-step ``summary`` frame. ``checkpoint``: other weights."""
     return runner.run("theta", model_name, profile, checkpoint=checkpoint, refresh=refresh, kind=kind,
-                      eps_range=eps_range, seed=seed)
+                      eps_range=eps_range, seed=seed, protocol=protocol, saturation=saturation)
 
 
 def _theta_defaults(profile) -> dict:
     return {"n_images": profile.n_theta_images, "n_directions": profile.n_directions, "n_steps": profile.n_steps,
-            "kind": "random", "eps_range": 0.1, "seed": 0}
+            "kind": "random", "eps_range": 0.1, "seed": 0, "protocol": "oneway", "saturation": False}
 
 
-def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_steps, kind, eps_range, seed):
-    """θ of the shard's directions (every size-th from rank): [M_shard, N, S−2]."""
+def _path_directions(model, profile, n_images, kind, seed, saturation, ms):
+    """Images x [N, …] and directions [len(ms), N, …] (direction numbers ``ms``; FGSM has one)."""
     from . import data
-    from .direction import direction
+    from .direction import direction, saturation_aware
 
+    x, y = data.test_set(profile, n=n_images, model_name=model.name if profile.dataset == "imagenet" else None)
+    if kind == "fgsm":
+        d = direction(model, x, y, "fgsm")[None][: len(ms)]
+    elif ms:
+        d = torch.stack([direction(None, x, kind=kind, seed=seed * 100_000 + m) for m in ms])
+    else:
+        d = torch.empty(0, *x.shape)
+    if saturation and len(d):
+        d = torch.stack([saturation_aware(dm, x) for dm in d])
+    return x, d
+
+
+def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_steps, kind, eps_range, seed,
+                protocol, saturation):
+    """θ of the shard's directions (every size-th from rank): features and input path, [M_shard, N, S−2] each."""
     rank, size = shard or (0, 1)
     S = n_steps + 1
     M = 1 if kind == "fgsm" else n_directions
-    x, y = data.test_set(profile, n=n_images, model_name=model.name if profile.dataset == "imagenet" else None)
     ms = list(range(rank, M, size))
-    if kind == "fgsm":
-        d = direction(model, x, y, "fgsm")[None][: len(ms)]
-    else:
-        d = torch.stack([direction(None, x, kind=kind, seed=seed * 100_000 + m) for m in ms])
-    eps = torch.linspace(-eps_range, eps_range, S)
+    x, d = _path_directions(model, profile, n_images, kind, seed, saturation, ms)
+    eps = eps_grid(protocol, eps_range, n_steps)
     chunk = max(1, (4 * profile.batch_size) // (len(x) * S))  # directions per probe (memory budget)
-    th = [torch.empty(0, len(x), S - 2)]
+    th, th_in = [torch.empty(0, len(x), S - 2)], [torch.empty(0, len(x), S - 2)]
     for m in tqdm(range(0, len(ms), chunk), desc=f"theta {model.name} {kind}", leave=False):
         feats = probe_line(model, x, d[m:m + chunk], eps, profile.batch_size, bf16=profile.autocast == "bf16")
         th.append(theta(feats["features"]).cpu())
-    return torch.cat(th)
+        th_in.append(theta(line_points(x, d[m:m + chunk], eps).flatten(3)))
+    return {"theta": torch.cat(th), "input_theta": torch.cat(th_in)}
+
+
+def _interleave(parts: list, key: str) -> torch.Tensor:
+    """Direction-sharded tensors [M_r, …] of every rank back into direction order [M, …]."""
+    size = len(parts)
+    out = torch.empty(sum(len(p[key]) for p in parts), *parts[0][key].shape[1:], dtype=parts[0][key].dtype)
+    for r, part in enumerate(parts):
+        out[r::size] = part[key]
+    return out
 
 
 def _theta_merge(parts: list, params: dict) -> dict:
     """Interleave the ranks' directions back into order; add the grid and the summary."""
-    size = len(parts)
-    th = torch.empty(sum(len(p) for p in parts), *parts[0].shape[1:])
-    for r, part in enumerate(parts):
-        th[r::size] = part
-    eps = torch.linspace(-params["eps_range"], params["eps_range"], params["n_steps"] + 1)
-    return {"theta": th, "eps": eps, "summary": theta_summary(th)}
+    th = _interleave(parts, "theta")
+    eps = eps_grid(params["protocol"], params["eps_range"], params["n_steps"])
+    return {"theta": th, "input_theta": _interleave(parts, "input_theta"), "eps": eps, "summary": theta_summary(th)}
 
 
 runner.experiment("theta", defaults=_theta_defaults, merge=_theta_merge, code=("trajectory",), autocast=True,
                   calls=({"kind": "random"}, {"kind": "fgsm"}),
                   summary=lambda r: f"θ {tuple(r['theta'].shape)}")(_theta_part)
+
+
+def curvature_experiment(model_name: str, kind: str = "fgsm", profile=None, eps_range: float = 0.1,
+                         seed: int = 0, refresh: bool = False, checkpoint=None, protocol: str = "oneway",
+                         saturation: bool = False, n_directions: int | None = None) -> dict:
+    """Cached :func:`curvature` (κ, ω, speed, per-block ω) and :func:`kinks` on the same paths as
+    :func:`theta_experiment` (``n_directions`` random directions, default min(profile's, 8); FGSM: one).
+    Returns ``kappa``, ``omega``, ``speed`` [M, N, S], ``kinks`` [M, N, S−1], ``block_omega`` [B, M, N, S],
+    ``block_names`` and ``eps`` [S]."""
+    return runner.run("curvature", model_name, profile, checkpoint=checkpoint, refresh=refresh, kind=kind,
+                      eps_range=eps_range, seed=seed, protocol=protocol, saturation=saturation,
+                      n_directions=n_directions)
+
+
+def _curvature_part(model, profile, shard, context, *, n_images, n_directions, n_steps, kind, eps_range, seed,
+                    protocol, saturation):
+    """κ, ω, speed, kinks and per-block ω of the shard's directions (direction-major, like θ)."""
+    rank, size = shard or (0, 1)
+    M = 1 if kind == "fgsm" else n_directions
+    ms = list(range(rank, M, size))
+    x, d = _path_directions(model, profile, n_images, kind, seed, saturation, ms)
+    eps = eps_grid(protocol, eps_range, n_steps)
+    names = [n for n, _ in _blocks(model)]
+    if not ms:
+        z = torch.empty(0, len(x), len(eps))
+        return {"kappa": z, "omega": z, "speed": z, "kinks": torch.empty(0, len(x), len(eps) - 1, dtype=torch.long),
+                "block_omega": torch.empty(0, len(names), len(x), len(eps)), "block_names": names}
+    c = curvature(model, x, d, eps, batch_size=max(1, profile.batch_size // 2), blocks=True)
+    return {"kappa": c["kappa"], "omega": c["omega"], "speed": c["speed"],
+            "kinks": kinks(model, x, d, eps, profile.batch_size),
+            "block_omega": c["block_omega"].transpose(0, 1), "block_names": names}
+
+
+def _curvature_merge(parts: list, params: dict) -> dict:
+    """Interleave the ranks' directions; per-block ω back to [B, M, N, S]."""
+    out = {k: _interleave(parts, k) for k in ("kappa", "omega", "speed", "kinks", "block_omega")}
+    out["block_omega"] = out["block_omega"].transpose(0, 1).contiguous()
+    out["block_names"] = list(parts[0]["block_names"])
+    out["eps"] = eps_grid(params["protocol"], params["eps_range"], params["n_steps"])
+    return out
+
+
+runner.experiment("curvature", defaults=lambda p: {**_theta_defaults(p), "kind": "fgsm",
+                                                    "n_directions": min(p.n_directions, 8)},
+                  merge=_curvature_merge, code=("trajectory",), calls=({"kind": "fgsm"}, {"kind": "random"}),
+                  summary=lambda r: f"κ {tuple(r['kappa'].shape)}")(_curvature_part)
+
+
+#: Steps Δ of the θ-versus-step sweep (the authors' local measure uses 1e-4).
+STEP_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+
+
+def theta_step_experiment(model_name: str, profile=None, kind: str = "fgsm", eps_range: float = 0.1,
+                          deltas=STEP_SWEEP, refresh: bool = False, checkpoint=None) -> pd.DataFrame:
+    """Cached θ-versus-step sweep: the authors' local measure (:func:`theta_local`, clipped) at every Δ of
+    ``deltas`` on the interior points ε_n, n = 1 … n_steps − 1, of the one-way grid, for the profile's
+    ``n_theta_images`` images along ``kind`` (one direction per image: FGSM, or seeded random).
+    One row per (Δ, image, ε): ``delta``, ``image``, ``eps``, ``theta`` (radians)."""
+    return runner.run("theta_step", model_name, profile, checkpoint=checkpoint, refresh=refresh, kind=kind,
+                      eps_range=eps_range, deltas=tuple(float(v) for v in deltas))
+
+
+def _theta_step_part(model, profile, shard, context, *, n_images, n_steps, kind, eps_range, deltas, seed):
+    """Local θ of the shard's images (every size-th from rank) at every Δ."""
+    rank, size = shard or (0, 1)
+    x, d = _path_directions(model, profile, n_images, kind, seed, False, [0])
+    keep = list(range(rank, len(x), size))
+    eps = eps_grid("oneway", eps_range, n_steps)[1:-1]
+    rows = []
+    for delta in deltas:
+        th = theta_local(model, x[keep], d[0][keep], eps, delta, profile.batch_size)  # [N_shard, E]
+        rows.append(pd.DataFrame({"delta": float(delta), "image": np.repeat(keep, len(eps)),
+                                  "eps": np.tile(eps.double().numpy(), len(keep)),
+                                  "theta": th.double().numpy().ravel()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _theta_step_merge(parts: list, params: dict) -> pd.DataFrame:
+    df = pd.concat(parts, ignore_index=True)
+    return df.sort_values(["delta", "image", "eps"], kind="stable").reset_index(drop=True)
+
+
+runner.experiment("theta_step", defaults=lambda p: {"n_images": p.n_theta_images, "n_steps": p.n_steps,
+                                                     "kind": "fgsm", "eps_range": 0.1, "deltas": STEP_SWEEP,
+                                                     "seed": 0},
+                  merge=_theta_step_merge, code=("trajectory",),
+                  summary=lambda df: f"{df.delta.nunique()} steps × {len(df) // max(df.delta.nunique(), 1)} points"
+                  )(_theta_step_part)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries the curvature chapter reports (tidy frames; the chapter only displays them)
+
+#: |ε| below which the symmetric grid's steps are dropped in the "away from x" summary (the clipping kink).
+AWAY = 0.01
+
+
+def _mean_deg(th: torch.Tensor, keep=None) -> float:
+    t = np.degrees(torch.as_tensor(th).double().numpy())
+    t = t[..., keep] if keep is not None else t
+    return float(np.nanmean(t)) if np.isfinite(t).any() else float("nan")
+
+
+def ruler_table(results: dict) -> pd.DataFrame:
+    """Mean θ (degrees) of features and of the input path itself for every ruler.
+
+    ``results`` maps (model, kind, protocol, saturation) → :func:`theta_experiment` result. One row per
+    (model, kind, ruler): ``ruler`` (readable), ``theta`` (features), ``input_theta`` (the clipped input
+    points: 0 for a straight input path); symmetric grids also get a row restricted to |ε| > AWAY."""
+    rows = []
+    for (model, kind, protocol, saturation), r in results.items():
+        label = protocol + (", saturation-aware" if saturation else "")
+        variants = [(label, None)]
+        if protocol == "symmetric":
+            variants.append((f"{label}, |ε| > {AWAY:g}", (r["eps"][1:-1].abs() > AWAY).numpy()))
+        for name, keep in variants:
+            rows.append({"model": model, "kind": kind, "ruler": name, "theta": _mean_deg(r["theta"], keep),
+                         "input_theta": _mean_deg(r["input_theta"], keep)})
+    return pd.DataFrame(rows)
+
+
+def family_ratio(thetas: dict, families: dict, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Mean θ of the Transformers over mean θ of the CNNs, with a percentile bootstrap interval over
+    images (paired: every model's θ [M, N, S] is on the same N images, resampled together).
+
+    ``thetas``: model → θ tensor [M, N, S] (radians; NaN ignored); ``families``: model → "CNN" or
+    "Transformer" (both needed). ``verdict``: "holds" (the paper's ordering: interval above 1),
+    "opposite" (interval below 1) or "inconclusive"."""
+    from .ablations import bootstrap_interval
+
+    fams = {f: [m for m in thetas if families[m] == f] for f in ("CNN", "Transformer")}
+    if not fams["CNN"] or not fams["Transformer"]:
+        raise ValueError(f"family_ratio needs models of both families, got {families}")
+    n_images = {torch.as_tensor(t).shape[1] for t in thetas.values()}
+    if len(n_images) != 1:
+        raise ValueError(f"every θ must be on the same images, got image counts {sorted(n_images)}")
+    # per model and image: (sum of finite θ, count) over directions and steps
+    sums, counts = {}, {}
+    for m, t in thetas.items():
+        a = np.degrees(torch.as_tensor(t).double().numpy()).swapaxes(0, 1).reshape(next(iter(n_images)), -1)
+        ok = np.isfinite(a)
+        sums[m], counts[m] = np.where(ok, a, 0).sum(1), ok.sum(1)
+
+    def ratio(idx):
+        fam_mean = {f: np.mean([sums[m][idx].sum(-1) / np.maximum(counts[m][idx].sum(-1), 1) for m in ms], axis=0)
+                    for f, ms in fams.items()}
+        return fam_mean["Transformer"] / fam_mean["CNN"]
+
+    n = next(iter(n_images))
+    est = float(ratio(np.arange(n)[None])[0])
+    lo, hi = bootstrap_interval(ratio, n, n_boot=n_boot, level=level, seed=seed)
+    verdict = "holds" if lo > 1 else "opposite" if hi < 1 else "inconclusive"
+    return {"ratio": est, "lo": lo, "hi": hi, "verdict": verdict, "n_images": n}
+
+
+def step_table(sweeps: dict) -> pd.DataFrame:
+    """Per model and step Δ of a :func:`theta_step_experiment` sweep: mean and median θ (degrees) and
+    mean θ/Δ (radians per unit ε, comparable with ω). ``sweeps``: model → sweep frame."""
+    out = []
+    for model, df in sweeps.items():
+        g = df.assign(deg=np.degrees(df.theta), rate=df.theta / df.delta).groupby("delta")
+        out.append(pd.DataFrame({"model": model, "delta": g.size().index, "mean": g.deg.mean().to_numpy(),
+                                 "median": g.deg.median().to_numpy(), "rate": g.rate.mean().to_numpy()}))
+    return pd.concat(out, ignore_index=True)
+
+
+def curvature_table(results: dict) -> pd.DataFrame:
+    """Per model: median and mean ω (radians per unit ε, smooth bending), median κ, mean kinks per unit ε
+    (activation switches per step / step length) and the block whose output turns fastest (median ω).
+    ``results``: model → :func:`curvature_experiment` result."""
+    rows = []
+    for model, r in results.items():
+        w = r["omega"].double().numpy()
+        step = float(r["eps"][1] - r["eps"][0])
+        bw = np.nanmedian(r["block_omega"].double().numpy().reshape(len(r["block_names"]), -1), axis=1)
+        rows.append({"model": model, "omega_median": float(np.nanmedian(w)), "omega_mean": float(np.nanmean(w)),
+                     "kappa_median": float(np.nanmedian(r["kappa"].double().numpy())),
+                     "kinks_per_eps": float(r["kinks"].double().mean()) / step,
+                     "top_block": r["block_names"][int(np.nanargmax(bw))] if len(bw) else None,
+                     "top_block_omega": float(np.nanmax(bw)) if len(bw) else float("nan")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,54 @@
+"""Step-free curvature speed (issue #16 target: ≥ 0.3 × the raw batched forward throughput on the
+same points).
+
+Both sides evaluate the same points clip(x + ε d) (images × FGSM directions × ε on the one-way grid)
+in batches of the same size: the forward side runs ``model.features`` under inference mode, the
+curvature side :func:`curvlib.trajectory.curvature` (nested forward-mode AD: f, f', f''; per-block
+ω off). Prints, per model, points/s of each and their ratio (medians of repeats, one run).
+Run: python benchmarks/bench_curvature.py [--models resnet,vit] [--images 10] [--steps 40]
+"""
+import argparse
+
+import torch
+from _timing import median_time
+
+from curvlib import data, models
+from curvlib.config import EMBEDDED_MODELS, get_profile
+from curvlib.direction import direction
+from curvlib.trajectory import _unfused, curvature, eps_grid, line_points
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default=",".join(EMBEDDED_MODELS))
+    p.add_argument("--images", type=int, default=10)
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    prof = get_profile("embedded", device="cpu")
+    x, y = data.test_set(prof, n=a.images)
+    eps = eps_grid("oneway", 0.1, a.steps)
+    print(f"{a.images} images × FGSM × {a.steps + 1} ε = {a.images * (a.steps + 1)} points, batch {a.batch_size}, "
+          f"{a.threads} thread(s); medians of {a.repeats}")
+    for name in a.models.split(","):
+        model = models.load(name, prof, device="cpu")
+        d = direction(model, x, y, "fgsm")
+        pts = line_points(x, d[None], eps).reshape(-1, *x.shape[1:])
+
+        def forward():
+            with torch.inference_mode(), _unfused(model):  # the same attention kernel on both sides
+                for i in range(0, len(pts), a.batch_size):
+                    model.features(pts[i:i + a.batch_size])
+
+        t_fwd = median_time(forward, a.repeats)
+        t_curv = median_time(lambda: curvature(model, x, d, eps, batch_size=a.batch_size), a.repeats)
+        n = len(pts)
+        print(f"{name:12s} forward {n / t_fwd:8.0f} points/s   curvature {n / t_curv:8.0f} points/s   "
+              f"ratio {t_fwd / t_curv:.2f} (target ≥ 0.3)")
+
+
+if __name__ == "__main__":
+    main()
