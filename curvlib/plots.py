@@ -255,3 +255,61 @@ def swap_figure(table, axes=None, boundary=None):
         axes[2].tick_params(axis="x", labelsize=7)
         axes[2].legend(fontsize=7)
     return axes
+
+
+#: Shades within each family (CNNs blue, Transformers red), so models of one family stay apart.
+_SHADES = {"CNN": ("#1f77b4", "#6baed6", "#08306b", "#4292c6"),
+           "Transformer": ("#d62728", "#fc9272", "#67000d", "#ef3b2c")}
+
+
+def model_style(name: str, models_in_figure) -> dict:
+    """Line style of ``name`` among ``models_in_figure``: a shade of its family's colour (by its rank
+    within the family in the figure), dashed for component-swap variants."""
+    from . import models as registry
+
+    fam = registry.family(name, default=None)
+    if fam is None:
+        return {"color": "#444444", "ls": "-"}
+    same = [m for m in models_in_figure if registry.family(m, default=None) == fam]
+    shade = _SHADES[fam][same.index(name) % len(_SHADES[fam])] if name in same else _SHADES[fam][0]
+    return {"color": shade, "ls": "--" if registry.spec(name).parent else "-"}
+
+
+def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None):
+    """θ against the step Δ of the local measure (``trajectory.step_table``): left mean θ in degrees,
+    right θ/Δ in radians per unit ε, with each model's median step-free turning rate ω (``omega``:
+    model → value) as a dotted line of its colour: a smooth path's θ/Δ settles on ω as Δ → 0."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    names = list(dict.fromkeys(steps.model))
+    for name in names:
+        g, st = steps[steps.model == name], model_style(name, names)
+        axes[0].plot(g.delta, g["mean"], marker="o", ms=3, label=name, **st)
+        axes[1].plot(g.delta, g["rate"], marker="o", ms=3, label=name, **st)
+        if omega is not None and name in omega:
+            axes[1].axhline(omega[name], color=st["color"], ls=":", lw=1)
+    axes[0].set(xscale="log", yscale="log", xlabel="step Δ", ylabel="mean θ (degrees)")
+    axes[1].set(xscale="log", yscale="log", xlabel="step Δ", ylabel="mean θ / Δ (rad per unit ε)")
+    axes[0].legend(fontsize=7, ncol=2)
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    return axes
+
+
+def block_omega_figure(results: dict, ax=None):
+    """Median step-free turning rate ω of every residual block's output (from
+    ``trajectory.curvature_experiment`` results, model → result), one line per model, blocks in
+    forward order (relative depth 0 … 1)."""
+    ax = _axes(ax, (5, 3.4))
+    names = list(results)
+    for name in names:
+        r = results[name]
+        bw = np.nanmedian(r["block_omega"].double().numpy().reshape(len(r["block_names"]), -1), axis=1)
+        depth = np.linspace(0, 1, len(bw)) if len(bw) > 1 else np.zeros(len(bw))
+        ax.plot(depth, bw, marker="o", ms=3, label=name, **model_style(name, names))
+    ax.set(yscale="log", xlabel="block (relative depth)", ylabel="median ω (rad per unit ε)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    return ax

@@ -50,8 +50,12 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
                      "--models", models, "--cache", str(tmp_path), "--device", "cpu", *SMALL]) == 0
     assert dict(os.environ) == before  # the CLI passes its settings in the profile, not the environment
     files = _entries(tmp_path)
-    # 5 experiments (travel and theta with two kinds each) × 4 models
-    assert len(files) == 7 * 4 and not list(tmp_path.rglob("*.part*"))
+    # every registered call (travel, theta and curvature with two kinds each) × 4 models; random_jump
+    # reuses travel's FGSM entry
+    from curvlib import runner
+
+    calls = sum(len(e.calls) for e in runner.registry().values())
+    assert calls == 10 and len(files) == calls * 4 and not list(tmp_path.rglob("*.part*"))
     preds = cache.load(next(p for p in files if "calibration" in str(p) and "resnet18" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]
@@ -105,8 +109,11 @@ def test_torchrun_two_ranks_equal_one_process(image_folder, tmp_path):
     assert not list(two.rglob("*.part*"))
     for pa, pb in zip(a, b):
         va, vb = cache.load(pa), cache.load(pb)
-        if isinstance(va, dict):  # theta
-            torch.testing.assert_close(va["theta"], vb["theta"], rtol=1e-4, atol=1e-4)
+        if isinstance(va, dict):  # theta, curvature: tensors per direction, merged back into direction order
+            assert va.keys() == vb.keys()
+            for k, v in va.items():
+                if isinstance(v, torch.Tensor):
+                    torch.testing.assert_close(v, vb[k], rtol=1e-4, atol=1e-4, equal_nan=True, msg=k)
         else:
             if "index" in va.columns:  # per-image experiments: merged back into input order
                 assert va["index"].tolist() == vb["index"].tolist() == list(range(len(va)))
