@@ -58,7 +58,7 @@ unit-fast: $(STAMP)
 # Chapters are executed top to bottom in a fresh kernel (every cell must run without error) and
 # the "remove-cell" validation cells assert on the computed results; outputs are not compared.
 nbval: notebooks
-	timeout 2400 $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	timeout 3600 $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 \
 	  --nbval-kernel-startup-timeout=120 -p no:cacheprovider -q $(NB_DIR)
 
 # Style and static checks (configuration in pyproject.toml).
