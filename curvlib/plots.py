@@ -312,4 +312,30 @@ def block_omega_figure(results: dict, ax=None):
     ax.set(yscale="log", xlabel="block (relative depth)", ylabel="median ω (rad per unit ε)")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
+
+
+def component_heatmap(values: pd.DataFrame, ax=None, title: str | None = None, vmin: float = 1e-7,
+                      vmax: float = 1.0, split: int | None = None):
+    """Components (rows) × models (columns) of positive values (e.g. median bends) on a log colour
+    scale, each cell annotated; model labels coloured by family; missing cells blank ("–").
+    ``split``: draw a separator before that column (e.g. between the models and their variants)."""
+    from matplotlib.colors import LogNorm
+
+    ax = _axes(ax, (1.1 * values.shape[1] + 2, 0.42 * values.shape[0] + 1.2))
+    v = values.to_numpy(dtype=float)
+    norm = LogNorm(vmin=vmin, vmax=vmax)
+    im = ax.imshow(np.ma.masked_invalid(np.clip(v, vmin, vmax)), cmap="magma_r", norm=norm, aspect="auto")
+    for (i, j), val in np.ndenumerate(v):
+        dark = np.isfinite(val) and norm(np.clip(val, vmin, vmax)) > 0.6
+        ax.text(j, i, "–" if not np.isfinite(val) else f"{val:.1e}", ha="center", va="center", fontsize=7.5,
+                color="white" if dark else "black")
+    ax.set_xticks(range(v.shape[1]), values.columns, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
+    for lab in ax.get_xticklabels():
+        lab.set_color(model_color(lab.get_text()))
+    ax.set_yticks(range(v.shape[0]), values.index, fontsize=8)
+    if split is not None:
+        ax.axvline(split - 0.5, color="black", linewidth=1.5)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     return ax
