@@ -13,6 +13,26 @@ def model_color(name: str) -> str:
     return FAMILY_COLOR.get(models.family(name, default=None), "#444444")
 
 
+#: Distinct colours per model within a family's hue (blues/greens for CNNs, reds/oranges for Transformers).
+FAMILY_PALETTE = {"CNN": ("#1f77b4", "#17becf", "#2ca02c", "#0b3d91"),
+                  "Transformer": ("#d62728", "#ff7f0e", "#9467bd", "#8c564b")}
+
+
+def model_colors(names) -> dict[str, str]:
+    """One distinct colour per model for figures that compare models: the models of a family get
+    that family's palette in order (so a CNN is always bluish, a Transformer reddish); unknown
+    families get greys."""
+    used: dict[str, int] = {}
+    out = {}
+    for name in names:
+        fam = models.family(name, default=None)
+        pal = FAMILY_PALETTE.get(fam, ("#444444", "#888888", "#bbbbbb"))
+        i = used.get(fam, 0)
+        used[fam] = i + 1
+        out[name] = pal[i % len(pal)]
+    return out
+
+
 def to_png(fig, dpi: int = 100) -> bytes:
     """PNG bytes of a matplotlib figure (for widgets whose content must survive a static build)."""
     import io
