@@ -13,6 +13,26 @@ def model_color(name: str) -> str:
     return FAMILY_COLOR.get(models.family(name, default=None), "#444444")
 
 
+#: Distinct colours per model within a family's hue (blues/greens for CNNs, reds/oranges for Transformers).
+FAMILY_PALETTE = {"CNN": ("#1f77b4", "#17becf", "#2ca02c", "#0b3d91"),
+                  "Transformer": ("#d62728", "#ff7f0e", "#9467bd", "#8c564b")}
+
+
+def model_colors(names) -> dict[str, str]:
+    """One distinct colour per model for figures that compare models: the models of a family get
+    that family's palette in order (so a CNN is always bluish, a Transformer reddish); unknown
+    families get greys."""
+    used: dict[str, int] = {}
+    out = {}
+    for name in names:
+        fam = models.family(name, default=None)
+        pal = FAMILY_PALETTE.get(fam, ("#444444", "#888888", "#bbbbbb"))
+        i = used.get(fam, 0)
+        used[fam] = i + 1
+        out[name] = pal[i % len(pal)]
+    return out
+
+
 def to_png(fig, dpi: int = 100) -> bytes:
     """PNG bytes of a matplotlib figure (for widgets whose content must survive a static build)."""
     import io
@@ -257,22 +277,12 @@ def swap_figure(table, axes=None, boundary=None):
     return axes
 
 
-#: Shades within each family (CNNs blue, Transformers red), so models of one family stay apart.
-_SHADES = {"CNN": ("#1f77b4", "#6baed6", "#08306b", "#4292c6"),
-           "Transformer": ("#d62728", "#fc9272", "#67000d", "#ef3b2c")}
-
-
 def model_style(name: str, models_in_figure) -> dict:
-    """Line style of ``name`` among ``models_in_figure``: a shade of its family's colour (by its rank
-    within the family in the figure), dashed for component-swap variants."""
-    from . import models as registry
-
-    fam = registry.family(name, default=None)
-    if fam is None:
-        return {"color": "#444444", "ls": "-"}
-    same = [m for m in models_in_figure if registry.family(m, default=None) == fam]
-    shade = _SHADES[fam][same.index(name) % len(_SHADES[fam])] if name in same else _SHADES[fam][0]
-    return {"color": shade, "ls": "--" if registry.spec(name).parent else "-"}
+    """Line style of ``name`` among ``models_in_figure``: its colour from :func:`model_colors`,
+    dashed for component-swap variants."""
+    fam = models.family(name, default=None)
+    variant = fam is not None and models.spec(name).parent is not None
+    return {"color": model_colors(list(models_in_figure))[name], "ls": "--" if variant else "-"}
 
 
 def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None):

@@ -191,3 +191,17 @@ def test_ruler_step_and_curvature_tables():
          "block_names": ["a", "b"]}
     row = tj.curvature_table({"vit": c}).iloc[0]
     assert row.kinks_per_eps == pytest.approx(40.0) and row.top_block == "b" and row.omega_median == 1.0
+
+
+def test_step_exponent_separates_smooth_bending_from_dense_kinks():
+    import pandas as pd
+
+    d = np.array([1e-4, 1e-3, 1e-2])
+    steps = pd.DataFrame({"model": ["vit"] * 3 + ["resnet"] * 3, "delta": np.tile(d, 2),
+                          "mean": np.concatenate([30 * d, 5 * d ** 0.5])})
+    e = tj.step_exponent(steps)
+    assert e["vit"] == pytest.approx(1.0) and e["resnet"] == pytest.approx(0.5)
+    from curvlib import plots
+
+    st = plots.model_style("resnet_gelu", ["resnet", "resnet_gelu", "vit"])
+    assert st["ls"] == "--" and st["color"] != plots.model_style("resnet", ["resnet", "resnet_gelu", "vit"])["color"]
