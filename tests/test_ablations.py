@@ -96,7 +96,8 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch, fashi
     assert table.model.tolist() == ["resnet"] * 2 + ["resnet_gelu"] and set(table.parent) == {"resnet"}
     assert table.label.tolist() == ["resnet", "resnet seed 3", "resnet_gelu"]
     assert table.swap.tolist() == ["— (parent)", "— (parent, seed 3)", "ReLU → GELU"]
-    assert table.swap_from.tolist() == [None, None, "ReLU"] and table.swap_to.tolist()[2] == "GELU"
+    assert table.swap_from.isna().tolist() == [True, True, False]  # parents and replicates swap nothing
+    assert (table.swap_from.iloc[2], table.swap_to.iloc[2]) == ("ReLU", "GELU")
     assert table.seed.tolist() == [0, 3, 0] and table.epochs.iloc[[0, 2]].tolist() == [12, 1]
     assert table.accuracy.iloc[0] > table.accuracy.iloc[2]  # 2 steps of training vs the shipped parent
     assert table.accuracy.iloc[0] != table.accuracy.iloc[1]  # the replicate's own weights were measured
