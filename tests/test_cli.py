@@ -44,8 +44,9 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("CURVLIB_")]:
         monkeypatch.delenv(k)
     before = dict(os.environ)
-    # one model of each paper architecture, the smallest of each (test_models builds the paper's own four)
-    models = "resnet18,mobilenetv2_100,vit_tiny_patch16_224,swin_tiny_patch4_window7_224"
+    # the smallest timm model of each family (test_models builds the paper's own four; Swin's windowed
+    # attention, the slowest under nested forward-mode AD, is covered on the embedded swin)
+    models = "resnet18,vit_tiny_patch16_224"
     assert cli.main(["run", "all", "--profile", "paper", "--data", str(image_folder), "--weights", "random",
                      "--models", models, "--cache", str(tmp_path), "--device", "cpu", *SMALL]) == 0
     assert dict(os.environ) == before  # the CLI passes its settings in the profile, not the environment
@@ -55,7 +56,7 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     from curvlib import runner
 
     calls = sum(len(e.calls) for e in runner.registry().values())
-    assert calls == 10 and len(files) == calls * 4 and not list(tmp_path.rglob("*.part*"))
+    assert calls == 10 and len(files) == calls * 2 and not list(tmp_path.rglob("*.part*"))
     preds = cache.load(next(p for p in files if "calibration" in str(p) and "resnet18" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]
