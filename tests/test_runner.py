@@ -8,9 +8,9 @@ from curvlib import cli, runner
 from curvlib.config import get_profile
 
 
-def test_registry_holds_the_five_experiments():
+def test_registry_holds_the_book_s_experiments_in_order():
     exps = runner.registry()
-    assert list(exps) == ["calibration", "travel", "theta", "random_jump", "attention"]
+    assert list(exps) == ["calibration", "travel", "theta", "theta_step", "curvature", "random_jump", "attention"]
     for e in exps.values():
         assert e.calls and callable(e.compute_part) and callable(e.merge)
     assert [c["kind"] for c in exps["travel"].calls] == ["fgsm", "random"]
