@@ -298,7 +298,7 @@ def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None)
         g, st = steps[steps.model == name], model_style(name, names)
         axes[0].plot(g.delta, g["mean"], marker="o", ms=3, label=name, **st)
         axes[1].plot(g.delta, g["rate"], marker="o", ms=3, label=name, **st)
-        if omega is not None and name in omega:
+        if omega is not None and omega.get(name, 0) > 0:  # ω = 0 (piecewise linear) has no place on a log axis
             axes[1].axhline(omega[name], color=st["color"], ls=":", lw=1)
     axes[0].set(xscale="log", yscale="log", xlabel="step Δ", ylabel="mean θ (degrees)")
     axes[1].set(xscale="log", yscale="log", xlabel="step Δ", ylabel="mean θ / Δ (rad per unit ε)")
