@@ -47,19 +47,26 @@ def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, d
     return torch.cat(feats).cpu(), torch.cat(logits).cpu()
 
 
-def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, progress: bool = False,
-               bf16: bool = False) -> dict:
-    """Features along lines: images x [N, C, H, W] in [0, 1], directions d [N, C, H, W] (or [M, N, C, H, W]
-    for M directions per image), grid eps [S] → dict with ``features`` [(M,) N, S, F], ``logits``
-    [(M,) N, S, K], ``pred`` [(M,) N, S] and ``eps`` [S]; points are clip(x + ε d). ``bf16``:
-    autocast the forward passes."""
+def _lines(x: torch.Tensor, d: torch.Tensor, eps) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Checked inputs of a batch of lines: (directions as [M, N, C, H, W], grid [S], whether d had the M axis)."""
     check_pixels(x)
     e = _as_grid(eps)
     multi = d.ndim == x.ndim + 1
     if (d.shape[1:] if multi else d.shape) != x.shape:
         raise ValueError(f"directions must have shape {tuple(x.shape)} or [M, {', '.join(map(str, x.shape))}], "
                          f"got {tuple(d.shape)}")
-    dd = d if multi else d[None]
+    if not torch.isfinite(d).all():
+        raise ValueError("directions contain NaN or inf")
+    return (d if multi else d[None]), e, multi
+
+
+def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, progress: bool = False,
+               bf16: bool = False) -> dict:
+    """Features along lines: images x [N, C, H, W] in [0, 1], directions d [N, C, H, W] (or [M, N, C, H, W]
+    for M directions per image), grid eps [S] → dict with ``features`` [(M,) N, S, F], ``logits``
+    [(M,) N, S, K], ``pred`` [(M,) N, S] and ``eps`` [S]; points are clip(x + ε d). ``bf16``:
+    autocast the forward passes."""
+    dd, e, multi = _lines(x, d, eps)
     M, N, S = dd.shape[0], x.shape[0], e.numel()
     pts = (x[None, :, None] + e.view(1, 1, S, 1, 1, 1) * dd[:, :, None]).clamp_(0, 1)  # [M, N, S, C, H, W]
     f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe line", bf16)
@@ -362,12 +369,7 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
     """
     from torch.func import jvp
 
-    check_pixels(x)
-    e = _as_grid(eps)
-    multi = d.ndim == x.ndim + 1
-    dd = d if multi else d[None]
-    if dd.shape[1:] != x.shape:
-        raise ValueError(f"directions must have shape {tuple(x.shape)} or [M, ...], got {tuple(d.shape)}")
+    dd, e, multi = _lines(x, d, eps)
     M, N, E = dd.shape[0], x.shape[0], e.numel()
     dev = model_device(model)
     P = M * N * E  # points, direction-major, then image, then ε
@@ -423,10 +425,7 @@ def kinks(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500) -
     activation units change sign (for ReLU6 also cross 6) — the kinks a piecewise-linear network's
     path goes through. x [N, C, H, W], d [N, …] or [M, N, …] → counts [(M,) N, S − 1] (int64). Read
     by pre-hooks, before any in-place activation overwrites its input."""
-    check_pixels(x)
-    e = _as_grid(eps)
-    multi = d.ndim == x.ndim + 1
-    dd = d if multi else d[None]
+    dd, e, multi = _lines(x, d, eps)
     M, N, S = dd.shape[0], x.shape[0], e.numel()
     pts = line_points(x, dd, e).reshape(M * N, S, *x.shape[1:])
     dev = model_device(model)
