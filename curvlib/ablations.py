@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import models
+from .stats import bootstrap
 
 #: θ is measured on the symmetric grid ε ∈ [−eps_range, eps_range] and averaged over steps with |ε|
 #: above this (clipping kinks the input path at ε = 0; the curvature chapter compares the rulers).
@@ -36,28 +37,6 @@ def profile_for(profile):
     emb = get_profile("embedded", env={}, **{f: getattr(profile, f) for f in keep})
     return emb, (f"The {profile.name!r} profile has no epoch snapshots and no component-swap variants (they would "
                  "mean training ImageNet models), so this chapter measures the embedded models on Fashion-MNIST.")
-
-
-def bootstrap_interval(stat, n: int, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat(idx)`` over ``n`` units resampled with replacement.
-
-    ``stat`` takes an index array [B, n] and returns B values; the interval covers ``level``.
-    Returns (nan, nan) when n == 0.
-    """
-    if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer (units to resample), got {n!r}")
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n == 0:
-        return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    vals = np.asarray(stat(idx), dtype=float)
-    if vals.shape != (n_boot,):
-        raise ValueError(f"stat must return one value per resample, shape ({n_boot},), got {vals.shape}")
-    a = (1 - level) / 2
-    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
 def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, eps_range: float = 0.1,
@@ -87,12 +66,11 @@ def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, e
     finite = np.isfinite(per_image)  # [N images, directions × steps]
     sums, counts = np.where(finite, per_image, 0).sum(1), finite.sum(1)
     deg = per_image[finite]
-    theta_ci = bootstrap_interval(lambda i: sums[i].sum(1) / np.maximum(counts[i].sum(1), 1),
-                                  len(sums) if deg.size else 0)
+    theta_ci = bootstrap(lambda i: sums[i].sum(1) / np.maximum(counts[i].sum(1), 1), len(sums) if deg.size else 0)[1:]
     tr = travel_experiment(model_name, "fgsm", profile, checkpoint=checkpoint)
     ok = tr[tr.status == "crossed"]
     eps = ok.eps.to_numpy()
-    eps_ci = bootstrap_interval(lambda i: np.median(eps[i], axis=1), len(eps))
+    eps_ci = bootstrap(lambda i: np.median(eps[i], axis=1), len(eps))[1:]
     return {"accuracy": s["accuracy"], "ece": s["ece"], "sece": s["sece"],
             "theta_mean": float(deg.mean()) if deg.size else np.nan,
             "theta_ci_lo": theta_ci[0], "theta_ci_hi": theta_ci[1],

@@ -56,6 +56,11 @@ def _check(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
     return conf, corr
 
 
+def _check_min_count(min_count: int) -> None:
+    if not isinstance(min_count, (int, np.integer)) or min_count < 1:
+        raise ValueError(f"min_count must be a positive integer (samples a bin needs for MCE), got {min_count!r}")
+
+
 def _check_bins(n_bins: int) -> None:
     if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
@@ -94,16 +99,17 @@ def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
 def bin_edges(confidence, n_bins: int = 10, scheme: str = "width") -> np.ndarray:
     """Edges [n_bins + 1]: equal width on [0, 1], or equal mass (``mass``).
 
-    Equal-mass upper edges are the confidences of rank ⌈iN/M⌉ (a partial sort, O(N)), so each
-    bin (lo, hi] holds N/M samples up to ties, which stay together in the lower bin.
+    Equal-mass upper edges are the confidences of rank ⌈iN/M⌉ (1-based; a partial sort, O(N)), so
+    bin i (lo, hi] holds the samples of ranks ⌈(i−1)N/M⌉+1 … ⌈iN/M⌉ up to ties, which stay together in
+    the lower bin (N = 5, M = 2: 3 and 2 samples).
     """
     _check_bins(n_bins)
     if scheme == "width":
         return np.linspace(0.0, 1.0, n_bins + 1)
     if scheme == "mass":
         conf = _as_numpy(confidence, "confidence").astype(np.float64, copy=False)
-        ranks = np.unique(np.clip(np.round(np.arange(1, n_bins) * conf.size / n_bins).astype(np.intp) - 1,
-                                  0, conf.size - 1))
+        i = np.arange(1, n_bins, dtype=np.int64)
+        ranks = np.unique(np.clip((i * conf.size + n_bins - 1) // n_bins - 1, 0, conf.size - 1))  # ⌈iN/M⌉, 0-based
         inner = order_statistics(conf, ranks) if conf.size > 1 else np.repeat(conf, n_bins - 1)
         if inner.size < n_bins - 1:  # fewer samples than bins: pad with 1.0 (empty top bins)
             inner = np.concatenate([inner, np.ones(n_bins - 1 - inner.size)])
@@ -166,9 +172,11 @@ def sece(table: pd.DataFrame) -> float:
     return float(np.nansum(table["share"] * table["gap"]))
 
 
-def mce(table: pd.DataFrame) -> float:
-    """Maximum calibration error: largest |gap| over non-empty bins."""
-    gaps = table.loc[~table["is_empty"], "gap"].abs()
+def mce(table: pd.DataFrame, min_count: int = 1) -> float:
+    """Maximum calibration error: largest |gap| over bins holding at least ``min_count`` samples
+    (a bin of one sample has |gap| = 1 − its confidence or its confidence, whatever the model)."""
+    _check_min_count(min_count)
+    gaps = table.loc[table["count"] >= min_count, "gap"].abs()
     return float(gaps.max()) if len(gaps) else 0.0
 
 
@@ -177,26 +185,28 @@ def ace(confidence, correct, n_bins: int = 10) -> float:
     return ece(calibration_table(confidence, correct, n_bins, scheme="mass"))
 
 
-def calibration_scores(confidence, correct, n_bins: int = 10) -> tuple[pd.DataFrame, dict]:
+def calibration_scores(confidence, correct, n_bins: int = 10, min_count: int = 1) -> tuple[pd.DataFrame, dict]:
     """The equal-width table and every scalar in one pass over the checked input.
 
     Returns ``(table, scores)`` with scores: n, accuracy, mean confidence, ECE, sECE, MCE (from
-    the table) and ACE (equal-mass bins).
+    the table, over bins of at least ``min_count`` samples) and ACE (equal-mass bins).
     """
     conf, corr = _check(confidence, correct)
     _check_bins(n_bins)
     t = _table(conf, corr, n_bins, "width")
     scores = {"n": conf.size, "accuracy": float(corr.mean()), "confidence": float(conf.mean()),
-              "ece": ece(t), "sece": sece(t), "mce": mce(t), "ace": ece(_table(conf, corr, n_bins, "mass"))}
+              "ece": ece(t), "sece": sece(t), "mce": mce(t, min_count),
+              "ace": ece(_table(conf, corr, n_bins, "mass"))}
     return t, scores
 
 
-def summary(confidence, correct, n_bins: int = 10) -> dict:
+def summary(confidence, correct, n_bins: int = 10, min_count: int = 1) -> dict:
     """accuracy, mean confidence, ECE, sECE, MCE (equal width) and ACE (equal mass) as a dict."""
-    return calibration_scores(confidence, correct, n_bins)[1]
+    return calibration_scores(confidence, correct, n_bins, min_count)[1]
 
 
-def _binned_stats(idx: np.ndarray, conf: np.ndarray, corr: np.ndarray, n_bins: int, stat: str) -> np.ndarray:
+def _binned_stats(idx: np.ndarray, conf: np.ndarray, corr: np.ndarray, n_bins: int, stat: str,
+                  min_count: int = 1) -> np.ndarray:
     """Stat per row for resampled index matrix idx [B, N] with fixed bins (vectorised)."""
     b, n = idx.shape
     bins = bin_index(conf, bin_edges(conf, n_bins))[idx]  # [B, N]
@@ -213,38 +223,32 @@ def _binned_stats(idx: np.ndarray, conf: np.ndarray, corr: np.ndarray, n_bins: i
         return s_corr.sum(1) / n
     with np.errstate(invalid="ignore", divide="ignore"):  # mce
         gaps = np.abs(s_corr - s_conf) / count
-    return np.nan_to_num(np.nanmax(np.where(count > 0, gaps, np.nan), axis=1), nan=0.0)
+    return np.nan_to_num(np.nanmax(np.where(count >= min_count, gaps, np.nan), axis=1), nan=0.0)
 
 
 def bootstrap_ci(confidence, correct, stat: str = "ece", n_boot: int = 1000, level: float = 0.95,
-                 n_bins: int = 10, seed: int = 0, chunk: int = 100) -> tuple[float, float, float]:
+                 n_bins: int = 10, seed: int = 0, chunk: int = 100, min_count: int = 1) -> tuple[float, float, float]:
     """(estimate, lower, upper): percentile bootstrap interval of a calibration statistic.
 
-    ``stat`` is one of ``ece``, ``sece``, ``mce``, ``ace``, ``accuracy``. Resampling is seeded and
-    vectorised over ``chunk`` resamples at a time (ACE re-estimates its quantile edges per resample).
+    ``stat`` is one of ``ece``, ``sece``, ``mce``, ``ace``, ``accuracy``; resampling is
+    :func:`curvlib.stats.bootstrap` over the images (``chunk`` resamples at a time; ACE
+    re-estimates its quantile edges per resample). ``min_count``: MCE's smallest bin.
     """
+    from .stats import bootstrap
+
     if stat not in STATS:
         raise ValueError(f"stat must be one of {', '.join(STATS)}, got {stat!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be positive, got {n_boot}")
     conf, corr = _check(confidence, correct)
     _check_bins(n_bins)
-    rng = np.random.default_rng(seed)
-    n = conf.size
-    values = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        if stat == "ace":
-            values.extend(ace(conf[i], corr[i], n_bins) for i in idx)
-        else:
-            values.append(_binned_stats(idx, conf, corr, n_bins, stat))
-    values = np.concatenate([np.atleast_1d(v) for v in values]) if stat != "ace" else np.asarray(values)
-    est = summary(conf, corr, n_bins)[stat]
-    a = (1 - level) / 2
-    lo, hi = np.quantile(values, [a, 1 - a])
-    return float(est), float(lo), float(hi)
+    _check_min_count(min_count)
+    if stat == "ace":
+        def values(idx):
+            return np.array([ace(conf[i], corr[i], n_bins) for i in idx])
+    else:
+        def values(idx):
+            return _binned_stats(idx, conf, corr, n_bins, stat, min_count)
+    _, lo, hi = bootstrap(values, conf.size, n_boot=n_boot, level=level, seed=seed, chunk=chunk)
+    return float(summary(conf, corr, n_bins, min_count)[stat]), lo, hi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,63 +290,24 @@ def _predictions_part(model, profile, shard, context, *, n) -> pd.DataFrame:
 
 
 def calibration_report(preds: dict[str, pd.DataFrame], n_bins: int = 10, n_boot: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+                       level: float = 0.95, seed: int = 0, mce_min_count: int = 1) -> pd.DataFrame:
     """One row per model: accuracy, ECE, sECE, MCE, ACE, each with a bootstrap interval.
 
     ``preds`` maps model name → :func:`predictions` frame. Columns: ``<stat>``, ``<stat>_lo``,
     ``<stat>_hi`` for stat in accuracy, ece, sece, mce, ace; plus ``n`` and mean ``confidence``.
+    ACE re-bins every resample and gets ``n_boot // 5`` resamples; ``report.attrs["n_boot"]`` holds
+    the count used for each statistic. ``mce_min_count``: MCE's smallest bin.
     """
+    boots = {stat: n_boot if stat != "ace" else max(1, n_boot // 5)
+             for stat in ("accuracy", "ece", "sece", "mce", "ace")}
     rows = []
     for name, df in preds.items():
         row = {"model": name, "n": len(df), "confidence": float(df["confidence"].mean())}
-        for stat in ("accuracy", "ece", "sece", "mce", "ace"):
-            est, lo, hi = bootstrap_ci(df["confidence"].to_numpy(), df["correct"].to_numpy(), stat,
-                                       n_boot=n_boot if stat != "ace" else max(1, n_boot // 5),
-                                       level=level, n_bins=n_bins, seed=seed)
+        for stat, b in boots.items():
+            est, lo, hi = bootstrap_ci(df["confidence"].to_numpy(), df["correct"].to_numpy(), stat, n_boot=b,
+                                       level=level, n_bins=n_bins, seed=seed, min_count=mce_min_count)
             row.update({stat: est, f"{stat}_lo": lo, f"{stat}_hi": hi})
         rows.append(row)
-    return pd.DataFrame(rows).set_index("model")
-
-
-#: The paper's claim about each family (Figure 2).
-PAPER_CLAIM = {"CNN": "overconfident (sECE < 0)", "Transformer": "not overconfident (sECE ≥ 0)"}
-
-
-def compare_with_paper(report: pd.DataFrame) -> pd.DataFrame:
-    """Per model: the paper's claim for its family, our sECE with its interval, and a verdict.
-
-    A CNN reproduces the claim when its whole sECE interval is below 0; a Transformer when its
-    interval reaches 0 or above (not significantly overconfident). "opposite" means the interval
-    lies entirely on the other side. A model of unknown family is an error (no rule applies).
-    """
-    from . import models
-
-    rows = []
-    for name, r in report.iterrows():
-        fam = models.family(name)
-        if fam == "CNN":
-            verdict = "yes" if r.sece_hi < 0 else ("opposite" if r.sece_lo > 0 else "inconclusive")
-        elif fam == "Transformer":
-            verdict = "yes" if r.sece_hi >= 0 else "opposite"
-        else:  # pragma: no cover - the registry admits only the two families
-            raise ValueError(f"{name!r}: no paper claim for family {fam!r}")
-        rows.append({"model": name, "family": fam, "paper": PAPER_CLAIM.get(fam, "?"),
-                     "sECE [95% CI]": f"{r.sece:+.4f} [{r.sece_lo:+.4f}, {r.sece_hi:+.4f}]",
-                     "reproduced": verdict})
-    return pd.DataFrame(rows).set_index("model")
-
-
-def family_gap(report: pd.DataFrame) -> dict:
-    """Mean sECE of the Transformers minus that of the CNNs (the paper expects > 0), and
-    ``noise``: the mean half-width of the models' sECE intervals, below which |gap| is not
-    distinguishable from sampling noise (``ordering``: "larger", "smaller" or "indistinguishable")."""
-    from . import models
-
-    fam = report.index.map(models.family)
-    cnn = report.loc[fam == "CNN", "sece"].mean()
-    tr = report.loc[fam == "Transformer", "sece"].mean()
-    noise = float(((report.sece_hi - report.sece_lo) / 2).mean())
-    gap = float(tr - cnn)
-    ordering = "indistinguishable" if abs(gap) < noise else ("larger" if gap > 0 else "smaller")
-    return {"cnn_sece": float(cnn), "transformer_sece": float(tr), "gap": gap, "noise": noise,
-            "ordering": ordering}
+    out = pd.DataFrame(rows).set_index("model")
+    out.attrs.update(n_boot=boots, mce_min_count=mce_min_count, level=level)
+    return out

@@ -5,6 +5,12 @@ travel from the jumped point x_r along *its own* FGSM direction. If the represen
 curved near the data, the jump leaves the curved region and the second travel is short: a
 boundary existed close to x, but the straight FGSM path from x bent away from it.
 
+Two controls separate that explanation from a generic effect of any random step: travel from x_r
+along the *old* direction FGSM(x) (the jump's new starting point alone), and from x along FGSM(x_r)
+(the jump's new direction alone). The curvature explanation needs the jump route to beat both.
+The total perturbation ‖x_final − x‖₂/√D of each route counts the jump too (the paper's Figure 10
+reports it).
+
 Image quality is reported as PSNR against the original,
 :math:`\mathrm{PSNR} = 10\log_{10}(R^2 / \mathrm{MSE})` with data range R = 1: a uniform sign step
 of ε changes every pixel by ε, so MSE = ε² and PSNR = −20 log₁₀ ε (26.02 dB for ε = 0.05).
@@ -57,18 +63,25 @@ def rms_distance(x: torch.Tensor, x_final: torch.Tensor) -> torch.Tensor:
     return (x_final.double() - x.double()).flatten(1).norm(dim=1).float() / (x[0].numel() ** 0.5)
 
 
+#: The four routes of :func:`jump_travel`: (column suffix, start, direction).
+ROUTES = {"direct": ("x", "FGSM(x)"), "jump": ("x_r", "FGSM(x_r)"),
+          "ctrl_point": ("x_r", "FGSM(x)"), "ctrl_direction": ("x", "FGSM(x_r)")}
+
+
 def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
                 seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4, batch_size: int = 500,
                 direct: pd.DataFrame | None = None, return_images: bool = False,
                 index: torch.Tensor | None = None):
-    """Paired FGSM travel from x and from the jumped point x_r, one row per sample (input order).
+    """Paired FGSM travel from x and from the jumped point x_r, plus the two controls, one row per
+    sample (input order).
 
-    Columns: ``index``, ``label``, ``confidence`` (at x), ``eps_direct``/``status_direct`` (ε* from x
-    along FGSM(x)), ``jump_correct`` (x_r still classified y), ``eps_jump``/``status_jump`` (ε* from
-    x_r along FGSM(x_r)), ``total_direct``/``total_jump`` (‖x_final − x‖/√D), ``psnr_direct``/
-    ``psnr_jump`` (final image vs x, dB; NaN unless crossed), ``psnr_jump_only`` (x_r vs x).
-    ``direct`` may pass an already computed :func:`travel` frame from x along FGSM(x).
-    With ``return_images`` also returns (x_direct_final, x_jump_final).
+    For each route r in :data:`ROUTES` — ``direct`` (x along FGSM(x)), ``jump`` (x_r along FGSM(x_r)),
+    ``ctrl_point`` (x_r along FGSM(x)), ``ctrl_direction`` (x along FGSM(x_r)) — columns ``eps_<r>``
+    (ε* of that travel; NaN unless crossed), ``status_<r>``, ``total_<r>`` (‖x_final − x‖₂/√D, the
+    jump included; NaN unless crossed) and ``psnr_<r>`` (final image vs x, dB). Also ``index``,
+    ``label``, ``confidence`` (at x), ``jump_correct`` (x_r still classified y), ``psnr_jump_only``
+    (x_r vs x) and ``eps_r``. ``direct`` may pass an already computed :func:`travel` frame from x
+    along FGSM(x). With ``return_images`` also returns (x_direct_final, x_jump_final).
     """
     _check_eps(eps_r)
     if direct is not None and len(direct) != len(x):
@@ -78,38 +91,42 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
         direct = travel(model, x, y, d0, eps_max=eps_max, tol=tol, batch_size=batch_size)
     xr = random_jump(x, eps_r, kind, seed, index=index)
     dr = direction(model, xr, y, "fgsm", batch_size=batch_size)
-    after = travel(model, xr, y, dr, eps_max=eps_max, tol=tol, batch_size=batch_size)
-    fin0, finr = positions(x, d0, direct.eps.to_numpy()), positions(xr, dr, after.eps.to_numpy())
-    ok0 = (direct.status == "crossed").to_numpy()
-    okr = (after.status == "crossed").to_numpy()
-    df = pd.DataFrame({
-        "index": np.arange(len(x)) if index is None else index.numpy(), "label": y.cpu().numpy(),
-        "confidence": direct.confidence.to_numpy(),
-        "eps_direct": direct.eps.to_numpy(), "status_direct": direct.status.to_numpy(),
-        "jump_correct": (after.status != "misclassified_at_start").to_numpy(),
-        "eps_jump": after.eps.to_numpy(), "status_jump": after.status.to_numpy(),
-        "total_direct": np.where(ok0, rms_distance(x, fin0).numpy(), np.nan),
-        "total_jump": np.where(okr, rms_distance(x, finr).numpy(), np.nan),
-        "psnr_direct": np.where(ok0, psnr(x, fin0).numpy(), np.nan),
-        "psnr_jump": np.where(okr, psnr(x, finr).numpy(), np.nan),
-        "psnr_jump_only": psnr(x, xr).numpy(),
-        "eps_r": eps_r,
-    })
-    return (df, (fin0, finr)) if return_images else df
+    starts, dirs = {"x": x, "x_r": xr}, {"FGSM(x)": d0, "FGSM(x_r)": dr}
+    frames, finals = {"direct": direct}, {}
+    cols = {"index": np.arange(len(x)) if index is None else index.numpy(), "label": y.cpu().numpy(),
+            "confidence": direct.confidence.to_numpy()}
+    for route, (start, d) in ROUTES.items():
+        if route not in frames:
+            frames[route] = travel(model, starts[start], y, dirs[d], eps_max=eps_max, tol=tol, batch_size=batch_size,
+                                   progress=False)
+        f = frames[route]
+        finals[route] = positions(starts[start], dirs[d], f.eps.to_numpy())
+        ok = (f.status == "crossed").to_numpy()
+        cols.update({f"eps_{route}": f.eps.to_numpy(), f"status_{route}": f.status.to_numpy(),
+                     f"total_{route}": np.where(ok, rms_distance(x, finals[route]).numpy(), np.nan),
+                     f"psnr_{route}": np.where(ok, psnr(x, finals[route]).numpy(), np.nan)})
+    cols["jump_correct"] = (frames["jump"].status != "misclassified_at_start").to_numpy()
+    cols["psnr_jump_only"] = psnr(x, xr).numpy()
+    cols["eps_r"] = eps_r
+    df = pd.DataFrame(cols)
+    return (df, (finals["direct"], finals["jump"])) if return_images else df
 
 
-def median_ratio(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """Median of eps_jump / eps_direct over samples that crossed both ways, with a percentile
-    bootstrap interval (seeded); also the count of such pairs."""
-    both = df[(df.status_direct == "crossed") & (df.status_jump == "crossed")]
-    r = (both.eps_jump / both.eps_direct).to_numpy()
-    if len(r) == 0:
-        return {"median_ratio": np.nan, "lo": np.nan, "hi": np.nan, "n_pairs": 0}
-    rng = np.random.default_rng(seed)
-    boots = np.median(r[rng.integers(0, len(r), size=(n_boot, len(r)))], axis=1)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(boots, [a, 1 - a])
-    return {"median_ratio": float(np.median(r)), "lo": float(lo), "hi": float(hi), "n_pairs": int(len(r))}
+def median_ratio(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct", n_boot: int = 1000,
+                 level: float = 0.95, seed: int = 0) -> dict:
+    """Median of the paired ratio ``num`` / ``den`` (two columns of :func:`jump_travel`, e.g.
+    ``eps_jump`` / ``eps_direct`` or ``total_jump`` / ``total_direct``) over samples whose routes
+    both crossed, with its bootstrap interval over those samples (:func:`curvlib.stats.bootstrap`)
+    and their count ``n_pairs``."""
+    from .stats import bootstrap
+
+    for c in (num, den):
+        if c not in df.columns:
+            raise ValueError(f"no column {c!r} in the jump frame (have {', '.join(map(str, df.columns))})")
+    r = (df[num] / df[den]).to_numpy(dtype=float)
+    r = r[np.isfinite(r)]  # NaN unless both crossed
+    est, lo, hi = bootstrap(lambda i: np.median(r[i], axis=1), len(r), n_boot=n_boot, level=level, seed=seed)
+    return {"median_ratio": est, "lo": lo, "hi": hi, "n_pairs": int(len(r))}
 
 
 def jump_experiment(model_name: str, eps_r: float = 0.05, profile=None, n: int | None = None,
@@ -142,4 +159,4 @@ def _jump_part(model, profile, shard, direct_all, *, eps_r, n, kind, seed, eps_m
     return df.assign(model=model.name)
 
 
-__all__ = ["random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio", "jump_experiment"]
+__all__ = ["ROUTES", "random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio", "jump_experiment"]

@@ -646,40 +646,6 @@ def ruler_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def family_ratio(thetas: dict, families: dict, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
-    """Mean θ of the Transformers over mean θ of the CNNs, with a percentile bootstrap interval over
-    images (paired: every model's θ [M, N, S] is on the same N images, resampled together).
-
-    ``thetas``: model → θ tensor [M, N, S] (radians; NaN ignored); ``families``: model → "CNN" or
-    "Transformer" (both needed). ``verdict``: "holds" (the paper's ordering: interval above 1),
-    "opposite" (interval below 1) or "inconclusive"."""
-    from .ablations import bootstrap_interval
-
-    fams = {f: [m for m in thetas if families[m] == f] for f in ("CNN", "Transformer")}
-    if not fams["CNN"] or not fams["Transformer"]:
-        raise ValueError(f"family_ratio needs models of both families, got {families}")
-    n_images = {torch.as_tensor(t).shape[1] for t in thetas.values()}
-    if len(n_images) != 1:
-        raise ValueError(f"every θ must be on the same images, got image counts {sorted(n_images)}")
-    # per model and image: (sum of finite θ, count) over directions and steps
-    sums, counts = {}, {}
-    for m, t in thetas.items():
-        a = np.degrees(torch.as_tensor(t).double().numpy()).swapaxes(0, 1).reshape(next(iter(n_images)), -1)
-        ok = np.isfinite(a)
-        sums[m], counts[m] = np.where(ok, a, 0).sum(1), ok.sum(1)
-
-    def ratio(idx):
-        fam_mean = {f: np.mean([sums[m][idx].sum(-1) / np.maximum(counts[m][idx].sum(-1), 1) for m in ms], axis=0)
-                    for f, ms in fams.items()}
-        return fam_mean["Transformer"] / fam_mean["CNN"]
-
-    n = next(iter(n_images))
-    est = float(ratio(np.arange(n)[None])[0])
-    lo, hi = bootstrap_interval(ratio, n, n_boot=n_boot, level=level, seed=seed)
-    verdict = "holds" if lo > 1 else "opposite" if hi < 1 else "inconclusive"
-    return {"ratio": est, "lo": lo, "hi": hi, "verdict": verdict, "n_images": n}
-
-
 def step_table(sweeps: dict) -> pd.DataFrame:
     """Per model and step Δ of a :func:`theta_step_experiment` sweep: mean and median θ (degrees) and
     mean θ/Δ (radians per unit ε, comparable with ω). ``sweeps``: model → sweep frame."""

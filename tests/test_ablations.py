@@ -113,22 +113,6 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch, fashi
     assert len(axes[2].lines) == 3
 
 
-def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_n():
-    rng = np.random.default_rng(1)
-    widths = []
-    for n in (50, 2000):
-        v = rng.normal(3.0, 1.0, n)
-        lo, hi = ablations.bootstrap_interval(lambda i: v[i].mean(1), n)
-        assert lo < v.mean() < hi
-        widths.append(hi - lo)
-    # the interval of a mean shrinks like 1/√n: 2·1.96/√n
-    assert widths[1] < widths[0] / 4
-    assert abs(widths[1] - 2 * 1.96 / np.sqrt(2000)) < 0.02
-    same = [ablations.bootstrap_interval(lambda i: v[i].mean(1), 2000) for _ in range(2)]
-    assert same[0] == same[1]  # seeded
-    assert all(np.isnan(ablations.bootstrap_interval(lambda i: i.sum(1), 0)))
-
-
 def _swap_row(model, parent, swap, theta, eps, ci=0.5, seed=0):
     role = "parent" if swap == "— (parent)" else "replicate" if swap.startswith("—") else "variant"
     a, b = (t.strip() for t in swap.split("→")) if role == "variant" else (None, None)
@@ -216,14 +200,6 @@ def test_component_effects_orient_each_swap_toward_one_component():
 def test_new_ablation_helpers_reject_bad_input():
     import pandas as pd
 
-    with pytest.raises(ValueError, match="n must be a non-negative integer"):
-        ablations.bootstrap_interval(lambda i: i.mean(1), -1)
-    with pytest.raises(ValueError, match="n_boot must be a positive integer"):
-        ablations.bootstrap_interval(lambda i: i.mean(1), 5, n_boot=0)
-    with pytest.raises(ValueError, match="level must be in"):
-        ablations.bootstrap_interval(lambda i: i.mean(1), 5, level=1.5)
-    with pytest.raises(ValueError, match="one value per resample"):
-        ablations.bootstrap_interval(lambda i: i, 5)
     with pytest.raises(ValueError, match="not a component_swaps table"):
         ablations.swap_effects(pd.DataFrame({"model": ["x"]}))
     orphan = pd.DataFrame([_swap_row("resnet_ln", "resnet", "BN → LN", 20.0, 0.03)])

@@ -177,36 +177,41 @@ def test_predictions_are_cached_and_consistent(tmp_cache, monkeypatch):
     assert report.loc["resnet", "accuracy"] == pytest.approx(df.correct.mean())
 
 
-@pytest.mark.parametrize("model, lo, hi, verdict", [
-    ("resnet", -0.03, -0.01, "yes"), ("mobilenetv2", 0.01, 0.02, "opposite"), ("resnet", -0.01, 0.01, "inconclusive"),
-    ("vit", -0.01, 0.01, "yes"), ("swin", 0.0, 0.02, "yes"), ("vit", -0.03, -0.01, "opposite"),
-])
-def test_compare_with_paper_applies_each_family_rule(model, lo, hi, verdict):
-    import pandas as pd
-
-    rep = pd.DataFrame({"sece": [(lo + hi) / 2], "sece_lo": [lo], "sece_hi": [hi]}, index=[model])
-    assert cal.compare_with_paper(rep).loc[model, "reproduced"] == verdict
-
-
-def test_a_model_of_unknown_family_is_not_judged():
-    import pandas as pd
-
-    rep = pd.DataFrame({"sece": [0.0], "sece_lo": [-0.01], "sece_hi": [0.01]}, index=["resnet18"])
-    with pytest.raises(ValueError, match="unknown model 'resnet18'"):
-        cal.compare_with_paper(rep)
-    with pytest.raises(ValueError, match="unknown model 'resnet18'"):
-        cal.family_gap(rep)
+def test_equal_mass_edges_use_rank_ceil_iN_over_M():
+    # N = 5, M = 2: the first bin holds ranks 1..⌈5/2⌉ = 3, the second 4..5 (np.round gave 2 / 3)
+    conf = np.array([0.2, 0.4, 0.6, 0.8, 0.9])
+    corr = np.array([0, 1, 1, 1, 0], dtype=bool)
+    t = cal.calibration_table(conf, corr, n_bins=2, scheme="mass")
+    assert t["count"].tolist() == [3, 2] and t.hi.iloc[0] == 0.6
+    # ACE by hand: bin 1 |2/3 − 0.4| = 0.2667 × 3/5, bin 2 |1/2 − 0.85| = 0.35 × 2/5
+    assert cal.ace(conf, corr, n_bins=2) == pytest.approx(0.6 * (2 / 3 - 0.4) + 0.4 * 0.35)
+    for n, m in ((10, 3), (7, 7), (1000, 10), (11, 4)):
+        c = np.linspace(0.01, 1, n)
+        counts = cal.calibration_table(c, c > 0.5, n_bins=m, scheme="mass")["count"].to_numpy()
+        expect = np.diff([0] + [-(-i * n // m) for i in range(1, m + 1)])  # ⌈iN/M⌉ − ⌈(i−1)N/M⌉
+        assert counts.tolist() == expect.tolist(), (n, m)
 
 
-def test_family_gap_names_noise():
-    import pandas as pd
+def test_mce_can_ignore_small_bins():
+    conf = np.r_[np.full(50, 0.95), 0.15]  # one lone sample in (0.1, 0.2], wrong: |gap| = 0.15
+    corr = np.r_[np.ones(45, bool), np.zeros(5, bool), True]  # ... or right: |gap| = 0.85
+    t = cal.calibration_table(conf, corr)
+    assert cal.mce(t) == pytest.approx(0.85)
+    assert cal.mce(t, min_count=2) == pytest.approx(0.05)
+    assert cal.summary(conf, corr, min_count=2)["mce"] == pytest.approx(0.05)
+    _, lo, hi = cal.bootstrap_ci(conf, corr, "mce", n_boot=200, min_count=10)
+    assert hi < 0.2  # the lone bin never counts, whatever the resample
+    with pytest.raises(ValueError, match="min_count must be a positive integer"):
+        cal.mce(t, min_count=0)
 
-    rep = pd.DataFrame({"sece": [-0.05, -0.04, 0.01, 0.0], "sece_lo": [-0.06, -0.05, 0.0, -0.01],
-                        "sece_hi": [-0.04, -0.03, 0.02, 0.01]}, index=["resnet", "mobilenetv2", "vit", "swin"])
-    g = cal.family_gap(rep)
-    assert g["gap"] == pytest.approx(0.05) and g["noise"] == pytest.approx(0.01) and g["ordering"] == "larger"
-    rep["sece"] = [0.0, 0.0, 0.001, 0.0]
-    assert cal.family_gap(rep)["ordering"] == "indistinguishable"
+
+def test_vectorised_mce_with_min_count_matches_loop():
+    rng = np.random.default_rng(6)
+    conf = rng.uniform(0, 1, 300) ** 0.3
+    corr = rng.uniform(size=300) < conf
+    idx = rng.integers(0, 300, size=(9, 300))
+    vec = cal._binned_stats(idx, conf, corr, 10, "mce", min_count=8)
+    assert np.allclose(vec, [cal.mce(cal.calibration_table(conf[i], corr[i]), min_count=8) for i in idx])
 
 
 @settings(max_examples=60, deadline=None)

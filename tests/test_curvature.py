@@ -146,32 +146,6 @@ def test_curvature_of_a_real_network_matches_finite_differences_and_names_its_bl
     assert names == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
 
 
-def _theta(mean_deg, n_images=30, seed=0, spread=0.5):
-    g = np.random.default_rng(seed)
-    return torch.from_numpy(np.radians(mean_deg + spread * g.standard_normal((2, n_images, 5))))
-
-
-FAMS = {"resnet": "CNN", "mobilenetv2": "CNN", "vit": "Transformer", "swin": "Transformer"}
-
-
-@pytest.mark.parametrize("cnn, tr, verdict", [(2.0, 6.0, "holds"), (6.0, 2.0, "opposite"), (4.0, 4.0, "inconclusive")])
-def test_family_ratio_verdicts(cnn, tr, verdict):
-    th = {m: _theta(cnn if f == "CNN" else tr, seed=i) for i, (m, f) in enumerate(FAMS.items())}
-    r = tj.family_ratio(th, FAMS)
-    assert r["verdict"] == verdict and r["lo"] <= r["ratio"] <= r["hi"] and r["n_images"] == 30
-    assert r["ratio"] == pytest.approx(tr / cnn, rel=0.05)
-
-
-def test_family_ratio_rejects_degenerate_input():
-    with pytest.raises(ValueError, match="both families"):
-        tj.family_ratio({"resnet": _theta(2.0)}, FAMS)
-    with pytest.raises(ValueError, match="same images"):
-        tj.family_ratio({"resnet": _theta(2.0), "vit": _theta(2.0, n_images=7)}, FAMS)
-    nan = _theta(2.0)
-    nan[:, 3] = float("nan")  # an image with no defined θ (a path that does not move) is skipped, not a crash
-    assert np.isfinite(tj.family_ratio({"resnet": nan, "vit": _theta(4.0)}, FAMS)["ratio"])
-
-
 def test_ruler_step_and_curvature_tables():
     eps = tj.eps_grid("symmetric", 0.1, 10)
     th = torch.zeros(1, 2, 9)

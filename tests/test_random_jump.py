@@ -71,3 +71,24 @@ def test_bad_input():
         psnr(x, x, data_range=0)
     with pytest.raises(ValueError, match="non-empty"):
         psnr(torch.rand(0, 3), torch.rand(0, 3))
+
+
+def test_controls_separate_the_start_point_from_the_direction():
+    # on a linear model FGSM(x_r) = FGSM(x) = sign(±w): the control with x_r's direction from x is the
+    # direct travel, the control from x_r with x's direction is the jump route — nothing curved to find
+    torch.manual_seed(0)
+    m = Linear().requires_grad_(False)
+    x = torch.rand(30, 1, 4, 4) * 0.2 + 0.4
+    y = m(x).argmax(-1)
+    df = jump_travel(m, x, y, eps_r=0.02, eps_max=0.5, tol=1e-6)
+    for route in ("direct", "jump", "ctrl_point", "ctrl_direction"):
+        assert {f"eps_{route}", f"status_{route}", f"total_{route}", f"psnr_{route}"} <= set(df.columns)
+    np.testing.assert_allclose(df.eps_ctrl_direction, df.eps_direct, atol=2e-6, equal_nan=True)
+    np.testing.assert_allclose(df.eps_ctrl_point, df.eps_jump, atol=2e-6, equal_nan=True)
+    # total perturbation counts the jump: it is at least the jump's own (unclipped here) size minus ε*
+    ok = df.status_jump == "crossed"
+    assert (df.total_jump[ok] >= 0.02 - df.eps_jump[ok] - 1e-6).all()
+    r = median_ratio(df, "total_jump", "total_direct", n_boot=100)
+    assert r["n_pairs"] == int((ok & (df.status_direct == "crossed")).sum())
+    with pytest.raises(ValueError, match="no column 'eps_nowhere'"):
+        median_ratio(df, "eps_nowhere")

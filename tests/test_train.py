@@ -85,3 +85,16 @@ def test_second_stage_continues_the_card(tmp_path, fashion_train_root):
     assert second["recipe"]["init_from"]["file"] == "vit.safetensors"
     assert second["earlier_stages"][0]["recipe"]["epochs"] == 2
     assert (tmp_path / "s2" / "ck" / "vit_ep3.safetensors").exists()
+
+
+def test_recipe_table_lists_stages_from_the_cards():
+    from curvlib.train import recipe_table
+
+    cards = {"one": {"epochs_trained": 12, "recipe": {"epochs": 12, "lr": 0.002}, "test_accuracy": 0.93, "sece": -0.01},
+             "staged": {"epochs_trained": 10, "recipe": {"epochs": 4, "lr": 1e-4}, "test_accuracy": 0.88,
+                        "earlier_stages": [{"recipe": {"epochs": 6, "lr": 1e-3}, "epochs_trained": 6}]}}
+    t = recipe_table(cards)
+    assert t.loc["one", "stages"] == 1 and t.loc["staged", "stages"] == 2
+    assert t.loc["staged", "epochs per stage"] == "6 + 4" and t.loc["staged", "learning rates"] == "0.001, 0.0001"
+    assert t.loc["one", "epochs"] == 12 and t.loc["one", "sECE"] == -0.01
+    assert t.loc["staged", "sECE"] != t.loc["staged", "sECE"]  # NaN: that card records no sECE

@@ -1,0 +1,475 @@
+"""The paper's claims, judged on our measurements: one verdict function per claim, and the ledger.
+
+Every function here takes results the chapters compute (cached experiment outputs) and returns
+data: a tidy row with the claim, the paper's statement, what we estimate, its 95 % bootstrap
+interval (:func:`curvlib.stats.bootstrap`, resampling test images, *paired* wherever the models
+were measured on the same images), the verdict (holds / opposite / inconclusive, or "no data")
+and the rule that produced it. :func:`ledger` gathers one row per claim for a profile.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .stats import bootstrap, verdict
+
+FAMILIES = ("CNN", "Transformer")
+
+
+def _families(names, families: dict) -> dict[str, list[str]]:
+    fams = {f: [m for m in names if families[m] == f] for f in FAMILIES}
+    if not fams["CNN"] or not fams["Transformer"]:
+        raise ValueError(f"a family comparison needs models of both families, got {families}")
+    return fams
+
+
+def family_ratio(thetas: dict, families: dict, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Mean θ of the Transformers over mean θ of the CNNs, with a bootstrap interval over images
+    (paired: every model's θ [M, N, S] is on the same N images, resampled together).
+
+    ``thetas``: model → θ tensor [M, N, S] (radians; NaN ignored); ``families``: model → "CNN" or
+    "Transformer" (both needed). ``verdict``: "holds" (the paper's ordering: interval above 1),
+    "opposite" (interval below 1) or "inconclusive"."""
+    fams = _families(list(thetas), families)
+    n_images = {torch.as_tensor(t).shape[1] for t in thetas.values()}
+    if len(n_images) != 1:
+        raise ValueError(f"every θ must be on the same images, got image counts {sorted(n_images)}")
+    n = next(iter(n_images))
+    # per model and image: (sum of finite θ, count) over directions and steps
+    sums, counts = {}, {}
+    for m, t in thetas.items():
+        a = np.degrees(torch.as_tensor(t).double().numpy()).swapaxes(0, 1).reshape(n, -1)
+        ok = np.isfinite(a)
+        sums[m], counts[m] = np.where(ok, a, 0).sum(1), ok.sum(1)
+
+    def ratio(idx):
+        fam_mean = {f: np.mean([sums[m][idx].sum(-1) / np.maximum(counts[m][idx].sum(-1), 1) for m in ms], axis=0)
+                    for f, ms in fams.items()}
+        return fam_mean["Transformer"] / fam_mean["CNN"]
+
+    est, lo, hi = bootstrap(ratio, n, n_boot=n_boot, level=level, seed=seed)
+    return {"ratio": est, "lo": lo, "hi": hi, "verdict": verdict(lo, hi, 1.0, ">"), "n_images": n}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers: paired per-image values of several models
+
+def _same_images(frames: dict[str, pd.DataFrame]) -> np.ndarray:
+    """The common ``index`` column of per-image frames (error if the models saw other images)."""
+    if not frames:
+        raise ValueError("no results to judge: the frames are empty")
+    ref = None
+    for name, df in frames.items():
+        idx = df["index"].to_numpy()
+        if ref is None:
+            ref = idx
+        elif len(idx) != len(ref) or not np.array_equal(idx, ref):
+            raise ValueError(f"{name!r} was measured on other images than {next(iter(frames))!r}: a paired "
+                             "comparison needs the same test images, in the same order")
+    return ref
+
+
+def _pooled_median(values: list[np.ndarray]):
+    """stat(idx) → median of the resampled images' values pooled over several models (NaN = left out,
+    +inf kept: a censored distance counts as larger than any measured one)."""
+    stacked = np.stack(values, axis=1)  # [n, models]
+
+    def stat(idx):
+        v = stacked[idx].reshape(len(idx), -1)
+        out = np.full(len(idx), np.nan)
+        have = (~np.isnan(v)).any(1)
+        out[have] = np.nanmedian(v[have], axis=1)
+        return out
+
+    return stat
+
+
+def _ranks(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean rank) of the values v[idx] within each row of idx [B, n]."""
+    groups, g = np.unique(v, return_inverse=True)  # dense rank of every unit (inf sorts last)
+    b, n = idx.shape
+    gi = g[idx]  # [B, n] group of each drawn unit
+    counts = np.bincount((gi + len(groups) * np.arange(b)[:, None]).ravel(),
+                         minlength=b * len(groups)).reshape(b, len(groups))
+    below = np.cumsum(counts, axis=1) - counts
+    avg = below + (counts + 1) / 2
+    return np.take_along_axis(avg, gi, axis=1)
+
+
+def spearman(x: np.ndarray, y: np.ndarray):
+    """stat(idx) → Spearman rank correlation of x and y over the resampled units (ties: average ranks)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def stat(idx):
+        rx, ry = _ranks(x, idx), _ranks(y, idx)
+        rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+        den = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, (rx * ry).sum(1) / den, np.nan)
+
+    return stat
+
+
+# ---------------------------------------------------------------------------------------------
+# the claims
+
+#: One entry per claim of the paper, in ledger order: (the paper's statement, chapter with the evidence).
+CLAIMS = {
+    "calibration": ("CNNs are overconfident (sECE < 0), Transformers are not (Figure 2)", "calibration"),
+    "boundary": ("Low confidence means a short FGSM travel to the boundary for CNNs; Transformers' inputs stay far "
+                 "from it even at low confidence (Figure 3)", "boundary"),
+    "curvature (θ)": ("Transformers' representation paths turn, CNNs' stay almost straight (Figure 5)", "curvature"),
+    "curvature (ω)": ("The same claim, measured without a step: smooth bending rate ω", "curvature"),
+    "attention": ("Attention is not additive, convolution is: the attention's non-linearity is what bends the "
+                  "Transformers' paths (eq. 8–13)", "attention"),
+    "random jump": ("After a small random jump, FGSM reaches the boundary with far less total perturbation: the "
+                    "boundary was near all along (Figure 10)", "random_jump"),
+}
+ROW = ("claim", "paper", "measure", "estimate", "lo", "hi", "verdict", "rule", "chapter")
+
+
+def _row(claim: str, measure: str, est: float, lo: float, hi: float, v: str, rule: str, **extra) -> dict:
+    paper, chapter = CLAIMS[claim]
+    return {"claim": claim, "paper": paper, "measure": measure, "estimate": est, "lo": lo, "hi": hi, "verdict": v,
+            "rule": rule, "chapter": chapter, **extra}
+
+
+def _family_of(names, families):
+    if families is None:
+        from . import models
+
+        families = {m: models.family(m) for m in names}
+    return families
+
+
+def calibration_gap(preds: dict[str, pd.DataFrame], families: dict | None = None, n_boot: int = 1000,
+                    level: float = 0.95, seed: int = 0) -> dict:
+    """sECE(CNNs) − sECE(Transformers), family means, with an interval paired over test images.
+
+    For any binning sECE = accuracy − mean confidence = mean over images of (correct − confidence),
+    so the gap is the mean of one number per image and is resampled as such. ``preds``: model →
+    predictions frame (``index``, ``confidence``, ``correct``) on the same images. The paper expects
+    the gap below 0 (CNNs the more overconfident)."""
+    families = _family_of(preds, families)
+    fams = _families(list(preds), families)
+    _same_images(preds)
+    u = {m: df["correct"].to_numpy(float) - df["confidence"].to_numpy(float) for m, df in preds.items()}
+    fam_u = {f: np.mean([u[m] for m in ms], axis=0) for f, ms in fams.items()}
+    d = fam_u["CNN"] - fam_u["Transformer"]
+    est, lo, hi = bootstrap(lambda i: d[i].mean(1), len(d), n_boot=n_boot, level=level, seed=seed)
+    return _row("calibration", "sECE(CNNs) − sECE(Transformers), family means", est, lo, hi,
+                verdict(lo, hi, 0.0, "<"),
+                "holds if the interval lies below 0 (CNNs more overconfident); paired over test images",
+                cnn=float(fam_u["CNN"].mean()), transformer=float(fam_u["Transformer"].mean()), n=len(d))
+
+
+#: The paper's claim about each family's own calibration (Figure 2).
+PAPER_CALIBRATION = {"CNN": "overconfident (sECE < 0)", "Transformer": "not overconfident (sECE ≥ 0)"}
+
+
+def calibration_by_model(report: pd.DataFrame, families: dict | None = None) -> pd.DataFrame:
+    """Per model of a :func:`curvlib.calibration.calibration_report`: the paper's claim for its family,
+    sECE with its interval, and a verdict. A CNN "holds" when its whole sECE interval is below 0; a
+    Transformer when its interval reaches 0 or above (not significantly overconfident); "opposite"
+    when the interval lies entirely on the other side."""
+    families = _family_of(report.index, families)
+    rows = []
+    for name, r in report.iterrows():
+        fam = families[name]
+        if fam == "CNN":
+            v = verdict(r.sece_lo, r.sece_hi, 0.0, "<")
+        elif fam == "Transformer":
+            v = "holds" if r.sece_hi >= 0 else "opposite"
+        else:
+            raise ValueError(f"{name!r}: no paper claim for family {fam!r}")
+        rows.append({"model": name, "family": fam, "paper": PAPER_CALIBRATION[fam], "sece": r.sece,
+                     "lo": r.sece_lo, "hi": r.sece_hi, "verdict": v})
+    return pd.DataFrame(rows).set_index("model")
+
+
+#: Confidence bands (lo, hi] of the boundary comparisons.
+BANDS = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
+
+
+def distance(df: pd.DataFrame) -> np.ndarray:
+    """ε* per image of a travel frame: the crossing where crossed, +inf where it never crossed within
+    eps_max (censored: farther than any measured one), NaN where misclassified at the start."""
+    st = df["status"].astype(str).to_numpy()
+    return np.where(st == "crossed", df["eps"].to_numpy(float), np.where(st == "never", np.inf, np.nan))
+
+
+def _in_band(conf: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return ((conf > lo) | ((lo == 0) & (conf >= 0))) & (conf <= hi)
+
+
+def _band_label(lo: float, hi: float) -> str:
+    return f"[{lo:g}, {hi:g}]" if lo == 0 else f"({lo:g}, {hi:g}]"
+
+
+def _band_medians(frames, fams, lo_e, hi_e):
+    """(stat_cnn, stat_transformer, counts): pooled-median statistics of one band and its counts."""
+    masked = {}
+    for m, df in frames.items():
+        v = distance(df)
+        masked[m] = np.where(_in_band(df["confidence"].to_numpy(float), lo_e, hi_e), v, np.nan)
+    stats = {f: _pooled_median([masked[m] for m in ms]) for f, ms in fams.items()}
+    counts = {f: int(sum((~np.isnan(masked[m])).sum() for m in ms)) for f, ms in fams.items()}
+    stacked = {f: np.stack([masked[m] for m in ms], 1) for f, ms in fams.items()}
+    return stats, counts, stacked
+
+
+def boundary_bands(frames: dict[str, pd.DataFrame], families: dict | None = None, edges=BANDS,
+                   n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per confidence band: how many images of each family fall in it, the family's median ε*
+    (pooled over its models; never-crossed images count as +∞), and the ratio Transformers / CNNs
+    with an interval paired over test images. ``frames``: model → travel frame on the same images."""
+    families = _family_of(frames, families)
+    fams = _families(list(frames), families)
+    n = len(_same_images(frames))
+    rows = []
+    for lo_e, hi_e in zip(edges[:-1], edges[1:]):
+        stats, counts, _ = _band_medians(frames, fams, lo_e, hi_e)
+        est, lo, hi = bootstrap(lambda i: stats["Transformer"](i) / stats["CNN"](i), n, n_boot=n_boot, level=level,
+                                seed=seed)
+        full = np.arange(n)[None]
+        rows.append({"band": _band_label(lo_e, hi_e), "n CNN": counts["CNN"], "n Transformer": counts["Transformer"],
+                     "median CNN": float(stats["CNN"](full)[0]),
+                     "median Transformer": float(stats["Transformer"](full)[0]),
+                     "ratio": est, "lo": lo, "hi": hi, "verdict": verdict(lo, hi, 1.0, ">")})
+    return pd.DataFrame(rows)
+
+
+def boundary_claim(frames: dict[str, pd.DataFrame], families: dict | None = None, threshold: float = 0.9,
+                   edges=BANDS, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Transformers' over CNNs' median ε* at confidence ≤ ``threshold``, compared *within* bands.
+
+    Each band of ``edges`` up to ``threshold`` gives log(median_T / median_C); the bands are combined
+    with weights = their pooled image counts (a geometric mean), so a family with more low-confidence
+    images does not pull the comparison. Interval paired over test images; "holds" above 1."""
+    families = _family_of(frames, families)
+    fams = _families(list(frames), families)
+    n = len(_same_images(frames))
+    bands = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b <= threshold + 1e-12]
+    if not bands:
+        raise ValueError(f"no confidence band ends at or below threshold {threshold}: edges {edges}")
+    parts = [_band_medians(frames, fams, a, b) for a, b in bands]
+
+    def stat(idx):
+        num, den = np.zeros(len(idx)), np.zeros(len(idx))
+        for stats, _, stacked in parts:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lr = np.log(stats["Transformer"](idx) / stats["CNN"](idx))
+            w = sum((~np.isnan(s[idx])).reshape(len(idx), -1).sum(1) for s in stacked.values()).astype(float)
+            ok = ~np.isnan(lr)
+            num += np.where(ok, w * np.where(ok, lr, 0), 0)
+            den += np.where(ok, w, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den > 0, np.exp(num / den), np.nan)
+
+    est, lo, hi = bootstrap(stat, n, n_boot=n_boot, level=level, seed=seed)
+    labels = ", ".join(_band_label(a, b) for a, b in bands)
+    counts = {f: sum(p[1][f] for p in parts) for f in FAMILIES}
+    return _row("boundary", f"median ε* Transformers / CNNs at confidence ≤ {threshold:g}, within bands", est, lo, hi,
+                verdict(lo, hi, 1.0, ">"),
+                f"holds if the interval lies above 1; medians compared within the bands {labels} and combined "
+                "with the bands' image counts as weights; never crossed = +∞; paired over test images",
+                n_cnn=counts["CNN"], n_transformer=counts["Transformer"])
+
+
+def rank_correlation(frames: dict[str, pd.DataFrame], families: dict | None = None, n_boot: int = 1000,
+                     level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per model: Spearman ρ between confidence and ε* (never crossed = +∞; images misclassified at
+    the start left out) with its bootstrap interval, and a final row ``CNN − Transformer``: the
+    difference of the families' mean ρ on the images every model classified correctly (paired).
+    The paper expects ρ > 0 for the CNNs (confidence predicts distance) and a weaker one for the
+    Transformers, i.e. a difference above 0."""
+    families = _family_of(frames, families)
+    fams = _families(list(frames), families)
+    _same_images(frames)
+    dist = {m: distance(df) for m, df in frames.items()}
+    conf = {m: df["confidence"].to_numpy(float) for m, df in frames.items()}
+    rows = []
+    for m in frames:
+        ok = ~np.isnan(dist[m])
+        est, lo, hi = bootstrap(spearman(conf[m][ok], dist[m][ok]), int(ok.sum()), n_boot=n_boot, level=level,
+                                seed=seed)
+        rows.append({"model": m, "family": families[m], "rho": est, "lo": lo, "hi": hi, "n": int(ok.sum()),
+                     "verdict": verdict(lo, hi, 0.0, ">") if families[m] == "CNN" else "—"})
+    common = np.all([~np.isnan(dist[m]) for m in frames], axis=0)
+    rho = {m: spearman(conf[m][common], dist[m][common]) for m in frames}
+
+    def gap(idx):
+        return (np.mean([rho[m](idx) for m in fams["CNN"]], axis=0)
+                - np.mean([rho[m](idx) for m in fams["Transformer"]], axis=0))
+
+    est, lo, hi = bootstrap(gap, int(common.sum()), n_boot=n_boot, level=level, seed=seed)
+    rows.append({"model": "CNN − Transformer", "family": "—", "rho": est, "lo": lo, "hi": hi,
+                 "n": int(common.sum()), "verdict": verdict(lo, hi, 0.0, ">")})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def curvature_theta_claim(thetas: dict, families: dict | None = None, ruler: str = "", **kw) -> dict:
+    """The ledger row of :func:`family_ratio` (θ in radians [M, N, S] per model)."""
+    r = family_ratio(thetas, _family_of(thetas, families), **kw)
+    return _row("curvature (θ)", f"mean θ Transformers / CNNs{', ' + ruler if ruler else ''}", r["ratio"], r["lo"],
+                r["hi"], r["verdict"], "holds if the interval lies above 1; paired over images", n=r["n_images"])
+
+
+def omega_gap(results: dict, families: dict | None = None, n_boot: int = 1000, level: float = 0.95,
+              seed: int = 0) -> dict:
+    """Mean step-free bending rate ω (rad per unit ε) of the Transformers minus the CNNs', with an
+    interval paired over images. ``results``: model → :func:`curvlib.trajectory.curvature_experiment`
+    result (``omega`` [M, N, S]). A piecewise-linear network has ω = 0 between its kinks."""
+    families = _family_of(results, families)
+    fams = _families(list(results), families)
+    per = {}
+    for m, r in results.items():
+        w = torch.as_tensor(r["omega"]).double().numpy()
+        a = w.swapaxes(0, 1).reshape(w.shape[1], -1)
+        per[m] = np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan for row in a])
+    sizes = {len(v) for v in per.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"every ω must be on the same images, got image counts {sorted(sizes)}")
+    fam = {f: np.mean([per[m] for m in ms], axis=0) for f, ms in fams.items()}
+    d = fam["Transformer"] - fam["CNN"]
+    est, lo, hi = bootstrap(lambda i: np.nanmean(d[i], axis=1), len(d), n_boot=n_boot, level=level, seed=seed)
+    return _row("curvature (ω)", "mean ω Transformers − CNNs (rad per unit ε)", est, lo, hi, verdict(lo, hi, 0.0, ">"),
+                "holds if the interval lies above 0; paired over images", cnn=float(np.nanmean(fam["CNN"])),
+                transformer=float(np.nanmean(fam["Transformer"])), n=len(d))
+
+
+def attention_claim(layers: pd.DataFrame, families: dict | None = None, cnn_component: str = "relu",
+                    n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Bend of the Transformers' attention modules over the bend of the CNNs' activations.
+
+    ``layers``: :func:`curvlib.attention.attention_experiment` rows (``model``, ``component``,
+    ``bend``: per layer, the median over images of the midpoint bend of the FGSM segment). Per model,
+    the median over its layers of that component; per family, the median over models; the interval
+    resamples layers within each model (the images were already reduced to a median per layer).
+    The paper's explanation needs attention to bend more: "holds" above 1."""
+    families = _family_of(layers.model.unique(), families)
+    fams = _families(list(layers.model.unique()), families)
+    want = {"Transformer": "attention", "CNN": cnn_component}
+    sel = layers[[want[families[m]] == c for m, c in zip(layers.model, layers.component)]].reset_index(drop=True)
+    for f, ms in fams.items():
+        for m in ms:
+            if not (sel.model == m).any():
+                raise ValueError(f"{m!r} has no {want[f]!r} layer to compare")
+    bend = sel.bend.to_numpy(float)
+    groups = {m: np.flatnonzero(sel.model.to_numpy() == m) for m in sel.model.unique()}
+
+    def stat(idx):
+        med = {m: np.median(bend[idx[:, g]], axis=1) for m, g in groups.items()}
+        fam = {f: np.median([med[m] for m in ms], axis=0) for f, ms in fams.items()}
+        return fam["Transformer"] / fam["CNN"]
+
+    est, lo, hi = bootstrap(stat, len(sel), n_boot=n_boot, level=level, seed=seed, strata=sel.model.to_numpy())
+    return _row("attention", f"bend of attention (Transformers) / bend of {cnn_component} (CNNs)", est, lo, hi,
+                verdict(lo, hi, 1.0, ">"),
+                "holds if the interval lies above 1; layers resampled within each model",
+                n_layers=len(sel))
+
+
+#: The ratios of :func:`jump_ratios`: name → (numerator, denominator) columns of a jump frame.
+JUMP_RATIOS = {"total": ("total_jump", "total_direct"), "eps": ("eps_jump", "eps_direct"),
+               "vs start point only": ("eps_jump", "eps_ctrl_point"),
+               "vs direction only": ("eps_jump", "eps_ctrl_direction")}
+
+
+def jump_ratios(jumps: dict[str, pd.DataFrame], groups: dict[str, list[str]] | None = None, n_boot: int = 1000,
+                level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Median paired ratios of :data:`JUMP_RATIOS` per group of models (default: each model alone),
+    pooled over the group's models, each with an interval paired over test images. One tidy row per
+    group and ratio: ``group``, ``ratio``, ``median``, ``lo``, ``hi``, ``n_pairs``, ``verdict`` (below 1
+    = the jump route is the shorter)."""
+    n = len(_same_images(jumps))
+    groups = groups or {m: [m] for m in jumps}
+    rows = []
+    for g, ms in groups.items():
+        for name, (a, b) in JUMP_RATIOS.items():
+            vals = [(jumps[m][a] / jumps[m][b]).to_numpy(float) for m in ms]
+            est, lo, hi = bootstrap(_pooled_median(vals), n, n_boot=n_boot, level=level, seed=seed)
+            rows.append({"group": g, "ratio": name, "median": est, "lo": lo, "hi": hi,
+                         "n_pairs": int(sum(np.isfinite(v).sum() for v in vals)), "verdict": verdict(lo, hi, 1.0, "<")})
+    return pd.DataFrame(rows)
+
+
+def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = None, **kw) -> dict:
+    """The Transformers' median total perturbation after jump + FGSM over that of FGSM alone.
+
+    "holds" when that interval lies below 1 *and* the jump route's ε* is shorter than both controls'
+    (travel from x_r along FGSM(x); from x along FGSM(x_r)) — otherwise a generic effect of any random
+    step or of a better direction could explain it; "opposite" when the total is significantly larger
+    (above 1); "inconclusive" otherwise."""
+    families = _family_of(jumps, families)
+    fams = _families(list(jumps), families)
+    t = jump_ratios(jumps, {"Transformer": fams["Transformer"]}, **kw).set_index("ratio")
+    total, ctrl = t.loc["total"], [t.loc["vs start point only"], t.loc["vs direction only"]]
+    if total.verdict == "holds" and all(c.verdict == "holds" for c in ctrl):
+        v = "holds"
+    elif total.verdict in ("opposite", "no data"):
+        v = total.verdict
+    else:
+        v = "inconclusive"
+    return _row("random jump", "median total perturbation, jump + FGSM / FGSM alone (Transformers)", total["median"],
+                total.lo, total.hi, v,
+                "holds if the interval lies below 1 and the jump route also beats both controls (x_r along FGSM(x), "
+                "x along FGSM(x_r)); opposite if above 1; paired over test images",
+                eps_ratio=t.loc["eps", "median"], ctrl_point=ctrl[0]["median"], ctrl_point_verdict=ctrl[0].verdict,
+                ctrl_direction=ctrl[1]["median"], ctrl_direction_verdict=ctrl[1].verdict, n=int(total.n_pairs))
+
+
+# ---------------------------------------------------------------------------------------------
+# the ledger
+
+#: Jump size of the random-jump claim (the paper's ε_r).
+EPS_R = 0.05
+
+
+def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per claim (:data:`CLAIMS`) for the profile's models, from the chapters' cached
+    experiments (computed on a miss): calibration on the profile's test images, FGSM travel,
+    θ along random directions (one-way travel, the curvature chapter's first ruler), ω along the
+    same directions, per-component bends along FGSM, and the random jump at ε_r = :data:`EPS_R`."""
+    from . import models
+    from .attention import attention_experiment
+    from .calibration import predictions
+    from .config import require
+    from .random_jump import jump_experiment
+    from .trajectory import curvature_experiment, theta_experiment
+    from .travel import travel_experiment
+
+    profile = require(profile)
+    names = list(profile.models)
+    fam = {m: models.family(m) for m in names}
+    kw = {"n_boot": n_boot, "seed": seed}
+    rows = [
+        calibration_gap({m: predictions(m, profile) for m in names}, fam, **kw),
+        boundary_claim({m: travel_experiment(m, "fgsm", profile) for m in names}, fam, **kw),
+        curvature_theta_claim({m: theta_experiment(m, "random", profile)["theta"] for m in names}, fam,
+                              ruler="random directions, one-way travel", **kw),
+        omega_gap({m: curvature_experiment(m, "random", profile) for m in names}, fam, **kw),
+        attention_claim(pd.concat([attention_experiment(m, profile) for m in names], ignore_index=True), fam, **kw),
+        random_jump_claim({m: jump_experiment(m, EPS_R, profile) for m in names}, fam, **kw),
+    ]
+    return pd.DataFrame(rows)
+
+
+def _num(v: float) -> str:
+    if not np.isfinite(v):
+        return "∞" if v == np.inf else "–"
+    return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+
+
+def ledger_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table of a :func:`ledger` (or any frame with its :data:`ROW` columns): claim linked
+    to its chapter, the paper's statement, our estimate with its interval, the verdict and the rule."""
+    missing = set(ROW) - set(table.columns)
+    if missing:
+        raise ValueError(f"not a ledger: no column(s) {', '.join(sorted(missing))}")
+    lines = ["| claim | the paper | we measure | estimate [95 % CI] | verdict | rule |", "|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| [{r.claim}]({r.chapter}.md) | {r.paper} | {r.measure} | {_num(r.estimate)} "
+                     f"[{_num(r.lo)}, {_num(r.hi)}] | **{r.verdict}** | {r.rule} |")
+    return "\n".join(lines)

@@ -1,0 +1,251 @@
+"""Every verdict of curvlib.claims on constructed inputs whose right answer is known."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from curvlib import claims
+
+FAMS = {"resnet": "CNN", "mobilenetv2": "CNN", "vit": "Transformer", "swin": "Transformer"}
+N = 400
+
+
+def _preds(over: dict, seed=0):
+    """Predictions on the same N images; model m's confidence exceeds its accuracy by over[m]."""
+    g = np.random.default_rng(seed)
+    out = {}
+    for m in FAMS:
+        conf = g.uniform(0.5, 0.95, N)
+        correct = g.uniform(size=N) < conf - over[m]
+        out[m] = pd.DataFrame({"index": np.arange(N), "confidence": conf, "correct": correct})
+    return out
+
+
+@pytest.mark.parametrize("cnn, tr, outcome", [(0.1, 0.0, "holds"), (0.0, 0.1, "opposite"), (0.0, 0.0, "inconclusive")])
+def test_calibration_gap(cnn, tr, outcome):
+    preds = _preds({m: cnn if f == "CNN" else tr for m, f in FAMS.items()})
+    r = claims.calibration_gap(preds, FAMS)
+    assert r["verdict"] == outcome and r["lo"] <= r["estimate"] <= r["hi"] and r["n"] == N
+    # sECE = accuracy − mean confidence for any binning: the row's family means are exactly that
+    cnn_sece = np.mean([preds[m].correct.mean() - preds[m].confidence.mean() for m in ("resnet", "mobilenetv2")])
+    assert r["cnn"] == pytest.approx(cnn_sece)
+    assert set(claims.ROW) <= set(r)
+
+
+def test_calibration_gap_is_paired_over_images():
+    # a hard image set shared by all models: large per-image noise, tiny family difference
+    g = np.random.default_rng(1)
+    conf = g.uniform(0.2, 1.0, N)
+    base = g.uniform(size=N) < conf
+    preds = {m: pd.DataFrame({"index": np.arange(N), "confidence": conf - (0.01 if f == "Transformer" else 0),
+                              "correct": base}) for m, f in FAMS.items()}
+    r = claims.calibration_gap(preds, FAMS)
+    assert r["estimate"] == pytest.approx(-0.01) and r["hi"] - r["lo"] < 1e-9 and r["verdict"] == "holds"
+
+
+def test_calibration_inputs_must_be_comparable():
+    preds = _preds(dict.fromkeys(FAMS, 0.0))
+    with pytest.raises(ValueError, match="both families"):
+        claims.calibration_gap({"resnet": preds["resnet"]}, FAMS)
+    preds["vit"] = preds["vit"].iloc[::-1]
+    with pytest.raises(ValueError, match="other images"):
+        claims.calibration_gap(preds, FAMS)
+
+
+@pytest.mark.parametrize("model, lo, hi, outcome", [
+    ("resnet", -0.03, -0.01, "holds"), ("mobilenetv2", 0.01, 0.02, "opposite"), ("resnet", -0.01, 0.01, "inconclusive"),
+    ("vit", -0.01, 0.01, "holds"), ("swin", 0.0, 0.02, "holds"), ("vit", -0.03, -0.01, "opposite"),
+])
+def test_calibration_by_model_applies_each_family_rule(model, lo, hi, outcome):
+    rep = pd.DataFrame({"sece": [(lo + hi) / 2], "sece_lo": [lo], "sece_hi": [hi]}, index=[model])
+    assert claims.calibration_by_model(rep).loc[model, "verdict"] == outcome
+
+
+def test_a_model_of_unknown_family_is_not_judged():
+    rep = pd.DataFrame({"sece": [0.0], "sece_lo": [-0.01], "sece_hi": [0.01]}, index=["resnet18"])
+    with pytest.raises(ValueError, match="unknown model 'resnet18'"):
+        claims.calibration_by_model(rep)
+
+
+def _travel(conf, eps, status=None):
+    status = status if status is not None else np.where(np.isnan(eps), "never", "crossed")
+    return pd.DataFrame({"index": np.arange(len(conf)), "confidence": conf, "eps": eps,
+                         "status": pd.Categorical(status, categories=["crossed", "never", "misclassified_at_start"])})
+
+
+@pytest.mark.parametrize("factor, outcome", [(2.0, "holds"), (0.5, "opposite"), (1.0, "inconclusive")])
+def test_boundary_claim(factor, outcome):
+    g = np.random.default_rng(2)
+    frames = {}
+    for m, f in FAMS.items():
+        conf = g.uniform(0.3, 1.0, N)
+        eps = 0.05 * conf * g.lognormal(0, 0.3, N) * (factor if f == "Transformer" else 1.0)
+        frames[m] = _travel(conf, eps)
+    r = claims.boundary_claim(frames, FAMS)
+    assert r["verdict"] == outcome and r["lo"] <= r["estimate"] <= r["hi"]
+    assert r["estimate"] == pytest.approx(factor, rel=0.2)
+    bands = claims.boundary_bands(frames, FAMS)
+    assert bands.band.tolist() == ["[0, 0.5]", "(0.5, 0.7]", "(0.7, 0.9]", "(0.9, 0.99]", "(0.99, 1]"]
+    assert (bands["n CNN"] + bands["n Transformer"]).sum() == 4 * N
+
+
+def test_boundary_compares_within_bands_not_across_them():
+    # ε* = confidence for every model; the Transformers just have more confident images. Pooled over
+    # "confidence ≤ 0.9" they look farther (a composition effect); within bands they are not.
+    g = np.random.default_rng(3)
+    frames = {m: _travel(c, c.copy()) for m, c in
+              ((m, g.uniform(0.3, 0.9, N) if f == "CNN" else g.uniform(0.7, 0.9, N)) for m, f in FAMS.items())}
+    pooled = {f: np.median(np.concatenate([frames[m].eps for m in FAMS if FAMS[m] == f]))
+              for f in ("CNN", "Transformer")}
+    assert pooled["Transformer"] / pooled["CNN"] > 1.25
+    r = claims.boundary_claim(frames, FAMS)
+    assert r["estimate"] == pytest.approx(1.0, abs=0.05) and r["verdict"] == "inconclusive"
+
+
+def test_boundary_counts_never_as_far_and_no_low_confidence_as_no_data():
+    conf = np.full(N, 0.6)
+    eps_c = np.full(N, 0.1)
+    eps_t = np.where(np.arange(N) % 4 == 0, 0.1, np.nan)  # three quarters never cross: median ∞
+    frames = {m: _travel(conf, eps_c if f == "CNN" else eps_t) for m, f in FAMS.items()}
+    r = claims.boundary_claim(frames, FAMS)
+    assert r["estimate"] == np.inf and r["verdict"] == "holds"
+    high = {m: _travel(np.full(N, 0.999), eps_c) for m in FAMS}
+    assert claims.boundary_claim(high, FAMS)["verdict"] == "no data"
+    with pytest.raises(ValueError, match="no confidence band"):
+        claims.boundary_claim(high, FAMS, threshold=0.3)
+
+
+def test_spearman_resampled_matches_pandas():
+    g = np.random.default_rng(4)
+    x = np.round(g.uniform(size=60), 1)  # ties
+    y = np.where(g.uniform(size=60) < 0.2, np.inf, x + g.normal(0, 0.2, 60))
+    idx = g.integers(0, 60, size=(5, 60))
+    got = claims.spearman(x, y)(idx)
+    ref = [pd.Series(x[i]).rank().corr(pd.Series(y[i]).rank()) for i in idx]
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_rank_correlation_rows():
+    g = np.random.default_rng(5)
+    frames = {}
+    for m, f in FAMS.items():
+        conf = g.uniform(0.3, 1.0, N)
+        eps = conf * 0.1 + g.normal(0, 0.01 if f == "CNN" else 0.2, N) ** 2
+        frames[m] = _travel(conf, eps)
+    t = claims.rank_correlation(frames, FAMS)
+    assert (t.loc[["resnet", "mobilenetv2"], "verdict"] == "holds").all()
+    assert t.loc["CNN − Transformer", "verdict"] == "holds" and t.loc["CNN − Transformer", "rho"] > 0.3
+    assert ((t.lo <= t.rho) & (t.rho <= t.hi)).all()
+
+
+def _theta(mean_deg, n_images=30, seed=0, spread=0.5):
+    g = np.random.default_rng(seed)
+    return torch.from_numpy(np.radians(mean_deg + spread * g.standard_normal((2, n_images, 5))))
+
+
+@pytest.mark.parametrize("cnn, tr, verdict", [(2.0, 6.0, "holds"), (6.0, 2.0, "opposite"), (4.0, 4.0, "inconclusive")])
+def test_family_ratio_verdicts(cnn, tr, verdict):
+    th = {m: _theta(cnn if f == "CNN" else tr, seed=i) for i, (m, f) in enumerate(FAMS.items())}
+    r = claims.family_ratio(th, FAMS)
+    assert r["verdict"] == verdict and r["lo"] <= r["ratio"] <= r["hi"] and r["n_images"] == 30
+    assert r["ratio"] == pytest.approx(tr / cnn, rel=0.05)
+    assert claims.curvature_theta_claim(th, FAMS)["verdict"] == verdict
+
+
+def test_family_ratio_rejects_degenerate_input():
+    with pytest.raises(ValueError, match="both families"):
+        claims.family_ratio({"resnet": _theta(2.0)}, FAMS)
+    with pytest.raises(ValueError, match="same images"):
+        claims.family_ratio({"resnet": _theta(2.0), "vit": _theta(2.0, n_images=7)}, FAMS)
+    nan = _theta(2.0)
+    nan[:, 3] = float("nan")  # an image with no defined θ (a path that does not move) is skipped, not a crash
+    assert np.isfinite(claims.family_ratio({"resnet": nan, "vit": _theta(4.0)}, FAMS)["ratio"])
+
+
+@pytest.mark.parametrize("cnn, tr, outcome", [(0.0, 30.0, "holds"), (30.0, 0.0, "opposite"),
+                                              (5.0, 5.0, "inconclusive")])
+def test_omega_gap(cnn, tr, outcome):
+    g = np.random.default_rng(6)
+    res = {m: {"omega": torch.from_numpy(np.abs((cnn if f == "CNN" else tr) + g.normal(0, 1, (2, 20, 6)))
+                                        * ((cnn if f == "CNN" else tr) > 0))}
+           for m, f in FAMS.items()}
+    r = claims.omega_gap(res, FAMS)
+    assert r["verdict"] == outcome and r["lo"] <= r["estimate"] <= r["hi"]
+
+
+def _layers(attn, relu, n_layers=6, seed=0):
+    g = np.random.default_rng(seed)
+    rows = []
+    for m, f in FAMS.items():
+        comp, level = ("attention", attn) if f == "Transformer" else ("relu", relu)
+        for k in range(n_layers):
+            rows += [{"model": m, "component": comp, "layer": f"b{k}", "bend": level * g.lognormal(0, 0.2)},
+                     {"model": m, "component": "conv" if f == "CNN" else "linear", "layer": f"c{k}", "bend": 1e-9}]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("attn, relu, outcome", [(0.2, 0.05, "holds"), (0.05, 0.2, "opposite"),
+                                                  (0.1, 0.1, "inconclusive")])
+def test_attention_claim(attn, relu, outcome):
+    r = claims.attention_claim(_layers(attn, relu), FAMS)
+    assert r["verdict"] == outcome and r["n_layers"] == 24
+    assert r["estimate"] == pytest.approx(attn / relu, rel=0.3)
+
+
+def test_attention_claim_needs_the_components():
+    layers = _layers(0.1, 0.1)
+    with pytest.raises(ValueError, match="'resnet' has no 'relu' layer"):
+        claims.attention_claim(layers[~((layers.model == "resnet") & (layers.component == "relu"))], FAMS)
+
+
+def _jumps(direct, jump, ctrl_point, ctrl_direction, seed=0):
+    g = np.random.default_rng(seed)
+    out = {}
+    for m in FAMS:
+        noise = g.lognormal(0, 0.2, N)
+        e = {"direct": direct * noise, "jump": jump * noise, "ctrl_point": ctrl_point * noise,
+             "ctrl_direction": ctrl_direction * noise}
+        cols = {"index": np.arange(N)}
+        for r, v in e.items():
+            cols[f"eps_{r}"] = v
+            cols[f"total_{r}"] = np.hypot(v, 0.05) if r in ("jump", "ctrl_point") else v
+        out[m] = pd.DataFrame(cols)
+    return out
+
+
+@pytest.mark.parametrize("eps, outcome", [
+    ((0.5, 0.005, 0.4, 0.45), "holds"),  # the jump route is short, and neither ingredient alone does it
+    ((0.5, 0.005, 0.005, 0.45), "inconclusive"),  # the jumped point alone explains it (control 1 as short)
+    ((0.02, 0.01, 0.02, 0.02), "opposite"),  # the jump costs more than the FGSM travel saves
+])
+def test_random_jump_claim(eps, outcome):
+    r = claims.random_jump_claim(_jumps(*eps), FAMS)
+    assert r["verdict"] == outcome and r["lo"] <= r["estimate"] <= r["hi"] and r["n"] == 2 * N
+    t = claims.jump_ratios(_jumps(*eps))
+    assert set(t.group) == set(FAMS) and set(t.ratio) == set(claims.JUMP_RATIOS)
+
+
+def test_random_jump_claim_without_pairs_is_no_data():
+    j = _jumps(0.5, 0.005, 0.4, 0.45)
+    for df in j.values():
+        df["total_jump"] = np.nan  # nothing crossed after the jump
+    assert claims.random_jump_claim(j, FAMS)["verdict"] == "no data"
+
+
+def test_ledger_markdown_links_each_claim_to_its_chapter():
+    row = claims._row("boundary", "m", 1.5, 1.2, 1.9, "holds", "rule")
+    md = claims.ledger_markdown(pd.DataFrame([row]))
+    assert "[boundary](boundary.md)" in md and "1.5 [1.2, 1.9]" in md and "**holds**" in md
+    with pytest.raises(ValueError, match="not a ledger"):
+        claims.ledger_markdown(pd.DataFrame({"claim": ["x"]}))
+
+
+@pytest.mark.slow
+def test_ledger_builds_on_the_smoke_profile(tmp_cache):
+    from curvlib.config import get_profile
+
+    t = claims.ledger(get_profile("smoke"), n_boot=100)
+    assert t.claim.tolist() == list(claims.CLAIMS)
+    assert set(t.verdict) <= {"holds", "opposite", "inconclusive", "no data"}
+    assert set(claims.ROW) <= set(t.columns)
+    assert "[calibration](calibration.md)" in claims.ledger_markdown(t)
