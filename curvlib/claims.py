@@ -339,6 +339,28 @@ def omega_gap(results: dict, families: dict | None = None, n_boot: int = 1000, l
                 transformer=float(np.nanmean(fam["Transformer"])), n=len(d))
 
 
+def flatness_gap(flat: pd.DataFrame, families: dict | None = None, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> dict:
+    """Mean mesh flatness ρ (0 = flat) of the Transformers minus the CNNs', paired over images.
+
+    ``flat``: :func:`curvlib.widgets.mesh_flatness` rows (``model``, ``image``, ``rho``) of one plane,
+    every model on the same images. The paper's Figure 1 expects the Transformers' meshes the more
+    curved: "holds" above 0."""
+    need = {"model", "image", "rho"} - set(flat.columns)
+    if need:
+        raise ValueError(f"not a mesh_flatness frame: no column(s) {', '.join(sorted(need))}")
+    wide = flat.pivot(index="image", columns="model", values="rho")
+    if wide.isna().any().any():
+        raise ValueError("every model needs a ρ on every image for a paired comparison")
+    families = _family_of(list(wide.columns), families)
+    fams = _families(list(wide.columns), families)
+    d = (wide[fams["Transformer"]].mean(1) - wide[fams["CNN"]].mean(1)).to_numpy(float)
+    est, lo, hi = bootstrap(lambda i: d[i].mean(1), len(d), n_boot=n_boot, level=level, seed=seed)
+    return {"estimate": est, "lo": lo, "hi": hi, "verdict": verdict(lo, hi, 0.0, ">"), "n": len(d),
+            "cnn": float(wide[fams["CNN"]].to_numpy().mean()),
+            "transformer": float(wide[fams["Transformer"]].to_numpy().mean())}
+
+
 def attention_claim(layers: pd.DataFrame, families: dict | None = None, cnn_component: str = "relu",
                     n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Bend of the Transformers' attention modules over the bend of the CNNs' activations.

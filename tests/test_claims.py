@@ -249,3 +249,17 @@ def test_ledger_builds_on_the_smoke_profile(tmp_cache):
     assert set(t.verdict) <= {"holds", "opposite", "inconclusive", "no data"}
     assert set(claims.ROW) <= set(t.columns)
     assert "[calibration](calibration.md)" in claims.ledger_markdown(t)
+
+
+@pytest.mark.parametrize("cnn, tr, outcome", [(0.05, 0.2, "holds"), (0.2, 0.05, "opposite"),
+                                              (0.1, 0.1, "inconclusive")])
+def test_flatness_gap(cnn, tr, outcome):
+    g = np.random.default_rng(7)
+    rows = [{"model": m, "image": i, "rho": (cnn if f == "CNN" else tr) + g.normal(0, 0.01)}
+            for m, f in FAMS.items() for i in range(12)]
+    r = claims.flatness_gap(pd.DataFrame(rows), FAMS)
+    assert r["verdict"] == outcome and r["n"] == 12 and r["lo"] <= r["estimate"] <= r["hi"]
+    with pytest.raises(ValueError, match="every model needs"):
+        claims.flatness_gap(pd.DataFrame(rows[:-1]), FAMS)
+    with pytest.raises(ValueError, match="not a mesh_flatness frame"):
+        claims.flatness_gap(pd.DataFrame({"model": ["vit"]}), FAMS)
