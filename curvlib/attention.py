@@ -399,11 +399,14 @@ def component_bends(layers: "pd.DataFrame") -> "pd.DataFrame":
 
 
 def attention_experiment(model_name: str, profile=None, eps: float = 0.02, n: int = 16,
-                         refresh: bool = False) -> "pd.DataFrame":
+                         refresh: bool = False, per_sample: bool = False) -> "pd.DataFrame":
     """Cached :func:`layer_defects` of one model on the profile's first ``n`` images (capped at
-    ``n_travel``), each moved along its FGSM direction by ``eps``."""
-    return runner.run("attention", model_name, profile, refresh=refresh, eps=eps,
+    ``n_travel``), each moved along its FGSM direction by ``eps``: one row per layer (medians over
+    the images), or with ``per_sample`` the unreduced rows (column ``sample``: the test image),
+    which is what the cache holds."""
+    long = runner.run("attention", model_name, profile, refresh=refresh, eps=eps,
                       n=min(n, profile.n_travel) if profile is not None else n)
+    return long if per_sample else summarise_defects(long)
 
 
 def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame":
@@ -420,8 +423,8 @@ def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame"
 def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
     import pandas as pd
 
-    return summarise_defects(pd.concat(parts, ignore_index=True))
+    return pd.concat(parts, ignore_index=True)
 
 
 runner.experiment("attention", defaults=lambda p: {"n": min(16, p.n_travel), "eps": 0.02}, merge=_attention_merge,
-                  code=("attention",), summary=lambda df: f"{df.layer.nunique()} modules")(_attention_part)
+                  code=("attention",), summary=lambda df: f"{df.layer.nunique()} modules, {df['sample'].nunique()} images")(_attention_part)

@@ -230,7 +230,8 @@ def bootstrap_ci(confidence, correct, stat: str = "ece", n_boot: int = 1000, lev
                  n_bins: int = 10, seed: int = 0, chunk: int = 100, min_count: int = 1) -> tuple[float, float, float]:
     """(estimate, lower, upper): percentile bootstrap interval of a calibration statistic.
 
-    ``stat`` is one of ``ece``, ``sece``, ``mce``, ``ace``, ``accuracy``; resampling is
+    ``stat`` is one of ``ece``, ``sece``, ``mce``, ``ace``, ``accuracy`` (MCE's interval is biased
+    upward: a maximum over noisy bins grows under resampling); resampling is
     :func:`curvlib.stats.bootstrap` over the images (``chunk`` resamples at a time; ACE
     re-estimates its quantile edges per resample). ``min_count``: MCE's smallest bin.
     """
@@ -296,16 +297,18 @@ def calibration_report(preds: dict[str, pd.DataFrame], n_bins: int = 10, n_boot:
     ``preds`` maps model name → :func:`predictions` frame. Columns: ``<stat>``, ``<stat>_lo``,
     ``<stat>_hi`` for stat in accuracy, ece, sece, mce, ace; plus ``n`` and mean ``confidence``.
     ACE re-bins every resample and gets ``n_boot // 5`` resamples; ``report.attrs["n_boot"]`` holds
-    the count used for each statistic. ``mce_min_count``: MCE's smallest bin.
+    the count used for each statistic. MCE gets no interval (NaN): a maximum over noisy bins is
+    biased upward under resampling, and its percentile interval need not even contain the estimate.
+    ``mce_min_count``: MCE's smallest bin.
     """
-    boots = {stat: n_boot if stat != "ace" else max(1, n_boot // 5)
-             for stat in ("accuracy", "ece", "sece", "mce", "ace")}
+    boots = {stat: n_boot if stat != "ace" else max(1, n_boot // 5) for stat in ("accuracy", "ece", "sece", "ace")}
     rows = []
     for name, df in preds.items():
-        row = {"model": name, "n": len(df), "confidence": float(df["confidence"].mean())}
+        conf, corr = df["confidence"].to_numpy(), df["correct"].to_numpy()
+        row = {"model": name, "n": len(df), "confidence": float(df["confidence"].mean()),
+               "mce": summary(conf, corr, n_bins, mce_min_count)["mce"], "mce_lo": np.nan, "mce_hi": np.nan}
         for stat, b in boots.items():
-            est, lo, hi = bootstrap_ci(df["confidence"].to_numpy(), df["correct"].to_numpy(), stat, n_boot=b,
-                                       level=level, n_bins=n_bins, seed=seed, min_count=mce_min_count)
+            est, lo, hi = bootstrap_ci(conf, corr, stat, n_boot=b, level=level, n_bins=n_bins, seed=seed)
             row.update({stat: est, f"{stat}_lo": lo, f"{stat}_hi": hi})
         rows.append(row)
     out = pd.DataFrame(rows).set_index("model")

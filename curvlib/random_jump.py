@@ -78,7 +78,8 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     For each route r in :data:`ROUTES` — ``direct`` (x along FGSM(x)), ``jump`` (x_r along FGSM(x_r)),
     ``ctrl_point`` (x_r along FGSM(x)), ``ctrl_direction`` (x along FGSM(x_r)) — columns ``eps_<r>``
     (ε* of that travel; NaN unless crossed), ``status_<r>``, ``total_<r>`` (‖x_final − x‖₂/√D, the
-    jump included; NaN unless crossed) and ``psnr_<r>`` (final image vs x, dB). Also ``index``,
+    jump included; NaN unless crossed — or, for the routes from x_r, unless x_r is already misclassified:
+    then x_final = x_r) and ``psnr_<r>`` (final image vs x, dB). Also ``index``,
     ``label``, ``confidence`` (at x), ``jump_correct`` (x_r still classified y), ``psnr_jump_only``
     (x_r vs x) and ``eps_r``. ``direct`` may pass an already computed :func:`travel` frame from x
     along FGSM(x). With ``return_images`` also returns (x_direct_final, x_jump_final).
@@ -101,7 +102,8 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
                                    progress=False)
         f = frames[route]
         finals[route] = positions(starts[start], dirs[d], f.eps.to_numpy())
-        ok = (f.status == "crossed").to_numpy()
+        # a route from x_r that is already misclassified there ends at x_r itself: the jump alone did it
+        ok = ((f.status == "crossed") | ((f.status == "misclassified_at_start") & (start == "x_r"))).to_numpy()
         cols.update({f"eps_{route}": f.eps.to_numpy(), f"status_{route}": f.status.to_numpy(),
                      f"total_{route}": np.where(ok, rms_distance(x, finals[route]).numpy(), np.nan),
                      f"psnr_{route}": np.where(ok, psnr(x, finals[route]).numpy(), np.nan)})

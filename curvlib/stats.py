@@ -31,7 +31,7 @@ def resamples(n: int, n_boot: int = 1000, seed: int = 0, strata=None, chunk: int
     """Yield index arrays [b, n] (b ≤ ``chunk``, n_boot rows in all) of units drawn with replacement.
 
     The draws are the same whatever ``chunk`` is. ``strata``: a label per unit [n]; units are then
-    resampled within their own group (group sizes fixed)."""
+    resampled within their own group (group sizes fixed; all n_boot rows are drawn at once)."""
     _check(n, n_boot, 0.5)
     rng = np.random.default_rng(seed)
     chunk = n_boot if chunk is None else max(1, int(chunk))
@@ -41,24 +41,26 @@ def resamples(n: int, n_boot: int = 1000, seed: int = 0, strata=None, chunk: int
         if strata.shape != (n,):
             raise ValueError(f"strata must give one label per unit, shape ({n},), got {strata.shape}")
         groups = [np.flatnonzero(strata == s) for s in dict.fromkeys(strata.tolist())]
+    if groups is not None:
+        idx = np.empty((n_boot, n), dtype=np.int64)
+        for g in groups:
+            idx[:, g] = g[rng.integers(0, len(g), size=(n_boot, len(g)))]
+        for start in range(0, n_boot, chunk):
+            yield idx[start:start + chunk]
+        return
     for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        if groups is None:
-            yield rng.integers(0, n, size=(b, n))
-        else:
-            idx = np.empty((b, n), dtype=np.int64)
-            for g in groups:
-                idx[:, g] = g[rng.integers(0, len(g), size=(b, len(g)))]
-            yield idx
+        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
 
 
 def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = 1000, level: float = 0.95,
-              seed: int = 0, strata=None, chunk: int | None = None) -> tuple[float, float, float]:
+              seed: int = 0, strata=None, chunk: int | None = None, min_defined: float = 0.9
+              ) -> tuple[float, float, float]:
     """(estimate, lower, upper): the statistic on all units and its percentile bootstrap interval.
 
     Args:
         stat: index array [B, n] → B values (NaN allowed: resamples where the statistic is undefined
-              are left out of the interval).
+              are left out of the interval — but when more than 1 − ``min_defined`` of them are, the
+              interval would describe a selected subset of resamples, and none is given: NaN).
         n: units to resample (0 → all NaN). n_boot: resamples. level: coverage of the interval.
         seed: the resamples are a function of (n, n_boot, seed, strata) only, so statistics computed
               with the same seed see the same resamples. strata: see :func:`resamples`.
@@ -78,7 +80,7 @@ def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = 10
         vals.append(v)
     vals = np.concatenate(vals)
     vals = vals[~np.isnan(vals)]
-    if len(vals) == 0:
+    if len(vals) == 0 or len(vals) < min_defined * n_boot:
         return float(est[0]), math.nan, math.nan
     a = (1 - level) / 2
     with np.errstate(invalid="ignore"):

@@ -43,6 +43,17 @@ def test_calibration_gap_is_paired_over_images():
     assert r["estimate"] == pytest.approx(-0.01) and r["hi"] - r["lo"] < 1e-9 and r["verdict"] == "holds"
 
 
+@pytest.mark.parametrize("over, cnn, tr", [(0.1, "holds", "opposite"), (-0.1, "opposite", "holds"),
+                                           (0.0, "inconclusive", "inconclusive")])
+def test_calibration_family(over, cnn, tr):
+    preds = _preds(dict.fromkeys(FAMS, over))
+    assert claims.calibration_family(preds, "CNN", FAMS)["verdict"] == cnn
+    r = claims.calibration_family(preds, "Transformer", FAMS)
+    assert r["verdict"] == tr and r["claim"] == "calibration (Transformers)"
+    assert r["estimate"] == pytest.approx(np.mean([preds[m].correct.mean() - preds[m].confidence.mean()
+                                                   for m in ("vit", "swin")]))
+
+
 def test_calibration_inputs_must_be_comparable():
     preds = _preds(dict.fromkeys(FAMS, 0.0))
     with pytest.raises(ValueError, match="both families"):
@@ -54,7 +65,8 @@ def test_calibration_inputs_must_be_comparable():
 
 @pytest.mark.parametrize("model, lo, hi, outcome", [
     ("resnet", -0.03, -0.01, "holds"), ("mobilenetv2", 0.01, 0.02, "opposite"), ("resnet", -0.01, 0.01, "inconclusive"),
-    ("vit", -0.01, 0.01, "holds"), ("swin", 0.0, 0.02, "holds"), ("vit", -0.03, -0.01, "opposite"),
+    ("vit", 0.01, 0.02, "holds"), ("vit", -0.01, 0.01, "inconclusive"), ("swin", 0.0, 0.02, "inconclusive"),
+    ("vit", -0.03, -0.01, "opposite"), ("swin", np.nan, np.nan, "no data"),
 ])
 def test_calibration_by_model_applies_each_family_rule(model, lo, hi, outcome):
     rep = pd.DataFrame({"sece": [(lo + hi) / 2], "sece_lo": [lo], "sece_hi": [hi]}, index=[model])
@@ -102,6 +114,31 @@ def test_boundary_compares_within_bands_not_across_them():
     assert r["estimate"] == pytest.approx(1.0, abs=0.05) and r["verdict"] == "inconclusive"
 
 
+def test_boundary_weights_bands_by_both_families_counts():
+    # band (0.5, 0.7]: Transformers 4× farther, but only 2 Transformer images there; band (0.7, 0.9]: equal,
+    # with many images of both. A pooled-count weight would still give the first band a large say (n_C large);
+    # n_C·n_T/(n_C + n_T) gives it almost none.
+    conf = {f: np.r_[np.full(300, 0.6), np.full(300, 0.8)] for f in ("CNN", "Transformer")}
+    conf["Transformer"] = np.r_[np.full(2, 0.6), np.full(598, 0.8)]
+    frames = {}
+    for m, f in FAMS.items():
+        c = conf[f]
+        eps = np.where(c < 0.7, 0.01 * (4 if f == "Transformer" else 1), 0.05)
+        frames[m] = _travel(c, eps)
+    r = claims.boundary_claim(frames, FAMS, n_boot=200)
+    w1, w2 = 600 * 4 / 604, 600 * 1196 / 1796  # pooled counts over two models per family
+    assert r["estimate"] == pytest.approx(np.exp(w1 * np.log(4) / (w1 + w2)), rel=1e-6)
+
+
+def test_boundary_leaves_out_images_misclassified_at_the_start():
+    conf = np.full(N, 0.6)
+    status = np.where(np.arange(N) < 100, "misclassified_at_start", "crossed")
+    eps = np.where(status == "crossed", 0.1, np.nan)
+    frames = {m: _travel(conf, eps * (2 if f == "Transformer" else 1), status) for m, f in FAMS.items()}
+    bands = claims.boundary_bands(frames, FAMS, n_boot=100)
+    assert bands["n CNN"].sum() == 2 * (N - 100) and bands.loc[1, "ratio"] == pytest.approx(2.0)
+
+
 def test_boundary_counts_never_as_far_and_no_low_confidence_as_no_data():
     conf = np.full(N, 0.6)
     eps_c = np.full(N, 0.1)
@@ -109,6 +146,9 @@ def test_boundary_counts_never_as_far_and_no_low_confidence_as_no_data():
     frames = {m: _travel(conf, eps_c if f == "CNN" else eps_t) for m, f in FAMS.items()}
     r = claims.boundary_claim(frames, FAMS)
     assert r["estimate"] == np.inf and r["verdict"] == "holds"
+    both_far = {m: _travel(conf, np.full(N, np.nan)) for m in FAMS}  # no model ever crosses: no difference seen
+    r = claims.boundary_claim(both_far, FAMS)
+    assert r["estimate"] == 1.0 and r["verdict"] == "inconclusive"
     high = {m: _travel(np.full(N, 0.999), eps_c) for m in FAMS}
     assert claims.boundary_claim(high, FAMS)["verdict"] == "no data"
     with pytest.raises(ValueError, match="no confidence band"):
@@ -136,6 +176,9 @@ def test_rank_correlation_rows():
     assert (t.loc[["resnet", "mobilenetv2"], "verdict"] == "holds").all()
     assert t.loc["CNN − Transformer", "verdict"] == "holds" and t.loc["CNN − Transformer", "rho"] > 0.3
     assert ((t.lo <= t.rho) & (t.rho <= t.hi)).all()
+    row = claims.rank_correlation_claim(frames, FAMS)
+    assert row["verdict"] == "holds" and row["estimate"] == t.loc["CNN − Transformer", "rho"]
+    assert "resnet +" in row["note"]
 
 
 def _theta(mean_deg, n_images=30, seed=0, spread=0.5):
@@ -173,56 +216,95 @@ def test_omega_gap(cnn, tr, outcome):
     assert r["verdict"] == outcome and r["lo"] <= r["estimate"] <= r["hi"]
 
 
-def _layers(attn, relu, n_layers=6, seed=0):
+def test_omega_note_names_cnn_variants_that_bend_like_transformers():
+    g = np.random.default_rng(8)
+    res = {m: {"omega": torch.from_numpy(np.abs(g.normal(30.0, 1, (1, 10, 6))) * (f == "Transformer"))}
+           for m, f in FAMS.items()}
+    fams = {**FAMS, "resnet_gelu": "CNN"}
+    r = claims.omega_gap(res, fams, variants={"resnet_gelu": {"omega": torch.full((1, 10, 6), 25.0)}})
+    assert "resnet_gelu (ReLU → GELU) 25" in r["note"] and "follows the components" in r["note"]
+    nan = {m: {"omega": v["omega"].clone()} for m, v in res.items()}
+    nan["vit"]["omega"][:, 2] = float("nan")  # an image without ω is left out of vit's mean, not a crash
+    assert np.isfinite(claims.omega_gap(nan, FAMS)["estimate"])
+
+
+def _long(attn, relu, n_images=12, n_layers=4, seed=0, windows=None):
+    """Per-sample bends: every model on the same images; Swin-like models have several windows per image."""
     g = np.random.default_rng(seed)
+    windows = windows or {"swin": 3}
     rows = []
     for m, f in FAMS.items():
         comp, level = ("attention", attn) if f == "Transformer" else ("relu", relu)
         for k in range(n_layers):
-            rows += [{"model": m, "component": comp, "layer": f"b{k}", "bend": level * g.lognormal(0, 0.2)},
-                     {"model": m, "component": "conv" if f == "CNN" else "linear", "layer": f"c{k}", "bend": 1e-9}]
+            for i in range(n_images):
+                for _ in range(windows.get(m, 1)):
+                    rows.append({"model": m, "component": comp, "layer": f"b{k}", "sample": i,
+                                 "bend": level * g.lognormal(0, 0.3)})
+                rows.append({"model": m, "component": "conv", "layer": f"c{k}", "sample": i, "bend": 1e-9})
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize("attn, relu, outcome", [(0.2, 0.05, "holds"), (0.05, 0.2, "opposite"),
                                                   (0.1, 0.1, "inconclusive")])
 def test_attention_claim(attn, relu, outcome):
-    r = claims.attention_claim(_layers(attn, relu), FAMS)
-    assert r["verdict"] == outcome and r["n_layers"] == 24
+    long = _long(attn, relu)
+    r = claims.attention_claim(long, FAMS)
+    assert r["verdict"] == outcome and r["n"] == 12
     assert r["estimate"] == pytest.approx(attn / relu, rel=0.3)
+    # the estimate is the chapter's statistic: medians over images, then layers, then models
+    per_layer = long.groupby(["model", "component", "layer"]).bend.median().reset_index()
+    med = {m: per_layer[(per_layer.model == m) & per_layer.component.isin(["attention", "relu"])].bend.median()
+           for m in FAMS}
+    assert r["estimate"] == pytest.approx(np.median([med["vit"], med["swin"]])
+                                          / np.median([med["resnet"], med["mobilenetv2"]]))
 
 
-def test_attention_claim_needs_the_components():
-    layers = _layers(0.1, 0.1)
+def test_attention_claim_needs_the_components_and_whole_images():
+    long = _long(0.1, 0.1)
     with pytest.raises(ValueError, match="'resnet' has no 'relu' layer"):
-        claims.attention_claim(layers[~((layers.model == "resnet") & (layers.component == "relu"))], FAMS)
+        claims.attention_claim(long[~((long.model == "resnet") & (long.component == "relu"))], FAMS)
+    with pytest.raises(ValueError, match="same number of rows"):
+        claims.attention_claim(long.drop(index=long[long.model == "swin"].index[0]), FAMS)
+    with pytest.raises(ValueError, match="not a per-sample attention frame"):
+        claims.attention_claim(long.drop(columns="sample"), FAMS)
+    zero = long.assign(bend=np.where(long.component == "relu", 0.0, long.bend))
+    assert claims.attention_claim(zero, FAMS)["verdict"] == "no data"  # no CNN bend: no ratio
 
 
-def _jumps(direct, jump, ctrl_point, ctrl_direction, seed=0):
+def _jumps(direct, jump, ctrl_point, ctrl_direction, seed=0, jump_size=0.05):
+    """Jump frames on the same N images, every route with its own noise (so pairing matters)."""
     g = np.random.default_rng(seed)
     out = {}
     for m in FAMS:
-        noise = g.lognormal(0, 0.2, N)
-        e = {"direct": direct * noise, "jump": jump * noise, "ctrl_point": ctrl_point * noise,
-             "ctrl_direction": ctrl_direction * noise}
-        cols = {"index": np.arange(N)}
+        image = g.lognormal(0, 0.5, N)  # per-image difficulty, shared by the routes of one image
+        e = {r: v * image * g.lognormal(0, 0.1, N) for r, v in
+             (("direct", direct), ("jump", jump), ("ctrl_point", ctrl_point), ("ctrl_direction", ctrl_direction))}
+        cols = {"index": np.arange(N), "psnr_jump_only": np.full(N, -20 * np.log10(jump_size))}
         for r, v in e.items():
             cols[f"eps_{r}"] = v
-            cols[f"total_{r}"] = np.hypot(v, 0.05) if r in ("jump", "ctrl_point") else v
+            cols[f"total_{r}"] = np.hypot(v, jump_size) if r in ("jump", "ctrl_point") else v
         out[m] = pd.DataFrame(cols)
     return out
 
 
 @pytest.mark.parametrize("eps, outcome", [
     ((0.5, 0.005, 0.4, 0.45), "holds"),  # the jump route is short, and neither ingredient alone does it
-    ((0.5, 0.005, 0.005, 0.45), "inconclusive"),  # the jumped point alone explains it (control 1 as short)
+    ((0.5, 0.005, 0.005, 0.45), "inconclusive"),  # the jumped point alone explains it (start-point control as short)
+    ((0.5, 0.005, 0.4, 0.005), "inconclusive"),  # the new direction alone explains it (direction control as short)
     ((0.02, 0.01, 0.02, 0.02), "opposite"),  # the jump costs more than the FGSM travel saves
 ])
 def test_random_jump_claim(eps, outcome):
     r = claims.random_jump_claim(_jumps(*eps), FAMS)
     assert r["verdict"] == outcome and r["lo"] <= r["estimate"] <= r["hi"] and r["n"] == 2 * N
+    assert r["hi"] > r["lo"]  # routes carry their own noise: a real interval
     t = claims.jump_ratios(_jumps(*eps))
     assert set(t.group) == set(FAMS) and set(t.ratio) == set(claims.JUMP_RATIOS)
+
+
+def test_random_jump_note_says_when_the_jump_alone_decides():
+    r = claims.random_jump_claim(_jumps(0.02, 0.01, 0.02, 0.02, jump_size=0.05), FAMS)
+    share = int(r["note"].split("On ")[1].split("%")[0])
+    assert share > 90  # ε* ~ 0.02 < the jump's 0.05 on nearly every image
 
 
 def test_random_jump_claim_without_pairs_is_no_data():
@@ -233,9 +315,10 @@ def test_random_jump_claim_without_pairs_is_no_data():
 
 
 def test_ledger_markdown_links_each_claim_to_its_chapter():
-    row = claims._row("boundary", "m", 1.5, 1.2, 1.9, "holds", "rule")
+    row = claims._row("boundary (low confidence)", "m", 1.5, 1.2, 1.9, "holds", "rule", n=1234, note="a note")
     md = claims.ledger_markdown(pd.DataFrame([row]))
-    assert "[boundary](boundary.md)" in md and "1.5 [1.2, 1.9]" in md and "**holds**" in md
+    assert "[boundary (low confidence)](boundary.md) (1)" in md and "1.5 [1.2, 1.9] (n = 1,234)" in md
+    assert "**holds**" in md and md.endswith("1. a note")
     with pytest.raises(ValueError, match="not a ledger"):
         claims.ledger_markdown(pd.DataFrame({"claim": ["x"]}))
 
@@ -248,7 +331,7 @@ def test_ledger_builds_on_the_smoke_profile(tmp_cache):
     assert t.claim.tolist() == list(claims.CLAIMS)
     assert set(t.verdict) <= {"holds", "opposite", "inconclusive", "no data"}
     assert set(claims.ROW) <= set(t.columns)
-    assert "[calibration](calibration.md)" in claims.ledger_markdown(t)
+    assert "[calibration (CNNs)](calibration.md)" in claims.ledger_markdown(t)
 
 
 @pytest.mark.parametrize("cnn, tr, outcome", [(0.05, 0.2, "holds"), (0.2, 0.05, "opposite"),

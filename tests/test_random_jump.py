@@ -92,3 +92,16 @@ def test_controls_separate_the_start_point_from_the_direction():
     assert r["n_pairs"] == int((ok & (df.status_direct == "crossed")).sum())
     with pytest.raises(ValueError, match="no column 'eps_nowhere'"):
         median_ratio(df, "eps_nowhere")
+
+
+def test_a_jump_that_flips_the_label_counts_as_its_own_route():
+    torch.manual_seed(0)
+    m = Linear().requires_grad_(False)
+    x = torch.rand(60, 1, 4, 4) * 0.2 + 0.4
+    y = m(x).argmax(-1)
+    df = jump_travel(m, x, y, eps_r=0.3, eps_max=0.5, tol=1e-5)  # a large jump flips some labels by itself
+    flipped = (df.status_jump == "misclassified_at_start") & (df.status_direct == "crossed")
+    assert flipped.any()
+    xr = random_jump(x, 0.3)
+    np.testing.assert_allclose(df.total_jump[flipped], rms_distance(x, xr).numpy()[flipped.to_numpy()], rtol=1e-5)
+    assert df.eps_jump[flipped].isna().all()  # ε* of the second leg stays undefined: there is none

@@ -27,6 +27,9 @@ def test_bootstrap_is_seeded_and_independent_of_chunking():
     # the same seed gives every statistic the same resamples: that is what makes comparisons paired
     first = np.concatenate(list(resamples(300, 400, seed=5, chunk=33)))
     assert np.array_equal(first, next(resamples(300, 400, seed=5)))
+    strata = np.arange(300) % 3
+    first = np.concatenate(list(resamples(300, 400, seed=5, chunk=33, strata=strata)))
+    assert np.array_equal(first, next(resamples(300, 400, seed=5, strata=strata)))
 
 
 def test_paired_resampling_removes_shared_noise():
@@ -52,9 +55,11 @@ def test_stratified_resampling_keeps_group_sizes():
 
 
 def test_nan_resamples_are_left_out_and_all_nan_gives_no_interval():
-    v = np.r_[np.full(5, np.nan), np.arange(95.0)]
-    est, lo, hi = bootstrap(lambda i: np.where(np.isnan(v[i]).any(1), np.nan, v[i].mean(1)), 100, n_boot=2000)
-    assert np.isnan(est) and np.isfinite(lo) and lo < hi  # resamples without the NaN units remain
+    v = np.r_[np.nan, np.arange(299.0)]  # one unit undefined: ~37 % of resamples miss it
+    stat = lambda i: np.where(np.isnan(v[i]).any(1), np.nan, v[i].mean(1))  # noqa: E731
+    est, lo, hi = bootstrap(stat, 300, n_boot=2000, min_defined=0.3)
+    assert np.isnan(est) and np.isfinite(lo) and lo < hi  # resamples without the NaN unit remain
+    assert np.isnan(bootstrap(stat, 300, n_boot=2000)[1])  # but 37 % defined is too few by default
     est, lo, hi = bootstrap(lambda i: np.full(len(i), np.nan), 10)
     assert np.isnan(lo) and np.isnan(hi)
 
