@@ -427,4 +427,5 @@ def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
 
 
 runner.experiment("attention", defaults=lambda p: {"n": min(16, p.n_travel), "eps": 0.02}, merge=_attention_merge,
-                  code=("attention",), summary=lambda df: f"{df.layer.nunique()} modules, {df['sample'].nunique()} images")(_attention_part)
+                  code=("attention",),
+                  summary=lambda df: f"{df.layer.nunique()} modules, {df['sample'].nunique()} images")(_attention_part)
