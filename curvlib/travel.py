@@ -1,20 +1,43 @@
 r"""Travel to the decision boundary: the smallest ε with argmax f(clip(x + ε d)) ≠ y.
 
-All samples move together. A coarse pass walks a grid up to ``eps_max`` (default: geometric
-near 0, then steps of eps_max / 4), each sample stopping at its first wrong prediction; the
-bracket [last correct, first wrong] is then shrunk below ``tol``, one batched forward per
-iteration, by the ITP method (Oliveira & Takahashi 2020) on the logit margin
-m(ε) = z_y − max_{j≠y} z_j, which is continuous along the path and changes sign at the boundary:
-regula falsi on m, truncated and projected so that no sample ever needs more iterations than
-bisection would (⌈log₂(bracket / tol)⌉), and usually far fewer where m is close to linear. The
-returned ε* is the bracket's upper end: a point verified to be misclassified, within ``tol`` of
-the crossing. Forward passes per sample: 1 (start) + up to len(grid) + the refinement —
-at most 20 for the defaults (eps_max 1, tol 1e-4; see :func:`max_passes`).
+All samples move together, one batched forward per iteration for every sample still searching;
+each probe reads the logit margin m(ε) = z_y − max_{j≠y} z_j (continuous along the path, < 0
+exactly where the prediction is wrong; float64 bookkeeping). Per sample:
 
-The grid finds the *first crossing it sees*: when the prediction flips back and forth inside
-one coarse step (a wrong-class island narrower than the grid spacing), an earlier island can
-be missed. Along FGSM directions the prediction rarely reverts; the benchmark compares with the
-authors' fine stride search to show how often it matters.
+* **March** from the last accepted correct point lo: the first probe at eps_max/256, then the
+  secant through the last two accepted points predicts where m reaches 0 and the probe goes 25 %
+  beyond it (``OVERSHOOT``: a wrong point closes a tight bracket), but no further than
+  m(lo)/L (``SAFE_STEP``; L the steepest recent margin slope, see below: where m could reach 0 at
+  that slope), nor beyond 4·lo (``GROWTH``) or lo + eps_max/8 (``MAX_STEP``), and at least
+  eps_max·``RESOLUTION`` (5e-4) so that a tangent approach cannot creep.
+* **Join check.** A correct probe b is accepted as the new lo only if
+  m(lo) + m(b) ≥ L·(b − lo) (``CONE``), L = max(the chords at b, ½·the previous L): a crossing
+  between them would need the margin to fall from m(lo) to 0 and climb back to m(b) at a slope
+  steeper than that. Otherwise b waits and the gap is searched first, at the point where the two
+  slope-L cones from lo and b meet (the deepest dip they allow); gaps narrower than
+  eps_max·RESOLUTION are joined unseen.
+* **Refinement** of [lo, first wrong point] below ``tol``: ITP (Oliveira & Takahashi 2020) on the
+  margin — regula falsi, truncated and projected — with the same join check, so a non-monotone
+  margin inside the bracket sends the search to its lower part; the probes never go further
+  from lo than m(lo)/L. The returned ε* is a point verified wrong, eps_lo the last accepted
+  correct one: ε* − eps_lo ≤ tol.
+* **Budget.** Every probe is placed so that, whatever its outcome, the passes left suffice to finish:
+  bisection of the bracket (width ≤ tol'·2^r after a probe that leaves r passes), or, before a
+  crossing is seen, a schedule reaching eps_max whose wrong outcomes are all bracketable
+  (distance left ≤ tol'·(2^r − 1)). Hence, for every sample and every model,
+
+      passes ≤ max_passes = budget (default 24) ≥ min_passes = 1 + ⌈log₂(eps_max / tol' + 1)⌉,
+
+  tol' = tol − eps_max·2⁻²⁰ (probes are float32; 15 for eps_max = 1, tol = 1e-4). Probes are
+  only forced into that schedule once the slack (budget − min_passes) is spent.
+
+What it can and cannot see: it finds the first crossing unless (a) the margin dips to 0 and back
+between two accepted probes faster than the slope L seen around them (a sharp wrong-class island
+between probes), (b) the island is narrower than eps_max·RESOLUTION, or (c) the budget's slack ran
+out and a forced step jumped over it. Nothing in a margin read at finitely many points can rule
+these out; ``benchmarks/bench_travel.py`` measures them against a dense 1e-3 scan (embedded models,
+1,000 images: FGSM directions 0–1 disagreements per model, random directions 1–5; the previous
+fixed grid missed 3–26) and against the authors' stride-halving search.
 """
 from __future__ import annotations
 
@@ -30,7 +53,7 @@ from .direction import _check
 from .inference import model_device
 
 STATUSES = ("crossed", "never", "misclassified_at_start")
-#: ITP truncation κ1 (× 1 / coarse step): smaller trusts the interpolation more.
+#: ITP truncation κ1 (× 1 / initial bracket width): smaller trusts the interpolation more.
 ITP_KAPPA1 = 0.2
 
 
@@ -57,33 +80,69 @@ def _margin(model, xs, ys, dev):
     return z.argmax(-1).cpu(), _logit_margin(z, ys.to(z.device)).cpu()
 
 
-def itp_point(lo, hi, m_lo, m_hi, j, n_max, tol, kappa1, kappa2: float = 2.0):
-    """Next ITP query in brackets [lo, hi] (tensors) with margins m_lo ≥ 0 ≥ m_hi, iteration j,
-    per-sample iteration budgets ``n_max`` and truncation factors ``kappa1``.
+#: Default worst-case forward passes per sample (start included); see :func:`max_passes`.
+DEFAULT_BUDGET = 24
+#: March: the first probe (× eps_max), the growth cap of each step (ε ≤ GROWTH·lo) and the largest step (× eps_max).
+FIRST_STEP = 1 / 256
+GROWTH = 4.0
+MAX_STEP = 1 / 8
+#: March: step past the secant's predicted crossing by this fraction (a wrong point closes a tight bracket) …
+OVERSHOOT = 0.25
+#: … but never further than SAFE_STEP·m(lo) / L, where L is the steepest margin slope seen on the sample's path.
+SAFE_STEP = 1.0
+#: A correct probe b is joined to the last accepted one a only if m(a) + m(b) ≥ CONE·L·(b − a): otherwise the margin
+#: could have dipped below 0 between them at a slope already seen on this path, and the gap is searched first.
+CONE = 1.0
+#: … where L is a recent slope: each probe multiplies it by SLOPE_MEMORY before adding the new chords.
+SLOPE_MEMORY = 0.5
+#: Gaps narrower than RESOLUTION·eps_max are joined without a look (islands that narrow may be missed).
+RESOLUTION = 5e-4
 
-    Regula falsi, truncated towards the midpoint by κ1·(hi − lo)^κ2 and projected into the
-    ball around the midpoint whose radius keeps the worst case at ``n_max`` iterations (the
-    bisection count for a final bracket ≤ ``tol``).
-    """
+
+def _tol_plan(eps_max: float, tol: float) -> float:
+    """The bracket width the search plans for: tol less the float32 rounding of both ends."""
+    return tol - eps_max * 2.0 ** -20
+
+
+def min_passes(eps_max: float = 1.0, tol: float = 1e-4) -> int:
+    """The fewest forward passes (start included) in which a search can guarantee a bracket
+    ≤ ``tol`` around a crossing or a correct verdict at ``eps_max``: 1 + ⌈log₂(eps_max / tol' + 1)⌉,
+    tol' = tol − eps_max·2⁻²⁰ (probes are rounded to float32)."""
+    return 1 + math.ceil(math.log2(eps_max / _tol_plan(eps_max, tol) + 1))
+
+
+def max_passes(eps_max: float = 1.0, tol: float = 1e-4, budget: int = DEFAULT_BUDGET) -> int:
+    """Worst-case forward passes per sample of :func:`travel`: ``budget`` (checked to be at least
+    :func:`min_passes`); the search plans every probe so that the budget is never exceeded."""
+    need = min_passes(eps_max, tol)
+    if not isinstance(budget, int) or budget < need:
+        raise ValueError(f"budget must be an integer ≥ {need} passes for eps_max {eps_max:g}, tol {tol:g} "
+                         f"(1 + ⌈log₂(eps_max / tol' + 1)⌉, tol' = tol − eps_max·2⁻²⁰), got {budget!r}")
+    return budget
+
+
+
+def itp_point(lo, hi, m_lo, m_hi, kappa1, kappa2: float = 2.0):
+    """ITP's interpolate-and-truncate point in brackets [lo, hi] (tensors) with margins
+    m_lo ≥ 0 ≥ m_hi: regula falsi, moved towards the midpoint by κ1·(hi − lo)^κ2 (Oliveira &
+    Takahashi 2020). The projection that bounds the iterations is applied by the caller."""
     width = hi - lo
     mid = (lo + hi) / 2
     denom = (m_lo - m_hi).clamp_min(1e-30)
     x_f = (lo * (-m_hi) + hi * m_lo) / denom  # zero of the chord
     sigma = torch.sign(mid - x_f)
     delta = kappa1 * width ** kappa2
-    x_t = torch.where(delta <= (mid - x_f).abs(), x_f + sigma * delta, mid)
-    r = (tol / 2 * torch.exp2(n_max - j) - width / 2).clamp_min(0)
-    return torch.where((x_t - mid).abs() <= r, x_t, mid - sigma * r)
+    return torch.where(delta <= (mid - x_f).abs(), x_f + sigma * delta, mid)
 
 
-#: Default coarse grid, as fractions of eps_max: geometric near 0 (most ε* are small, and a tight
-#: first bracket makes the interpolation accurate), then steps of 1/4. With tol = 1e-4·eps_max the
-#: worst case is 1 + 7 + ⌈log₂(0.25 / 1e-4)⌉ = 20 passes.
-DEFAULT_GRID = (1 / 256, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 3 / 4, 1.0)
+#: Refinement: iterations allowed beyond bisection's count for the first bracket (ITP's n₀).
+ITP_SLACK = 1
 
 
-def _check_grid(grid) -> tuple[float, ...]:
-    """Coarse grid as increasing fractions in (0, 1] ending at 1 (an int n: n uniform steps)."""
+def _check_grid(grid) -> tuple[float, ...] | None:
+    """Optional march caps as increasing fractions in (0, 1] ending at 1 (an int n: n uniform steps)."""
+    if grid is None:
+        return None
     if isinstance(grid, int):
         if grid < 1:
             raise ValueError(f"a uniform grid needs at least one step, got {grid}")
@@ -94,16 +153,14 @@ def _check_grid(grid) -> tuple[float, ...]:
     return grid
 
 
-def max_passes(grid=DEFAULT_GRID, eps_max: float = 1.0, tol: float = 1e-4) -> int:
-    """Worst-case forward passes per sample of :func:`travel` for this grid."""
-    edges = [0.0, *_check_grid(grid)]
-    widest = max(b - a for a, b in zip(edges[:-1], edges[1:])) * eps_max
-    return 1 + len(grid) + max(0, math.ceil(math.log2(widest / tol)))
+#: No fixed coarse grid: the march adapts its steps (``grid`` may still cap them).
+DEFAULT_GRID = None
 
 
 @torch.inference_mode()
 def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: float = 1.0, tol: float = 1e-4,
-           grid=DEFAULT_GRID, batch_size: int = 500, progress: bool = True) -> pd.DataFrame:
+           grid=DEFAULT_GRID, batch_size: int = 500, progress: bool = True, budget: int = DEFAULT_BUDGET,
+           ) -> pd.DataFrame:
     """Distance to the decision boundary along directions ``d`` for every sample.
 
     Args:
@@ -111,13 +168,15 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         x: images [N, C, H, W] in [0, 1]; y: labels [N]; d: directions [N, C, H, W] (any norm is
            used as given; :func:`curvlib.direction.direction` gives ‖d‖ = √D, i.e. ε in pixel units).
         eps_max: largest ε searched (> 0). tol: bracket width at which refinement stops (> 0).
-        grid: increasing coarse points as fractions of eps_max, ending at 1 (an int n means n
-              uniform steps). batch_size: samples per chunk (memory budget).
+        grid: optional caps for the march as increasing fractions of eps_max ending at 1 (an int n
+              means n uniform steps): a probe never passes the next grid point. None (default):
+              no caps beyond the adaptive ones. batch_size: samples per chunk (memory budget).
+        budget: worst-case forward passes per sample, start included (see :func:`max_passes`).
     Returns:
         DataFrame, one row per sample in input order: ``index``, ``label``, ``confidence`` and
-        ``pred`` at x, ``eps`` (ε*; NaN unless crossed), ``eps_lo`` (largest ε seen correct),
-        ``status`` (crossed / never / misclassified_at_start), ``new_class`` (prediction at ε*),
-        ``passes`` (forward passes spent on the sample).
+        ``pred`` at x, ``eps`` (ε*; NaN unless crossed), ``eps_lo`` (largest ε accepted as correct:
+        the crossing lies in (eps_lo, eps]), ``status`` (crossed / never / misclassified_at_start),
+        ``new_class`` (prediction at ε*), ``passes`` (forward passes spent on the sample).
     """
     _check(x, y, getattr(model, "num_classes", None))
     if d.shape != x.shape:
@@ -130,7 +189,10 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         raise ValueError(f"eps_max must be a positive number, got {eps_max}")
     if not (0 < tol < eps_max):
         raise ValueError(f"tol must be in (0, eps_max), got {tol}")
+    if tol < eps_max * 2.0 ** -19:
+        raise ValueError(f"tol must be at least eps_max·2⁻¹⁹ = {eps_max * 2.0 ** -19:.3g} (float32 probes), got {tol}")
     grid = _check_grid(grid)
+    budget = max_passes(eps_max, tol, budget)
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     dev = model_device(model)
@@ -142,53 +204,19 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
     passes = torch.zeros(n, dtype=torch.long)
     conf0 = torch.empty(n)
     pred0 = torch.empty(n, dtype=torch.long)
+    caps = None if grid is None else torch.tensor(grid, dtype=torch.float64) * eps_max
     for s in tqdm(range(0, n, batch_size), desc=f"travel {getattr(model, 'name', '')}", disable=not progress,
                   leave=False):
         sl = slice(s, min(n, s + batch_size))
         xb, yb, db = x[sl].float(), y[sl].long(), d[sl].float()
         z0 = model(xb.to(dev)).float().cpu()
         p = z0.softmax(-1)
-        passes[sl] += 1
         conf0[sl], pred0[sl] = p.max(-1)
         alive = pred0[sl] == yb  # correctly classified at the start
-        hi = torch.full((len(yb),), float("nan"), dtype=torch.float64)
-        lo = torch.zeros(len(yb), dtype=torch.float64)
-        m_lo = _logit_margin(z0, yb)
-        m_hi = torch.zeros(len(yb), dtype=torch.float64)
-        searching = alive.clone()
-        cls = torch.full((len(yb),), -1, dtype=torch.long)
-
-        def probe(idx, e):
-            """Classify samples idx at ε = e [len(idx)]; move their bracket ends; True where wrong."""
-            pr, m = _margin(model, positions(xb[idx], db[idx], e.float()), yb[idx], dev)
-            passes[s + idx] += 1
-            wrong = pr != yb[idx]
-            hi[idx[wrong]], m_hi[idx[wrong]], cls[idx[wrong]] = e[wrong], m[wrong].clamp_max(0), pr[wrong]
-            lo[idx[~wrong]], m_lo[idx[~wrong]] = e[~wrong], m[~wrong].clamp_min(0)
-            return wrong
-
-        for frac in grid:
-            idx = torch.nonzero(searching).flatten()
-            if len(idx) == 0:
-                break
-            wrong = probe(idx, torch.full((len(idx),), frac * eps_max, dtype=torch.float64))
-            searching[idx[wrong]] = False
-        # refine every crossed bracket below tol: ITP on the margin, within each sample's bisection count
-        active = torch.nonzero(~torch.isnan(hi)).flatten()
-        width0 = hi[active] - lo[active]
-        n_max = torch.zeros(len(yb), dtype=torch.float64)
-        kappa1 = torch.zeros(len(yb), dtype=torch.float64)
-        n_max[active] = torch.ceil(torch.log2(width0 / tol)).clamp_min(0)
-        kappa1[active] = ITP_KAPPA1 / width0
-        j = 0
-        while len(active := active[(hi[active] - lo[active]) > tol]):
-            q = itp_point(lo[active], hi[active], m_lo[active], m_hi[active], j, n_max[active], tol,
-                          kappa1[active])
-            probe(active, torch.minimum(torch.maximum(q, lo[active]), hi[active]))
-            j += 1
-        eps_star[sl], eps_lo[sl], new_class[sl] = hi, lo, cls
-        st = np.where(alive.numpy(), np.where(torch.isnan(hi).numpy(), "never", "crossed"), "misclassified_at_start")
-        status[sl] = st
+        st = _search(model, xb, yb, db, _logit_margin(z0, yb), alive, eps_max, tol, budget, caps, dev)
+        eps_star[sl], eps_lo[sl], new_class[sl], passes[sl] = st["hi"], st["lo"], st["cls"], st["used"]
+        status[sl] = np.where(alive.numpy(), np.where(torch.isnan(st["hi"]).numpy(), "never", "crossed"),
+                              "misclassified_at_start")
     mis = status == "misclassified_at_start"
     eps_lo[torch.from_numpy(mis)] = float("nan")
     return pd.DataFrame({
@@ -196,6 +224,148 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         "eps": eps_star.numpy(), "eps_lo": eps_lo.numpy(), "status": pd.Categorical(status, categories=STATUSES),
         "new_class": new_class.numpy(), "passes": passes.numpy(),
     })
+
+
+def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> dict:
+    """The march and the refinement of one chunk; every sample's state is a row of float64 tensors."""
+    b = len(yb)
+    nan = torch.full((b,), float("nan"), dtype=torch.float64)
+    st = {"lo": torch.zeros(b, dtype=torch.float64), "m_lo": m0.clone(),  # last accepted correct point
+          "prev": nan.clone(), "m_prev": nan.clone(),  # the accepted point before it (secant)
+          "hi": nan.clone(), "m_hi": nan.clone(),  # nearest wrong point beyond lo
+          "pend": nan.clone(), "m_pend": nan.clone(),  # the nearest correct point beyond lo not yet joined to it
+          "reach": nan.clone(), "m_reach": nan.clone(),  # the furthest one (what the budget plans from)
+          "L": torch.zeros(b, dtype=torch.float64),  # steepest |margin slope| seen on the path
+          "w0": nan.clone(), "j": torch.zeros(b, dtype=torch.float64), "n_max": nan.clone(),
+          "cls": torch.full((b,), -1, dtype=torch.long), "used": torch.ones(b, dtype=torch.long)}
+    tiny = 1e-12 * eps_max
+    # plan brackets with a slightly smaller tol: probes are rounded to float32 (≤ eps_max·2⁻²⁴ each end)
+    tol_p = _tol_plan(eps_max, tol)
+
+    def accept(i, e, m):
+        """Samples i accept correct points e (margins m) as their new lo."""
+        st["prev"][i], st["m_prev"][i] = st["lo"][i], st["m_lo"][i]
+        st["lo"][i], st["m_lo"][i] = e, m
+
+    def allowed(i):
+        """[lowest, highest] ε that samples i may probe next without breaking their pass budget."""
+        lo, hi = st["lo"][i], st["hi"][i]
+        r = (budget - st["used"][i]).double()
+        bracket = ~torch.isnan(hi)
+        # refinement: both outcomes must leave a bracket bisection can close in the remaining passes
+        r_ref = torch.minimum(r, st["n_max"][i] - st["j"][i])
+        w = hi - lo
+        rad = (tol_p * torch.exp2(r_ref - 1) - w / 2).clamp_min(0)
+        mid = (lo + hi) / 2
+        # march: a wrong probe must leave such a bracket, a correct one a distance the rest can cover
+        dist = eps_max - lo
+        step_hi = torch.minimum(tol_p * torch.exp2(r - 1), dist)
+        step_lo = (dist - tol_p * (torch.exp2(r - 1) - 1)).clamp_min(0)
+        a = torch.where(bracket, torch.maximum(mid - rad, lo), lo + step_lo)
+        z = torch.where(bracket, torch.minimum(mid + rad, hi), lo + step_hi)
+        return a, z
+
+    while True:
+        done = torch.where(torch.isnan(st["hi"]), st["lo"] >= eps_max - tiny, st["hi"] - st["lo"] <= tol)
+        act = torch.nonzero(alive & ~done).flatten()
+        if len(act) == 0:
+            break
+        if (st["used"][act] >= budget).any():  # cannot happen: every probe leaves a feasible plan
+            raise RuntimeError("travel: pass budget exhausted before the search finished (a bug)")
+        # a pending point is joined as it is unless the budget can afford a probe below it: one that
+        # leaves, if correct, the state joining would have left (bracket or distance from the pending point)
+        pend, reach = st["pend"][act], st["reach"][act]
+        r = (budget - st["used"][act]).double()
+        bracket = ~torch.isnan(st["hi"][act])
+        r_after = torch.where(bracket, torch.minimum(r, st["n_max"][act] - st["j"][act]), r) - 1
+        feasible = torch.where(bracket, st["hi"][act] - reach <= tol_p * torch.exp2(r_after) + tiny,
+                               eps_max - reach <= tol_p * (torch.exp2(r_after) - 1) + tiny)
+        forced = ~torch.isnan(pend) & ~feasible
+        if forced.any():
+            i = act[forced]
+            accept(i, st["reach"][i], st["m_reach"][i])
+            st["pend"][i] = st["reach"][i] = float("nan")
+            continue
+        a, z = allowed(act)
+        lo, m_lo, hi, L = st["lo"][act], st["m_lo"][act].clamp_min(0), st["hi"][act], st["L"][act]
+        has_pend = ~torch.isnan(pend)
+        # march: the secant's predicted crossing plus an overshoot, no further than SAFE_STEP·m(lo)/L,
+        # capped by growth and size, at least RESOLUTION
+        safe = torch.where(L > 0, SAFE_STEP * m_lo / L, torch.full_like(lo, math.inf))
+        slope = (st["m_prev"][act] - st["m_lo"][act]) / (lo - st["prev"][act])
+        pred = torch.where(slope > 0, (1 + OVERSHOOT) * m_lo / slope, torch.full_like(lo, math.inf))
+        adaptive = torch.minimum(pred, safe)
+        cap = torch.minimum(torch.full_like(lo, MAX_STEP * eps_max), (GROWTH - 1) * lo)
+        step = torch.minimum(adaptive, cap)
+        first = torch.isnan(st["prev"][act])
+        step = torch.where(first, torch.full_like(lo, FIRST_STEP * eps_max), step)
+        step = torch.nan_to_num(step, nan=FIRST_STEP * eps_max).clamp_min(RESOLUTION * eps_max)
+        q = lo + step
+        if caps is not None:
+            nxt = caps[torch.searchsorted(caps, lo + tiny, right=True).clamp_max(len(caps) - 1)]
+            q = torch.minimum(q, nxt)
+        # refinement: ITP's point, no further from lo than the safe step
+        w0 = st["w0"][act]
+        q_itp = itp_point(lo, hi, m_lo, st["m_hi"][act].clamp_max(0), ITP_KAPPA1 / w0)
+        q = torch.where(bracket, torch.minimum(q_itp, lo + safe), q)
+        # a pending point: probe where the cones of slope L from lo and from it meet (the deepest dip)
+        mp = st["m_pend"][act].clamp_min(0)
+        q_gap = (lo + pend) / 2 + (m_lo - mp) / (2 * L.clamp_min(1e-30))
+        q_gap = torch.minimum(torch.maximum(q_gap, lo + 0.1 * (pend - lo)), pend - 0.1 * (pend - lo))
+        q = torch.where(has_pend, q_gap, torch.minimum(torch.maximum(q, a), z))
+        # (a gap probe: if wrong, its bracket [lo, q] must fit the remaining passes too)
+        q = torch.where(has_pend, torch.minimum(q, lo + tol_p * torch.exp2(r_after)), q)
+        q = torch.where(~bracket & (q >= eps_max - tiny), torch.full_like(q, eps_max), q)
+        # the ε actually probed: positions() works in float32; march probes round up (never short of the
+        # step the budget requires), refinement probes to nearest
+        q32 = q.float()
+        up = ~bracket & ~has_pend & (q32.double() < q)
+        q = torch.where(up, torch.nextafter(q32, torch.full_like(q32, math.inf)), q32).double()
+        pr, m = _margin(model, positions(xb[act], db[act], q.float()), yb[act], dev)
+        st["used"][act] += 1
+        st["j"][act] += bracket.double()
+        # steepest slope seen: chords from the new point to its neighbours
+        # L: the steepest chord seen, older ones discounted by SLOPE_MEMORY per probe
+        chords = torch.zeros_like(q)
+        for e_n, m_n in ((st["lo"], st["m_lo"]), (st["hi"], st["m_hi"]), (st["pend"], st["m_pend"])):
+            sl_ = ((m - m_n[act]) / (q - e_n[act])).abs()
+            chords = torch.maximum(chords, torch.where(torch.isfinite(sl_), sl_, torch.zeros_like(sl_)))
+        st["L"][act] = torch.maximum(st["L"][act] * SLOPE_MEMORY, chords)
+        L_join = st["L"]
+        wrong = pr != yb[act]
+        i = act[wrong]
+        new = torch.isnan(st["hi"][i])
+        st["w0"][i[new]] = q[wrong][new] - st["lo"][i[new]]
+        st["n_max"][i[new]] = torch.ceil(torch.log2(st["w0"][i[new]] / tol_p)).clamp_min(0) + ITP_SLACK
+        st["j"][i[new]] = 0
+        st["hi"][i], st["m_hi"][i], st["cls"][i] = q[wrong], m[wrong], pr[wrong]
+        st["pend"][i[st["pend"][i] >= q[wrong]]] = float("nan")
+        st["reach"][i[st["reach"][i] >= q[wrong]]] = float("nan")
+        # correct: join to lo if no dip of the steepest slope seen could hide a crossing in between
+        ok = ~wrong
+        i, qo, mo = act[ok], q[ok], m[ok]
+        joins = ((st["m_lo"][i].clamp_min(0) + mo.clamp_min(0) >= CONE * L_join[i] * (qo - st["lo"][i]))
+                 | (qo - st["lo"][i] <= RESOLUTION * eps_max))
+        accept(i[joins], qo[joins], mo[joins])
+        gap = i[~joins]
+        st["pend"][gap], st["m_pend"][gap] = qo[~joins], mo[~joins]
+        fresh = gap[torch.isnan(st["reach"][gap])]
+        st["reach"][fresh], st["m_reach"][fresh] = st["pend"][fresh], st["m_pend"][fresh]
+        # a pending point beyond a newly accepted one may now join too
+        k = i[joins]
+        k = k[~torch.isnan(st["pend"][k])]
+        if len(k):
+            j2 = ((st["m_lo"][k].clamp_min(0) + st["m_pend"][k].clamp_min(0)
+                   >= CONE * L_join[k] * (st["pend"][k] - st["lo"][k]))
+                  | (st["pend"][k] - st["lo"][k] <= RESOLUTION * eps_max))
+            k = k[j2]
+            accept(k, st["pend"][k], st["m_pend"][k])
+            # the furthest unjoined point becomes the pending one (points in between were dropped)
+            further = st["reach"][k] > st["lo"][k]
+            st["pend"][k] = torch.where(further, st["reach"][k], nan[: len(k)])
+            st["m_pend"][k] = torch.where(further, st["m_reach"][k], nan[: len(k)])
+            st["reach"][k[~further]] = float("nan")
+    return st
 
 
 def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int | None = None,

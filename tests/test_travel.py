@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from curvlib.direction import direction, normalize
-from curvlib.travel import DEFAULT_GRID, max_passes, travel
+from curvlib.travel import max_passes, min_passes, positions, travel
 
 
 class Linear(torch.nn.Module):
@@ -96,7 +96,13 @@ def test_passes_budget(linear_data):
     m, x, y = linear_data
     d = direction(m, x, y, "fgsm")
     df = travel(m, x, y, d, eps_max=1.0, tol=1e-4, progress=False)
-    assert df.passes.max() <= max_passes() == 1 + 7 + math.ceil(math.log2(0.25 / 1e-4)) == 20
+    assert min_passes() == 1 + math.ceil(math.log2(1 / (1e-4 - 2.0 ** -20) + 1)) == 15
+    assert df.passes.max() <= max_passes() == 24
+    assert max_passes(budget=15) == 15
+    with pytest.raises(ValueError, match="budget must be an integer ≥ 15"):
+        max_passes(budget=14)
+    with pytest.raises(ValueError, match="budget must be"):
+        travel(m, x, y, d, budget=10, progress=False)
 
 
 @pytest.mark.parametrize("t", [0.3, 0.55, 0.8])
@@ -178,12 +184,13 @@ class _Curve(torch.nn.Module):
         return torch.stack([torch.zeros_like(v), v], 1)
 
 
-@pytest.mark.parametrize("g, max_mean_refine", [
-    (lambda u: u, 7),                                     # linear margin: ~half the bisection count
-    (lambda u: u.sign() * u.abs() ** 0.15, 12),           # steep near the root: falls back to bisection
-    (lambda u: torch.tanh(40 * u) + 0.5 * u, 12),
+# crossings near ε = 0.9: the march needs ~9 probes to get there in steps ≤ eps_max / 8
+@pytest.mark.parametrize("g, max_mean", [
+    (lambda u: u, 14),                                    # linear margin
+    (lambda u: u.sign() * u.abs() ** 0.15, 23),           # steep near the root: about bisection
+    (lambda u: torch.tanh(40 * u) + 0.5 * u, 17),
 ])
-def test_refinement_is_exact_and_never_slower_than_bisection(g, max_mean_refine):
+def test_refinement_is_exact(g, max_mean):
     x0 = torch.linspace(0.0, 0.02, 50, dtype=torch.float64).float().view(-1, 1, 1, 1)
     c = torch.tensor(0.9)
     m = _Curve(c, g)
@@ -193,9 +200,111 @@ def test_refinement_is_exact_and_never_slower_than_bisection(g, max_mean_refine)
     truth = (c - x0.flatten()).double().numpy()
     assert (df.status == "crossed").all()
     assert np.all(df.eps.to_numpy() >= truth - 1e-6) and np.all(df.eps.to_numpy() - truth <= 1e-4 + 1e-6)
-    grid = np.array(DEFAULT_GRID)
-    k = np.searchsorted(grid, truth)  # first grid point at or beyond the crossing
-    width = grid[k] - np.where(k > 0, grid[np.maximum(k - 1, 0)], 0.0)
-    refine = df.passes.to_numpy() - 1 - (k + 1)
-    assert np.all(refine <= np.ceil(np.log2(width / 1e-4)))  # never more than bisection
-    assert refine.mean() <= max_mean_refine
+    assert np.all(df.eps - df.eps_lo <= 1e-4)
+    assert df.passes.max() <= max_passes() and df.passes.mean() <= max_mean
+
+
+class Path(torch.nn.Module):
+    """Toy model on 1×1×4 images: pixel 0 is the position ε along the path (start 0, direction +1),
+    pixels 1–3 carry per-sample parameters p (direction 0); class 1 while margin(ε, p) > 0."""
+
+    num_classes = 2
+
+    def __init__(self, margin):
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, x):
+        v = x.flatten(1).double()
+        m = self.margin(v[:, 0], v[:, 1], v[:, 2], v[:, 3])
+        return torch.stack([torch.zeros_like(m), m], 1).float()
+
+    @staticmethod
+    def inputs(*params):
+        """Images [N, 1, 1, 4] at ε = 0 with parameters params (three tensors [N] in [0, 1]), labels, directions."""
+        p = torch.stack([torch.as_tensor(q, dtype=torch.float32) for q in params], 1)
+        x = torch.cat([torch.zeros(len(p), 1), p], 1).view(-1, 1, 1, 4)
+        d = torch.zeros_like(x)
+        d[..., 0] = 1.0
+        return x, torch.ones(len(p), dtype=torch.long), d
+
+
+def _touch(e, c, w, a):
+    """Falls at slope s towards ε = c, dips below 0 only on [c − w, c + w] (rounded over 0.01) and rises
+    again at slope s: the shape the dense scan found behind the old grid's misses (FGSM paths that touch
+    the boundary; the prediction reverts within 1e-3 to 1e-2)."""
+    s = 5 + 30 * a
+    r = 0.01
+    return s * (torch.sqrt((e - c) ** 2 + r ** 2) - torch.sqrt(w ** 2 + r ** 2))
+
+
+def _old_grid_travel(model, x, y, d):
+    """The previous search's coarse walk (1/256, 1/64, 1/16, 1/4, 1/2, 3/4, 1): the first wrong grid point or None."""
+    with torch.inference_mode():
+        for e in (1 / 256, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 3 / 4, 1.0):
+            wrong = model(positions(x, d, torch.full((len(x),), e))).argmax(-1) != y
+            yield e, wrong
+
+
+def test_finds_narrow_islands_the_old_grid_stepped_over():
+    c = torch.tensor([0.08, 0.1, 0.13, 0.18, 0.1, 0.16, 0.21, 0.3])
+    w = torch.tensor([0.002, 0.005, 0.003, 0.01, 0.001, 0.002, 0.004, 0.02])
+    a = torch.tensor([0.0, 0.3, 1.0, 0.5, 0.1, 0.8, 0.2, 0.6])
+    model = Path(_touch)
+    x, y, d = Path.inputs(c, w, a)
+    # the old coarse grid sees no wrong point on any of these paths: it reported "never"
+    assert not any(wrong.any() for _, wrong in _old_grid_travel(model, x, y, d))
+    df = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False)
+    first = (c - w).double().numpy()
+    assert (df.status == "crossed").all(), df
+    assert np.all(df.eps.to_numpy() >= first - 1e-6) and np.all(df.eps.to_numpy() <= first + 1e-4 + 1e-6), df
+    assert df.passes.max() <= max_passes()
+
+
+def _sawtooth(e, c, depth, unused):
+    """Falls at slope 10 to 0 at ε = c, wrong on (c, c + 0.005), correct again on (c + 0.005, c + 0.015)
+    with a peak of 10·depth·0.005, then wrong for good."""
+    peak = 10 * (0.5 + depth) * 0.005
+    first = 10 * (c - e)
+    dip = -10 * (0.0025 - (e - c - 0.0025).abs())
+    bump = peak - 10 * (0.5 + depth) * (e - c - 0.01).abs()
+    after = -10 * (e - c - 0.015)
+    return torch.where(e <= c, first, torch.where(e <= c + 0.005, dip, torch.where(e <= c + 0.015, bump, after)))
+
+
+def test_several_sign_changes_in_a_bracket_give_the_first():
+    c = torch.tensor([0.05, 0.1, 0.2, 0.37])
+    model = Path(_sawtooth)
+    x, y, d = Path.inputs(c, torch.tensor([0.0, 0.25, 0.5, 0.1]), torch.zeros(4))
+    df = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False)
+    assert (df.status == "crossed").all()
+    first = c.double().numpy()
+    assert np.all(df.eps.to_numpy() >= first - 1e-6) and np.all(df.eps.to_numpy() <= first + 1e-4 + 1e-6), df
+
+
+def _wiggle(e, f, phase, offset):
+    """Adversarial margins: fast oscillations around a small offset, crossing or nearly touching 0."""
+    return torch.sin(2 * math.pi * (20 + 300 * f) * e + 6.3 * phase) * (0.2 + e) + (offset - 0.3)
+
+
+def _slow_tangent(e, c, w, unused):
+    """Touches 0 at c from above (never crosses), or barely crosses: the march's slowest approach."""
+    return (e - c) ** 2 * 50 + (w - 0.5) * 1e-6
+
+
+@pytest.mark.parametrize("budget, eps_max, tol", [(24, 1.0, 1e-4), (15, 1.0, 1e-4), (20, 0.5, 1e-5)])
+def test_pass_bound_holds_on_adversarial_margins(budget, eps_max, tol):
+    g = torch.Generator().manual_seed(0)
+    n = 200
+    p = torch.rand(3, n, generator=g)
+    for margin in (_wiggle, _slow_tangent, _touch, _sawtooth):
+        model = Path(margin)
+        x, y, d = Path.inputs(*p)
+        df = travel(model, x, y, d, eps_max=eps_max, tol=tol, budget=budget, progress=False)
+        assert df.passes.max() <= max_passes(eps_max, tol, budget) == budget
+        ok = df.status == "crossed"
+        assert (df.eps[ok] - df.eps_lo[ok] <= tol).all()
+        assert (df.eps_lo[df.status == "never"] == eps_max).all()
+        with torch.inference_mode():  # ε* is a verified wrong point
+            wrong = model(positions(x[ok.to_numpy()], d[ok.to_numpy()], df.eps[ok].to_numpy())).argmax(-1) == 0
+        assert wrong.all()
