@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import models, runner
+from . import runner
 from .direction import _check
 from .inference import model_device
 
@@ -406,20 +406,3 @@ def median_by_confidence(df: pd.DataFrame, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
     keys = [c for c in ("model", "kind") if c in ok.columns]
     g = ok.groupby(keys + ["band"], observed=False)["eps"]
     return g.agg(median="median", n="size").reset_index()
-
-
-def low_confidence_summary(frames: dict[str, pd.DataFrame], threshold: float = 0.9) -> pd.DataFrame:
-    """Per model: median ε* of crossed samples with confidence ≤ ``threshold`` (``low``) and above
-    it (``high``), the Spearman rank correlation of confidence and ε* over crossed samples, and the
-    status counts."""
-    rows = []
-    for name, df in frames.items():
-        ok = df[df.status == "crossed"]
-        low, high = ok[ok.confidence <= threshold], ok[ok.confidence > threshold]
-        rho = ok.confidence.rank().corr(ok.eps.rank()) if len(ok) > 2 else float("nan")
-        counts = df.status.value_counts()
-        rows.append({"model": name, "family": models.family(name),
-                     "median ε* low": low.eps.median(), "n low": len(low),
-                     "median ε* high": high.eps.median(), "n high": len(high),
-                     "spearman": rho, **{s: int(counts.get(s, 0)) for s in STATUSES}})
-    return pd.DataFrame(rows).set_index("model")
