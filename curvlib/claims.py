@@ -600,22 +600,17 @@ def _num(v: float) -> str:
 
 
 def ledger_markdown(table: pd.DataFrame) -> str:
-    """A Markdown table of a :func:`ledger` (or any frame with its :data:`ROW` columns): claim linked
-    to its chapter, the paper's statement, our estimate with its interval and sample size, the verdict
-    and the rule; then the rows' notes as a numbered list."""
+    """Markdown for a :func:`ledger` (or any frame with its :data:`ROW` columns): a compact table —
+    claim linked to its chapter, verdict, estimate with its interval, sample size, what is measured —
+    then, claim by claim, the paper's statement, the rule that gave the verdict and the note."""
     missing = set(ROW) - set(table.columns)
     if missing:
         raise ValueError(f"not a ledger: no column(s) {', '.join(sorted(missing))}")
-    lines = ["| claim | the paper | we measure | estimate [95 % CI] (n) | verdict | rule |",
-             "|---|---|---|---|---|---|"]
-    notes = []
-    for r in table.itertuples():
-        mark = ""
-        if isinstance(r.note, str) and r.note:
-            notes.append(r.note)
-            mark = f" ({len(notes)})"
-        lines.append(f"| [{r.claim}]({r.chapter}.md){mark} | {r.paper} | {r.measure} | {_num(r.estimate)} "
-                     f"[{_num(r.lo)}, {_num(r.hi)}] (n = {r.n:,}) | **{r.verdict}** | {r.rule} |")
-    if notes:
-        lines += ["", "Notes:", ""] + [f"{i}. {t}" for i, t in enumerate(notes, 1)]
-    return "\n".join(lines)
+    lines = ["| claim | verdict | estimate [95 % CI] | n | we measure |", "|---|---|---|---|---|"]
+    details = ["", "What each row tests:", ""]
+    for k, r in enumerate(table.itertuples(), 1):
+        lines.append(f"| {k}. [{r.claim}]({r.chapter}.md) | **{r.verdict}** | {_num(r.estimate)} "
+                     f"[{_num(r.lo)}, {_num(r.hi)}] | {r.n:,} | {r.measure} |")
+        note = f" *Note:* {r.note}" if isinstance(r.note, str) and r.note else ""
+        details.append(f"{k}. **{r.claim}** — *the paper:* {r.paper}. *Rule:* {r.rule}.{note}")
+    return "\n".join(lines + details)

@@ -317,8 +317,8 @@ def test_random_jump_claim_without_pairs_is_no_data():
 def test_ledger_markdown_links_each_claim_to_its_chapter():
     row = claims._row("boundary (low confidence)", "m", 1.5, 1.2, 1.9, "holds", "rule", n=1234, note="a note")
     md = claims.ledger_markdown(pd.DataFrame([row]))
-    assert "[boundary (low confidence)](boundary.md) (1)" in md and "1.5 [1.2, 1.9] (n = 1,234)" in md
-    assert "**holds**" in md and md.endswith("1. a note")
+    assert "| 1. [boundary (low confidence)](boundary.md) | **holds** | 1.5 [1.2, 1.9] | 1,234 | m |" in md
+    assert md.endswith("*Rule:* rule. *Note:* a note")
     with pytest.raises(ValueError, match="not a ledger"):
         claims.ledger_markdown(pd.DataFrame({"claim": ["x"]}))
 
