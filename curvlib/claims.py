@@ -124,8 +124,8 @@ CLAIMS = {
     "boundary (confidence ↔ distance)": ("For CNNs confidence predicts the distance to the boundary; for "
                                          "Transformers much less (Figure 3)", "boundary"),
     "curvature (θ)": ("Transformers' representation paths turn, CNNs' stay almost straight (Figure 5)", "curvature"),
-    "curvature (ω)": ("The same, as a smooth bending rate: Transformers' paths bend, CNNs' do not (Figure 5)",
-                      "curvature"),
+    "curvature (ω)": ("Transformers' paths bend, CNNs' do not (Figure 5), measured as a step-free bending rate along "
+                      "FGSM", "curvature"),
     "attention": ("Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths — tested "
                   "as: attention bends an FGSM segment more than the CNNs' ReLUs do", "attention"),
     "random jump": ("After a small random jump, FGSM reaches the boundary with far less total perturbation: the "
@@ -355,7 +355,9 @@ def rank_correlation_claim(frames: dict[str, pd.DataFrame], families: dict | Non
     return _row("boundary (confidence ↔ distance)", "Spearman ρ(confidence, ε*), CNNs' mean − Transformers' mean",
                 g.rho, g.lo, g.hi, g.verdict,
                 "holds if the interval lies above 0; on the images every model classifies correctly; paired",
-                n=int(g.n), note=f"ρ per model: {per}.")
+                n=int(g.n), note=f"ρ per model, each on the images that model classifies correctly: {per}; the "
+                "estimate compares the families on the images all four classify correctly, so it need not equal the "
+                "difference of these.")
 
 
 def curvature_theta_claim(thetas: dict, families: dict | None = None, ruler: str = "", **kw) -> dict:
@@ -526,9 +528,11 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
         v = total.verdict
     else:
         v = "inconclusive"
-    note = (f"Second leg alone (ε* after the jump / ε* from x): Transformers {tr.loc['eps', 'median']:.2f}, "
-            f"CNNs {t.loc[('CNN', 'eps'), 'median']:.2f}; against the controls (Transformers) "
-            f"{ctrl[0]['median']:.2f} (same start) and {ctrl[1]['median']:.2f} (same direction).")
+    cnn_eps, tr_eps = t.loc[("CNN", "eps"), "median"], tr.loc["eps", "median"]
+    note = (f"Second leg alone (ε* after the jump / ε* from x): Transformers {tr_eps:.2f}, CNNs {cnn_eps:.2f}"
+            + (" — the CNNs, the flat family in the paper, gain more from the jump" if cnn_eps < tr_eps else "")
+            + f"; against the controls (Transformers) {ctrl[0]['median']:.2f} (same start) and "
+            f"{ctrl[1]['median']:.2f} (same direction).")
     if "psnr_jump_only" in next(iter(jumps.values())).columns:
         both = []
         for m in fams["Transformer"]:
@@ -537,8 +541,9 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
             ok = np.isfinite(df.total_direct.to_numpy(float)) & np.isfinite(df.total_jump.to_numpy(float))
             both.append((df.total_direct.to_numpy(float) < jump_rms)[ok])
         share = float(np.concatenate(both).mean()) if sum(len(b) for b in both) else float("nan")
-        note += (f" On {share:.0%} of the Transformers' pairs the jump alone is larger than the whole direct route, "
-                 "so their ratio exceeds 1 whatever the second leg.")
+        note += (f" On {share:.0%} of the Transformers' pairs the jump alone (after clipping) is larger than the whole "
+                 "direct route, so the total-perturbation test favours the direct route before the second leg is "
+                 "counted; the second-leg and control ratios are the ones that speak to the geometry.")
     return _row("random jump", "median total perturbation, jump + FGSM / FGSM alone (Transformers)", total["median"],
                 total.lo, total.hi, v,
                 "holds if the interval lies below 1 and the jump route's second leg also beats both controls (x_r "
