@@ -421,9 +421,11 @@ def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame"
 
 
 def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
+    """The shards' per-sample rows in one order whatever the sharding: by module, then image (a
+    stable sort keeps each image's windows and components in their computed order)."""
     import pandas as pd
 
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True).sort_values(["depth", "sample"], kind="stable").reset_index(drop=True)
 
 
 runner.experiment("attention", defaults=lambda p: {"n": min(16, p.n_travel), "eps": 0.02}, merge=_attention_merge,
