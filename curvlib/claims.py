@@ -20,7 +20,8 @@ FAMILIES = ("CNN", "Transformer")
 def _families(names, families: dict) -> dict[str, list[str]]:
     fams = {f: [m for m in names if families[m] == f] for f in FAMILIES}
     if not fams["CNN"] or not fams["Transformer"]:
-        raise ValueError(f"a family comparison needs models of both families, got {families}")
+        got = ", ".join(f"{m} ({families.get(m, '?')})" for m in names) or "no models"
+        raise ValueError(f"a family comparison needs models of both families (CNN and Transformer), got {got}")
     return fams
 
 
@@ -98,8 +99,13 @@ def _ranks(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def spearman(x: np.ndarray, y: np.ndarray):
-    """stat(idx) → Spearman rank correlation of x and y over the resampled units (ties: average ranks)."""
+    """stat(idx) → Spearman rank correlation of x and y over the resampled units (ties: average ranks;
+    ±inf allowed, e.g. a censored distance; NaN is not: leave such units out first)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"x and y must be 1-D and of equal length, got shapes {x.shape} and {y.shape}")
+    if np.isnan(x).any() or np.isnan(y).any():
+        raise ValueError("x or y contains NaN: leave those units out before ranking")
 
     def stat(idx):
         rx, ry = _ranks(x, idx), _ranks(y, idx)
@@ -165,6 +171,8 @@ SECE_RULE = {"CNN": ("<", "holds if the interval lies below 0 (overconfident)"),
 def calibration_family(preds: dict[str, pd.DataFrame], family: str, families: dict | None = None,
                        n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Mean sECE of one family's models, with an interval over test images (paired across its models)."""
+    if family not in SECE_RULE:
+        raise ValueError(f"family must be one of {', '.join(SECE_RULE)}, got {family!r}")
     families = _family_of(preds, families)
     fams = _families(list(preds), families)
     u = _sece_terms(preds)
@@ -499,6 +507,9 @@ def jump_ratios(jumps: dict[str, pd.DataFrame], groups: dict[str, list[str]] | N
     = the numerator's route is the shorter)."""
     n = len(_same_images(jumps))
     groups = groups or {m: [m] for m in jumps}
+    unknown = sorted({m for ms in groups.values() for m in ms} - set(jumps))
+    if unknown:
+        raise ValueError(f"groups name models without a jump frame: {', '.join(unknown)}")
     rows = []
     for g, ms in groups.items():
         for name, (a, b) in JUMP_RATIOS.items():

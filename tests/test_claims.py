@@ -346,3 +346,16 @@ def test_flatness_gap(cnn, tr, outcome):
         claims.flatness_gap(pd.DataFrame(rows[:-1]), FAMS)
     with pytest.raises(ValueError, match="not a mesh_flatness frame"):
         claims.flatness_gap(pd.DataFrame({"model": ["vit"]}), FAMS)
+
+
+def test_new_helpers_name_bad_input():
+    with pytest.raises(ValueError, match="equal length"):
+        claims.spearman(np.arange(3.0), np.arange(4.0))
+    with pytest.raises(ValueError, match="contains NaN"):
+        claims.spearman(np.array([0.1, np.nan]), np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="family must be one of"):
+        claims.calibration_family(_preds(dict.fromkeys(FAMS, 0.0)), "RNN", FAMS)
+    with pytest.raises(ValueError, match="without a jump frame: deit"):
+        claims.jump_ratios(_jumps(0.5, 0.005, 0.4, 0.45), {"T": ["vit", "deit"]})
+    with pytest.raises(ValueError, match="both families .* got no models"):
+        claims.calibration_gap({}, FAMS)
