@@ -271,13 +271,16 @@ def predictions(model_name: str, profile, n: int | None = None, refresh: bool = 
                    autocast=True, summary=lambda df: f"{len(df)} predictions, accuracy {df.correct.mean():.4f}")
 def _predictions_part(model, profile, shard, context, *, n) -> pd.DataFrame:
     import torch
+    from tqdm.auto import tqdm
 
     from . import data
     from .inference import predict
 
     probs, labels = [], []
-    for xb, yb in data.batches(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None,
-                               batch_size=profile.batch_size, shard=shard):
+    total = -(-len(data.shard_index(data.n_available(profile, n), shard)) // profile.batch_size)
+    for xb, yb in tqdm(data.batches(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None,
+                                    batch_size=profile.batch_size, shard=shard),
+                       total=total, desc=f"predict {model.name}", leave=False, disable=total <= 1):
         probs.append(predict(model, xb, profile.batch_size, bf16=profile.autocast == "bf16"))
         labels.append(yb)
     probs, y = torch.cat(probs), torch.cat(labels)

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-SIZES = ("n_calibration", "n_travel", "n_theta_images", "n_directions", "n_steps", "batch_size")
+from .config import SIZES
 
 
 def parser(experiments) -> argparse.ArgumentParser:
@@ -26,8 +26,10 @@ def parser(experiments) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="compute experiments into the results cache")
     r.add_argument("experiment", choices=(*experiments, "all"))
-    r.add_argument("--profile", default=None, help="embedded, smoke or paper (default: $CURVLIB_PROFILE)")
-    r.add_argument("--data", type=Path, help="ImageNet validation ImageFolder (paper profile)")
+    r.add_argument("--profile", default=None,
+                   help="embedded, smoke, paper-lite or paper (default: $CURVLIB_PROFILE, else embedded)")
+    r.add_argument("--data", type=Path, help="ImageNet-labelled class folders (paper profiles): WordNet-id "
+                   "folders (ImageNet val, Imagenette, …) or 0 … 999 (ImageNet-V2)")
     r.add_argument("--models", help="comma-separated model names (default: the profile's four)")
     r.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                    help="local weights for a paper model (repeatable)")
@@ -37,6 +39,8 @@ def parser(experiments) -> argparse.ArgumentParser:
     r.add_argument("--bf16", action="store_true", help="bf16 autocast for forward-only passes (calibration, θ); "
                    "travel and FGSM stay float32. Results are cached under their own key")
     r.add_argument("--cache", type=Path, help="results cache directory")
+    r.add_argument("--no-accuracy-check", action="store_true", help="paper profiles: do not stop when a "
+                   "pretrained model's top-1 on the first images is far below timm's published value")
     for f in SIZES:
         r.add_argument("--" + f.replace("_", "-"), type=int, help=f"override the profile's {f}")
     return p
@@ -54,6 +58,8 @@ def profile_from_args(a, error):
             changes[field] = getattr(a, flag)
     if a.bf16:
         changes["autocast"] = "bf16"
+    if a.no_accuracy_check:
+        changes["check_accuracy"] = False
     if a.models:
         changes["models"] = tuple(m.strip() for m in a.models.split(",") if m.strip())
     try:
@@ -86,6 +92,18 @@ def main(argv=None) -> int:
             bs = auto_batch_size(models.load(name, profile))
             batch[name] = profile.replace(batch_size=bs)
             say(f"{name}: batch size {bs} (80 % of free GPU memory, FGSM forward + backward)")
+    if profile.dataset == "imagenet":  # catch a wrong setup before any experiment runs
+        from . import models, sanity
+
+        try:
+            for name in profile.models:
+                r = sanity.require_accuracy(models.load(name, profile), profile)
+                say(f"{name}: " + (f"top-1 {r['top1']:.1f} % on {r['n']} images (timm: {r['reference']:.1f} %), "
+                                   "accuracy check passed" if r else "no accuracy check ("
+                                   + ("random-init weights)" if profile.check_accuracy else "switched off)")))
+        except sanity.SetupError as e:
+            print(f"curvlib: stopped before any experiment: {e}", file=sys.stderr)
+            return 2
     for exp in (experiments[e] for e in chosen):
         for name in profile.models:
             t = time.perf_counter()

@@ -4,20 +4,23 @@ A profile names the data, the four models, the sample sizes, where weights and r
 the device and the numeric mode. Library functions take it as an argument; :func:`get_profile`
 is the only place that reads the environment (so a notebook, the CLI and a test all configure
 curvlib the same way: build a profile, pass it on). Sample sizes are never literals in chapters,
-so the same notebook runs in seconds on CI (``smoke``), in minutes on a laptop CPU (``embedded``)
-and at the paper's scale on a GPU (``paper``).
+so the same notebook runs in seconds on CI (``smoke``), in minutes on a laptop CPU (``embedded``),
+on the paper's four ImageNet models in about an hour on a laptop CPU (``paper-lite``: fewer images
+and directions) and at the paper's scale on a GPU (``paper``).
 
 Environment variables read by :func:`get_profile` (all optional):
 
 ======================== ======================================================================
-``CURVLIB_PROFILE``      profile name: ``embedded`` (default), ``smoke`` or ``paper``
+``CURVLIB_PROFILE``      profile name: ``embedded`` (default), ``smoke``, ``paper-lite`` or ``paper``
 ``CURVLIB_CACHE``        results cache directory (default ``<repo>/.cache/results``)
 ``CURVLIB_DEVICE``       ``cpu``, ``cuda``, ``cuda:1`` … (default: ``cuda`` when available)
-``CURVLIB_DATA``         ImageNet validation ImageFolder (``paper`` profile)
+``CURVLIB_DATA``         ImageNet-labelled class folders (``paper`` / ``paper-lite``)
 ``CURVLIB_MODEL_DIR``    embedded weights + cards (default ``<repo>/data/models``)
 ``CURVLIB_CHECKPOINTS``  local weights of paper models: ``name=path,name=path``
 ``CURVLIB_WEIGHTS``      paper models: ``pretrained`` (default) or ``random`` (tests only)
 ``CURVLIB_AUTOCAST``     ``bf16`` to autocast forward-only passes (calibration, θ); default off
+``CURVLIB_SIZES``        sample sizes over the profile's: ``n_travel=200,n_directions=8``
+``CURVLIB_CHECK_ACCURACY`` ``0`` skips the top-1 check of pretrained ImageNet models (default on)
 ======================== ======================================================================
 """
 from __future__ import annotations
@@ -42,8 +45,11 @@ PAPER_MODELS = ("resnet50", "mobilenetv2_100", "vit_base_patch16_224", "swin_tin
 ENV = {
     "CURVLIB_PROFILE": "profile name", "CURVLIB_CACHE": "cache_dir", "CURVLIB_DEVICE": "device",
     "CURVLIB_DATA": "data_dir", "CURVLIB_MODEL_DIR": "model_dir", "CURVLIB_CHECKPOINTS": "checkpoints",
-    "CURVLIB_WEIGHTS": "weights", "CURVLIB_AUTOCAST": "autocast",
+    "CURVLIB_WEIGHTS": "weights", "CURVLIB_AUTOCAST": "autocast", "CURVLIB_SIZES": "sample sizes",
+    "CURVLIB_CHECK_ACCURACY": "check_accuracy",
 }
+#: Profile fields that are sample sizes (``CURVLIB_SIZES`` and the CLI may override them).
+SIZES = ("n_calibration", "n_travel", "n_theta_images", "n_directions", "n_steps", "batch_size")
 WEIGHTS = ("pretrained", "random")
 AUTOCAST = (None, "bf16")
 
@@ -73,6 +79,7 @@ class Profile:
     checkpoints: tuple[tuple[str, str], ...] = ()  #: (paper model, local weight file) pairs
     weights: str = "pretrained"  #: paper models: "pretrained" or "random" (tests, benchmarks)
     autocast: str | None = None  #: "bf16": autocast forward-only passes; None: float32
+    check_accuracy: bool = True  #: ImageNet profiles: stop when a pretrained model's top-1 is far off
 
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (validated again)."""
@@ -107,6 +114,9 @@ _BASE = {
                      n_theta_images=10, n_directions=50, n_steps=40, batch_size=500),
     "smoke": dict(dataset="fashion-mnist", models=EMBEDDED_MODELS, n_calibration=1000, n_travel=40,
                   n_theta_images=3, n_directions=4, n_steps=12, batch_size=250),
+    # the paper's models and code on a laptop CPU in about an hour (README: measured times)
+    "paper-lite": dict(dataset="imagenet", models=PAPER_MODELS, n_calibration=1000, n_travel=200,
+                       n_theta_images=2, n_directions=4, n_steps=16, batch_size=32),
     "paper": dict(dataset="imagenet", models=PAPER_MODELS, n_calibration=None, n_travel=5000,
                   n_theta_images=10, n_directions=1000, n_steps=100, batch_size=128),
 }
@@ -128,6 +138,8 @@ def _validate(p: Profile) -> Profile:
         raise ValueError(f"profile {p.name!r}: device must be a name such as 'cpu' or 'cuda:0', got {p.device!r}")
     if p.weights not in WEIGHTS:
         raise ValueError(f"profile {p.name!r}: weights must be one of {', '.join(WEIGHTS)}, got {p.weights!r}")
+    if not isinstance(p.check_accuracy, bool):
+        raise ValueError(f"profile {p.name!r}: check_accuracy must be True or False, got {p.check_accuracy!r}")
     if p.autocast not in AUTOCAST:
         raise ValueError(f"profile {p.name!r}: autocast must be None or 'bf16', got {p.autocast!r}")
     for f in ("cache_dir", "model_dir", "checkpoint_dir", "seed_dir"):
@@ -166,6 +178,38 @@ def _autocast(value: str | None) -> str | None:
     return v
 
 
+def parse_sizes(text: str | None) -> dict[str, int | None]:
+    """``"n_travel=200,n_directions=8"`` → {field: value} (``n_calibration=all`` → None); unknown
+    fields and non-integers are errors naming them."""
+    out: dict[str, int | None] = {}
+    for item in (s.strip() for s in (text or "").split(",")):
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if name not in SIZES:
+            raise ValueError(f"CURVLIB_SIZES: unknown size {name!r}; sizes are {', '.join(SIZES)}")
+        if name == "n_calibration" and value.lower() in ("all", "none"):
+            out[name] = None
+            continue
+        try:
+            out[name] = int(value)
+        except ValueError:
+            raise ValueError(f"CURVLIB_SIZES: {name} must be an integer, got {value!r}") from None
+    return out
+
+
+def _flag(name: str, value: str | None, default: bool) -> bool:
+    v = (value or "").strip().lower()
+    if v == "":
+        return default
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 0 or 1, got {value!r}")
+
+
 def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, **overrides) -> Profile:
     """The profile called ``name`` (default: ``$CURVLIB_PROFILE`` or ``embedded``), with the
     settings of the ``CURVLIB_*`` variables in ``env`` (default ``os.environ``; see the module
@@ -185,6 +229,8 @@ def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, *
         checkpoints=parse_checkpoints(env.get("CURVLIB_CHECKPOINTS", "")),
         weights=env.get("CURVLIB_WEIGHTS", "").strip() or "pretrained",
         autocast=_autocast(env.get("CURVLIB_AUTOCAST")),
+        check_accuracy=_flag("CURVLIB_CHECK_ACCURACY", env.get("CURVLIB_CHECK_ACCURACY"), True),
+        **parse_sizes(env.get("CURVLIB_SIZES")),
     )
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Profile)}
     if unknown or "name" in overrides:

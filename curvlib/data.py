@@ -4,8 +4,10 @@
   The 10,000-image test set ships in ``data/fashion-mnist/`` (MIT licence); the 60,000-image
   train set (only needed to retrain) is read from Debian's ``dataset-fashion-mnist`` package
   or downloaded by torchvision.
-- ImageNet validation (paper profile): an ImageFolder directory (one folder per class, sorted
-  class names = label order), resized and centre-cropped per timm's data config, ``[N, 3, S, S]``.
+- ImageNet-labelled folders (paper profiles): one sub-folder per class, named by its WordNet id
+  (``n01440764``: ImageNet val, Imagenette, any class subset) or by its ImageNet-1k index
+  (``0`` … ``999``: ImageNet-V2); labels are ImageNet-1k indices whatever subset is present
+  (:func:`imagenet_class_index`). Resized and centre-cropped per timm's data config, ``[N, 3, S, S]``.
 """
 from __future__ import annotations
 
@@ -104,20 +106,83 @@ def imagefolder_transform(model_name: str | None = None, input_size: int = 224, 
     ])
 
 
+#: The forms of class-folder names :func:`imagenet_class_index` accepts (for error messages).
+FOLDER_FORMS = ("WordNet ids of ImageNet-1k (n01440764 … n15075141: ImageNet val, Imagenette, any class subset)",
+                "ImageNet-1k class indices 0 … 999 (ImageNet-V2's folders)")
+
+
+@functools.lru_cache(maxsize=1)
+def _wordnet_ids() -> dict[str, int]:
+    """WordNet id → ImageNet-1k index, from the class list shipped with timm (no download)."""
+    from timm.data import ImageNetInfo
+
+    names = ImageNetInfo("imagenet-1k").label_names()
+    if len(names) != 1000:  # pragma: no cover - guards a changed timm
+        raise RuntimeError(f"timm's ImageNet-1k class list has {len(names)} names, expected 1000")
+    return {w: i for i, w in enumerate(names)}
+
+
+def imagenet_class_index(folders) -> dict[str, int]:
+    """ImageNet-1k index of every class folder name: WordNet ids through timm's own class list,
+    integer names (``"7"``, ``"007"``) as the index itself. Any subset of the 1,000 classes is fine;
+    an unknown name, or WordNet ids mixed with integers, is an error naming it (sorted folder names
+    are *not* used: they are right only for exactly the 1,000 WordNet-id folders)."""
+    folders = sorted(folders)
+    if not folders:
+        raise ValueError("no class folders given")
+    wnids = _wordnet_ids()
+    digits = [f for f in folders if f.isdigit()]
+    if digits and len(digits) != len(folders):
+        other = next(f for f in folders if not f.isdigit())
+        raise ValueError(f"class folders mix integer names ({digits[0]!r}) with others ({other!r}); use one form: "
+                         + "; or ".join(FOLDER_FORMS))
+    out, bad = {}, []
+    for f in folders:
+        if f.isdigit():
+            if int(f) >= 1000:
+                bad.append(f)
+            out[f] = int(f)
+        elif f in wnids:
+            out[f] = wnids[f]
+        else:
+            bad.append(f)
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValueError(f"class folder name(s) {shown} are not ImageNet-1k classes; accepted forms: "
+                         + "; or ".join(FOLDER_FORMS))
+    if len(set(out.values())) != len(out):
+        raise ValueError("two class folders name the same ImageNet-1k class (e.g. '7' and '007')")
+    return out
+
+
+def _imagenet_folder_class():
+    from torchvision.datasets import ImageFolder
+
+    class ImageNetFolder(ImageFolder):
+        """An ImageFolder whose targets are ImageNet-1k indices (:func:`imagenet_class_index`)."""
+
+        def find_classes(self, directory):
+            names = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+            if not names:
+                raise FileNotFoundError(f"no class sub-folders in {directory}")
+            return names, imagenet_class_index(names)
+
+    return ImageNetFolder
+
+
 def imagefolder(root: str | Path, n: int | None = None, seed: int = 0, transform=None, **transform_kw):
-    """A torch Dataset over an ImageFolder of class sub-folders; images in [0, 1].
+    """A torch Dataset over a folder of ImageNet class sub-folders; images in [0, 1], targets the
+    ImageNet-1k indices of the folder names (:func:`imagenet_class_index`).
 
     ``n`` draws a seeded random subset of n images (the same subset for every model).
     """
-    from torchvision.datasets import ImageFolder
-
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(
-            f"image folder {root} does not exist; point CURVLIB_DATA (or --data) at the ImageNet "
-            "validation set arranged as one sub-folder per class (e.g. val/n01440764/*.JPEG)")
+            f"image folder {root} does not exist; point CURVLIB_DATA (or --data) at ImageNet-labelled images "
+            "arranged as one sub-folder per class (e.g. val/n01440764/*.JPEG, or ImageNet-V2's 0/ … 999/)")
     try:
-        ds = ImageFolder(root, transform=transform or imagefolder_transform(**transform_kw))
+        ds = _imagenet_folder_class()(root, transform=transform or imagefolder_transform(**transform_kw))
     except FileNotFoundError as e:
         raise FileNotFoundError(f"no images found under {root}: {e}") from None
     if n is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 KINDS = ("fgsm", "random", "random_sign", "perp", "target")
 
@@ -61,7 +62,8 @@ def fgsm(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> torc
     """sign(∇ₓ CE(model(x), y)) [N, C, H, W], normalised; no gradient reaches the parameters."""
     dev = next(model.parameters()).device
     out = []
-    for i in range(0, len(x), batch_size):
+    for i in tqdm(range(0, len(x), batch_size), desc=f"fgsm {getattr(model, 'name', '')}", leave=False,
+                  disable=len(x) <= batch_size):
         xb = x[i:i + batch_size].to(dev).detach().requires_grad_(True)
         loss = F.cross_entropy(model(xb).float(), y[i:i + batch_size].to(dev), reduction="sum")
         (g,) = torch.autograd.grad(loss, xb)  # only w.r.t. the input: parameters' .grad untouched

@@ -252,10 +252,11 @@ class CurvModel(nn.Module):
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the weights (for cache keys): the weight file's hash, else the source
-        (``timm:<name>:pretrained`` / ``timm:<name>:random``), else the name."""
+        """Identifies the weights (for cache keys): the weight file's (or loaded state's) sha256,
+        with the timm pretrained tag where there is one; else the source; else the name."""
         if "sha256" in self.card:
-            return self.card["sha256"][:16]
+            tag = self.card.get("tag")
+            return f"{tag}:{self.card['sha256'][:16]}" if tag else self.card["sha256"][:16]
         return self.card.get("source", self.name)
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
@@ -361,10 +362,64 @@ def load_paper(name: str, checkpoint: str | Path | None = None, weights: str = "
                 f"or `--checkpoint {name}=PATH` on the command line.") from None
     cfg = resolve_data_config({}, model=net)
     model = CurvModel(net, cfg["mean"], cfg["std"], name, tuple(cfg["input_size"]))
-    model.card = {"source": str(checkpoint) if checkpoint else f"timm:{name}:{weights}"}
-    if checkpoint is not None:
-        model.card["sha256"] = file_sha256(checkpoint)
+    model.card = weights_card(net, name, "checkpoint" if checkpoint is not None else weights, checkpoint)
     return model.eval().requires_grad_(False)
+
+
+def state_sha256(net: nn.Module) -> str:
+    """sha256 of a network's state (names, dtypes, shapes and bytes of every tensor, in order)."""
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _hub_file(net: nn.Module) -> Path | None:
+    """The weight file timm read from the Hugging Face cache for a pretrained net, if it is there."""
+    hub = (getattr(net, "pretrained_cfg", None) or {}).get("hf_hub_id")
+    if not hub:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - timm depends on huggingface_hub
+        return None
+    for fname in ("model.safetensors", "pytorch_model.bin"):
+        got = try_to_load_from_cache(hub, fname)
+        if isinstance(got, str):
+            return Path(got)
+    return None
+
+
+def weights_card(net: nn.Module, name: str, weights: str, checkpoint: Path | None = None) -> dict:
+    """What identifies a paper model's weights: timm name + pretrained tag + the weight file's
+    sha256 (a local checkpoint, or the file timm read from the Hugging Face cache), else the sha256
+    of the loaded state (random init, or a file not found in the cache)."""
+    cfg = getattr(net, "pretrained_cfg", None) or {}
+    tag = cfg.get("tag") if weights == "pretrained" else None
+    timm_name = f"{cfg.get('architecture', name)}.{tag}" if tag else name
+    file = checkpoint if checkpoint is not None else (_hub_file(net) if weights == "pretrained" else None)
+    if file is not None:
+        digest, what = file_sha256(file), "file sha256"
+    else:
+        digest, what = state_sha256(net), "state sha256"
+    source = str(checkpoint) if checkpoint is not None else f"timm:{name}:{weights}"
+    return {"source": source, "weights": weights, "timm_name": timm_name, "tag": tag, "sha256": digest,
+            "sha256_of": what,
+            "identity": f"{timm_name} ({weights}{': ' + Path(str(checkpoint)).name if checkpoint else ''}), "
+                        f"{what} {digest[:16]}"}
+
+
+def identity(model: "CurvModel") -> str:
+    """One line naming a loaded model's weights (paper: timm name + tag + sha256; embedded: the
+    shipped file's sha256)."""
+    card = getattr(model, "card", {}) or {}
+    if "identity" in card:
+        return card["identity"]
+    if "sha256" in card:
+        return f"{model.name} (curvbook weights), file sha256 {card['sha256'][:16]}"
+    return f"{model.name} ({card.get('source', 'unknown weights')})"
 
 
 def load(name: str, profile: Profile, checkpoint: str | Path | None = None,

@@ -204,6 +204,10 @@ def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refres
     exp = get(name)
     params = params_for(name, profile, **params)
     model = models.load(model_name, profile, checkpoint=checkpoint)
+    if profile.dataset == "imagenet":  # a wrong label arrangement / weights stop here, not in a figure
+        from . import sanity
+
+        sanity.require_accuracy(model, profile)
     key = cache_key(name, model, profile, params)
     context = exp.prepare(model_name, profile, params, checkpoint) if exp.prepare else None
 

@@ -66,7 +66,7 @@ def image_folder(tmp_path):
 
     rng = np.random.default_rng(0)
     root = tmp_path / "val"
-    for cls in ("n000", "n001"):
+    for cls in ("n01440764", "n01443537"):
         (root / cls).mkdir(parents=True)
         for i in range(3):
             arr = rng.integers(0, 256, (300, 260, 3), dtype=np.uint8)

@@ -1,0 +1,173 @@
+"""A check that catches a wrong setup before it produces a wrong book.
+
+Before an experiment computes anything on an ImageNet profile, each pretrained model is evaluated
+on the first ``N_CHECK`` images of the profile's folder and its top-1 is compared with what those
+weights reach on ImageNet val according to timm's own results table (:data:`REFERENCE_TOP1`). Far
+below it — the upper end of a 99 % Wilson interval of the measured top-1 under the reference less
+``MAX_DROP`` — the run stops with :class:`SetupError`, naming the likely causes: labels (a folder
+arrangement curvlib read wrongly), preprocessing, or other weights. The tolerance is wide on
+purpose: ImageNet-V2 scores ~10 points under ImageNet val, a subset such as Imagenette above it,
+and a local checkpoint of the same architecture may be a different training run; shuffled labels
+(≈ 0.1 %) or a broken pipeline are caught all the same.
+
+Random-init weights (``profile.weights == "random"``, tests and benchmarks) have no reference and
+are not checked; ``profile.check_accuracy = False`` (``CURVLIB_CHECK_ACCURACY=0``,
+``--no-accuracy-check``) turns the check off for a run that knows better. The outcome is cached
+like an experiment (keyed by the weights and the data), so it runs once per model and folder.
+"""
+from __future__ import annotations
+
+import math
+
+from . import cache
+from .config import Profile, require
+
+#: timm's published ImageNet-val top-1 (%) of the weights ``timm.create_model(name, pretrained=True)``
+#: loads (timm 1.0: the default pretrained tag), with the resolution timm evaluated at.
+REFERENCE_TOP1 = {
+    "resnet50": ("resnet50.a1_in1k", 81.214, "288 px, crop 1.0 (timm's test size; curvlib evaluates at 224 px)"),
+    "mobilenetv2_100": ("mobilenetv2_100.ra_in1k", 72.976, "224 px, crop 0.875"),
+    "vit_base_patch16_224": ("vit_base_patch16_224.augreg2_in21k_ft_in1k", 85.096, "224 px, crop 0.9"),
+    "swin_tiny_patch4_window7_224": ("swin_tiny_patch4_window7_224.ms_in1k", 81.376, "224 px, crop 0.9"),
+}
+#: Where :data:`REFERENCE_TOP1` comes from.
+SOURCE = ("timm's results table, github.com/huggingface/pytorch-image-models results/results-imagenet.csv "
+          "(commit 0173a139)")
+#: Images evaluated (the profile's seeded subset, the same for every model).
+N_CHECK = 256
+#: Allowed drop (in top-1 points) below the reference before a run stops.
+MAX_DROP = 20.0
+#: Confidence of the interval the decision uses.
+LEVEL = 0.99
+
+
+class SetupError(RuntimeError):
+    """The data, preprocessing or weights are not what the experiment assumes."""
+
+
+def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval (fractions) for k successes in n trials."""
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 ≤ k ≤ n and n ≥ 1, got k={k}, n={n}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def judge(correct: int, n: int, reference: float, max_drop: float = MAX_DROP, level: float = LEVEL) -> dict:
+    """The decision for ``correct`` of ``n`` images against a reference top-1 (%): ``ok`` unless the
+    interval's upper end is below ``reference − max_drop``. Returns top1, lo, hi (%), threshold, ok."""
+    lo, hi = wilson(correct, n, level)
+    threshold = reference - max_drop
+    return {"n": n, "top1": 100 * correct / n, "lo": 100 * lo, "hi": 100 * hi, "reference": reference,
+            "threshold": threshold, "ok": bool(100 * hi >= threshold)}
+
+
+def reference_for(model) -> tuple[str, float, str] | None:
+    """(weights tag, top-1 %, how timm measured it) for a loaded paper model, or None (random init)."""
+    card = getattr(model, "card", {})
+    if card.get("weights") == "random":
+        return None
+    return REFERENCE_TOP1.get(model.name)
+
+
+def _measure(model, profile: Profile, n: int) -> dict:
+    from . import data
+    from .inference import predict
+
+    x, y = data.test_set(profile, n=n, model_name=model.name)
+    pred = predict(model, x, profile.batch_size, progress=True, desc=f"accuracy check {model.name}").argmax(-1)
+    return {"correct": int((pred == y).sum()), "n": len(y)}
+
+
+def check(model, profile: Profile, n: int = N_CHECK, refresh: bool = False) -> dict | None:
+    """Measure a loaded ImageNet model's top-1 on the profile's first ``n`` images (cached) and judge it
+    against :data:`REFERENCE_TOP1`; None where there is no reference (random init, unknown model)."""
+    profile = require(profile)
+    ref = reference_for(model)
+    if ref is None or profile.dataset != "imagenet":
+        return None
+    tag, top1, how = ref
+    key = {"n": n, **profile.data_identity(), "weights": model.fingerprint}
+    got = cache.cached("accuracy_check", model.name, key, lambda: _measure(model, profile, n), profile=profile,
+                       refresh=refresh)
+    out = judge(got["correct"], got["n"], top1)
+    return {**out, "model": model.name, "reference_weights": tag, "reference_how": how,
+            "weights": model.card.get("identity", model.fingerprint)}
+
+
+def message(result: dict, profile: Profile) -> str:
+    """Why a run stopped, and what to look at."""
+    return (f"{result['model']}: top-1 {result['top1']:.1f} % on the first {result['n']} images of {profile.data_dir} "
+            f"({LEVEL:.0%} interval up to {result['hi']:.1f} %), but the weights it was given "
+            f"({result['weights']}) should reach about {result['reference']:.1f} % on ImageNet val "
+            f"({result['reference_weights']}, {result['reference_how']}; {SOURCE}); the run stops below "
+            f"{result['threshold']:.1f} %. Likely causes: (1) labels — class folders must be named by WordNet id "
+            "(n01440764 …) or by ImageNet-1k index (0 … 999), one folder per class, images of that class inside; "
+            "(2) preprocessing — images must be ordinary RGB photos (curvlib resizes, crops and normalises them "
+            "itself: do not give it normalised or pre-cropped tensors); (3) weights — another checkpoint than "
+            "the timm default. If you know the data is right (e.g. a deliberately hard subset), rerun with "
+            "--no-accuracy-check or CURVLIB_CHECK_ACCURACY=0.")
+
+
+def require_accuracy(model, profile: Profile) -> dict | None:
+    """:func:`check`, raising :class:`SetupError` (see :func:`message`) when the model is far below its
+    reference; does nothing when ``profile.check_accuracy`` is off."""
+    profile = require(profile)
+    if not profile.check_accuracy:
+        return None
+    result = check(model, profile)
+    if result is not None and not result["ok"]:
+        raise SetupError(message(result, profile))
+    return result
+
+
+def assert_reference_tags() -> None:
+    """The default pretrained tag timm would load for each paper model is the one :data:`REFERENCE_TOP1`
+    describes (a newer timm may change it; then the reference must be looked up again)."""
+    import timm
+
+    for name, (tag, _, _) in REFERENCE_TOP1.items():
+        cfg = timm.create_model(name, pretrained=False).pretrained_cfg
+        got = f"{cfg.get('architecture', name)}.{cfg.get('tag')}"
+        if got != tag:
+            raise AssertionError(f"timm's default weights for {name} are {got}, the reference describes {tag}")
+
+
+def summary_table(results: list[dict]):
+    """The checks as a small table (model, measured top-1 with interval, reference, verdict)."""
+    import pandas as pd
+
+    rows = [{"model": r["model"], "weights": r["weights"], "n": r["n"],
+             "top-1 %": f"{r['top1']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}]",
+             "timm reference %": f"{r['reference']:.1f} ({r['reference_weights']})",
+             "check": "passed" if r["ok"] else "FAILED"} for r in results if r is not None]
+    return pd.DataFrame(rows)
+
+
+def setup_summary(profile: Profile) -> str:
+    """One line per model of ``profile``: the weights' identity (timm name + pretrained tag + sha256,
+    or the shipped file's sha256) and, on ImageNet profiles, the accuracy check's outcome — printed
+    at the top of every chapter so a page says which weights and data produced it."""
+    from . import models
+
+    profile = require(profile)
+    lines = []
+    for name in profile.models:
+        model = models.load(name, profile, device="cpu")
+        line = f"  {name}: {models.identity(model)}"
+        if profile.dataset == "imagenet":
+            r = check(model, profile) if profile.check_accuracy else None
+            if r is not None:
+                line += (f"; top-1 {r['top1']:.1f} % [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} images vs timm's "
+                         f"{r['reference']:.1f} %: check {'passed' if r['ok'] else 'FAILED'}")
+            else:
+                line += ("; no accuracy check (random-init weights have no reference)" if profile.check_accuracy
+                         else "; accuracy check switched off")
+        lines.append(line)
+    data = str(profile.data_dir) if profile.data_dir else "the shipped Fashion-MNIST test set"
+    return f"weights ({profile.name} profile, data: {data}):\n" + "\n".join(lines)
