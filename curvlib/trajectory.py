@@ -420,7 +420,7 @@ _ACTIVATIONS = ("ReLU", "ReLU6", "GELU", "LeakyReLU", "SiLU")
 
 
 @torch.inference_mode()
-def kinks(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500) -> torch.Tensor:
+def kinks(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, progress: bool = False) -> torch.Tensor:
     """Activation switches along each path: between successive points of the grid eps [S], how many
     activation units change sign (for ReLU6 also cross 6) — the kinks a piecewise-linear network's
     path goes through. x [N, C, H, W], d [N, …] or [M, N, …] → counts [(M,) N, S − 1] (int64). Read
@@ -431,7 +431,7 @@ def kinks(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500) -
     dev = model_device(model)
     paths_per_batch = max(1, batch_size // S)
     counts = []
-    for i in tqdm(range(0, M * N, paths_per_batch), desc="kinks", leave=False, disable=M * N <= paths_per_batch):
+    for i in tqdm(range(0, M * N, paths_per_batch), desc="kinks", leave=False, disable=not progress):
         states = []
 
         def hook(m, inp):
@@ -552,9 +552,10 @@ def _curvature_part(model, profile, shard, context, *, n_images, n_directions, n
         z = torch.empty(0, len(x), len(eps))
         return {"kappa": z, "omega": z, "speed": z, "kinks": torch.empty(0, len(x), len(eps) - 1, dtype=torch.long),
                 "block_omega": torch.empty(0, len(names), len(x), len(eps)), "block_names": names}
-    c = curvature(model, x, d, eps, batch_size=max(1, profile.batch_size // 2), blocks=True, progress=True)
+    long = profile.dataset == "imagenet"  # progress bars where the loops take minutes (224 px models)
+    c = curvature(model, x, d, eps, batch_size=max(1, profile.batch_size // 2), blocks=True, progress=long)
     return {"kappa": c["kappa"], "omega": c["omega"], "speed": c["speed"],
-            "kinks": kinks(model, x, d, eps, profile.batch_size),
+            "kinks": kinks(model, x, d, eps, profile.batch_size, progress=long),
             "block_omega": c["block_omega"].transpose(0, 1), "block_names": names}
 
 
