@@ -86,7 +86,7 @@ def _margin(model, xs, ys, dev):
 DEFAULT_BUDGET = 24
 #: March: the first probe (× eps_max), the growth cap of each step (ε ≤ GROWTH·lo) and the largest step (× eps_max).
 FIRST_STEP = 1 / 256
-GROWTH = 4.0
+GROWTH = 16.0
 MAX_STEP = 1 / 8
 #: March: step past the secant's predicted crossing by this fraction (a wrong point closes a tight bracket) …
 OVERSHOOT = 0.25
@@ -97,6 +97,9 @@ SAFE_STEP = 1.0
 CONE = 1.0
 #: … where L is a recent slope: each probe multiplies it by SLOPE_MEMORY before adding the new chords.
 SLOPE_MEMORY = 0.5
+#: Refinement: a probe within tol' of a bracket end goes to CLOSE·tol' from it (a bracket ≤ tol' if its outcome
+#: is the one the margins predict).
+CLOSE = 0.999
 #: Gaps narrower than RESOLUTION·eps_max are joined without a look (islands that narrow may be missed).
 RESOLUTION = 5e-4
 
@@ -138,7 +141,7 @@ def itp_point(lo, hi, m_lo, m_hi, kappa1, kappa2: float = 2.0):
 
 
 #: Refinement: iterations allowed beyond bisection's count for the first bracket (ITP's n₀).
-ITP_SLACK = 1
+ITP_SLACK = 5
 
 
 def _check_grid(grid) -> tuple[float, ...] | None:
@@ -306,10 +309,13 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
         if caps is not None:
             nxt = caps[torch.searchsorted(caps, lo + tiny, right=True).clamp_max(len(caps) - 1)]
             q = torch.minimum(q, nxt)
-        # refinement: ITP's point, no further from lo than the safe step
+        # refinement: ITP's point, moved to tol from an end it falls within tol of (one probe may then close
+        # the bracket), no further from lo than the safe step or tol
         w0 = st["w0"][act]
         q_itp = itp_point(lo, hi, m_lo, st["m_hi"][act].clamp_max(0), ITP_KAPPA1 / w0)
-        q = torch.where(bracket, torch.minimum(q_itp, lo + safe), q)
+        q_itp = torch.where(q_itp - lo <= tol_p, lo + CLOSE * tol_p,
+                            torch.where(hi - q_itp <= tol_p, hi - CLOSE * tol_p, q_itp))
+        q = torch.where(bracket, torch.minimum(q_itp, lo + torch.clamp_min(safe, tol_p)), q)
         # a pending point: probe where the cones of slope L from lo and from it meet (the deepest dip)
         mp = st["m_pend"][act].clamp_min(0)
         q_gap = (lo + pend) / 2 + (m_lo - mp) / (2 * L.clamp_min(1e-30))
