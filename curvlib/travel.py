@@ -56,7 +56,7 @@ from .inference import model_device
 
 STATUSES = ("crossed", "never", "misclassified_at_start")
 #: ITP truncation κ1 (× 1 / initial bracket width): smaller trusts the interpolation more.
-ITP_KAPPA1 = 0.2
+ITP_KAPPA1 = 0.05
 
 
 def positions(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
@@ -94,7 +94,7 @@ OVERSHOOT = 0.25
 SAFE_STEP = 1.0
 #: A correct probe b is joined to the last accepted one a only if m(a) + m(b) ≥ CONE·L·(b − a): otherwise the margin
 #: could have dipped below 0 between them at a slope already seen on this path, and the gap is searched first.
-CONE = 1.0
+CONE = 0.5
 #: … where L is a recent slope: each probe multiplies it by SLOPE_MEMORY before adding the new chords.
 SLOPE_MEMORY = 0.5
 #: Refinement: a probe within tol' of a bracket end goes to CLOSE·tol' from it (a bracket ≤ tol' if its outcome
