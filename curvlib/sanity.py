@@ -159,15 +159,15 @@ def setup_summary(profile: Profile) -> str:
     lines = []
     for name in profile.models:
         model = models.load(name, profile, device="cpu")
-        line = f"  {name}: {models.identity(model)}"
+        line = "  " + models.identity(model).replace("), ", ")\n      ", 1)  # name (weights) / sha256 on two lines
         if profile.dataset == "imagenet":
             r = check(model, profile) if profile.check_accuracy else None
             if r is not None:
-                line += (f"; top-1 {r['top1']:.1f} % [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} images vs timm's "
-                         f"{r['reference']:.1f} %: check {'passed' if r['ok'] else 'FAILED'}")
+                line += (f"\n      top-1 {r['top1']:.1f} % [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} images vs "
+                         f"timm's {r['reference']:.1f} %: check {'passed' if r['ok'] else 'FAILED'}")
             else:
-                line += ("; no accuracy check (random-init weights have no reference)" if profile.check_accuracy
-                         else "; accuracy check switched off")
+                line += ("\n      no accuracy check (random-init weights have no reference)" if profile.check_accuracy
+                         else "\n      accuracy check switched off")
         lines.append(line)
     data = str(profile.data_dir) if profile.data_dir else "the shipped Fashion-MNIST test set"
     return f"weights ({profile.name} profile, data: {data}):\n" + "\n".join(lines)

@@ -235,6 +235,6 @@ def test_paper_lite_end_to_end_then_a_chapter_from_the_cache(tmp_path):
     assert not list((book / "_build" / "html" / "reports").glob("*.log")) if (
         book / "_build" / "html" / "reports").exists() else True
     html = (book / "_build" / "html" / "calibration.html").read_text()
-    assert "profile: paper-lite" in html and "vit_base_patch16_224 (random), state sha256" in html
+    assert "profile: paper-lite" in html and "vit_base_patch16_224 (random)" in html and "state sha256" in html
     after = sorted((tmp_path / "cache").rglob(f"*{cache.SUFFIX}"))
     assert after == entries  # the chapter read the cache; it computed nothing new
