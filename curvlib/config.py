@@ -5,8 +5,8 @@ the device and the numeric mode. Library functions take it as an argument; :func
 is the only place that reads the environment (so a notebook, the CLI and a test all configure
 curvlib the same way: build a profile, pass it on). Sample sizes are never literals in chapters,
 so the same notebook runs in seconds on CI (``smoke``), in minutes on a laptop CPU (``embedded``),
-on the paper's four ImageNet models in about an hour on a laptop CPU (``paper-lite``: fewer images
-and directions) and at the paper's scale on a GPU (``paper``).
+on the paper's four ImageNet models on a laptop CPU (``paper-lite``: fewer images and directions;
+the README gives its measured run time) and at the paper's scale on a GPU (``paper``).
 
 Environment variables read by :func:`get_profile` (all optional):
 
@@ -224,7 +224,7 @@ def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, *
     settings = dict(
         device=env.get("CURVLIB_DEVICE", "").strip() or _default_device(),
         cache_dir=Path(env.get("CURVLIB_CACHE", "").strip() or DEFAULT_CACHE),
-        data_dir=Path(data) if data else None,
+        data_dir=Path(data).expanduser().resolve() if data else None,  # chapters run with book/ as their cwd
         model_dir=Path(env.get("CURVLIB_MODEL_DIR", "").strip() or MODEL_DIR),
         checkpoints=parse_checkpoints(env.get("CURVLIB_CHECKPOINTS", "")),
         weights=env.get("CURVLIB_WEIGHTS", "").strip() or "pretrained",

@@ -1,19 +1,22 @@
 """A check that catches a wrong setup before it produces a wrong book.
 
 Before an experiment computes anything on an ImageNet profile, each pretrained model is evaluated
-on the first ``N_CHECK`` images of the profile's folder and its top-1 is compared with what those
-weights reach on ImageNet val according to timm's own results table (:data:`REFERENCE_TOP1`). Far
-below it — the upper end of a 99 % Wilson interval of the measured top-1 under the reference less
-``MAX_DROP`` — the run stops with :class:`SetupError`, naming the likely causes: labels (a folder
-arrangement curvlib read wrongly), preprocessing, or other weights. The tolerance is wide on
+on a seeded sample of ``N_CHECK`` images of the profile's folder (the same for every model) and its
+top-1 is compared with what those weights reach on ImageNet val according to timm's own results
+table (:data:`REFERENCE_TOP1`). Far below it — the upper end of a 99 % Wilson interval of the
+measured top-1 under the reference less ``MAX_DROP`` — the run stops with :class:`SetupError`,
+naming the likely causes: labels (a folder arrangement curvlib read wrongly), preprocessing, or
+other weights. The tolerance is wide on
 purpose: ImageNet-V2 scores ~10 points under ImageNet val, a subset such as Imagenette above it,
 and a local checkpoint of the same architecture may be a different training run; shuffled labels
-(≈ 0.1 %) or a broken pipeline are caught all the same.
+(≈ 0.1 %) or a broken pipeline are caught all the same — but only gross errors are: on an easy
+subset such as Imagenette (≈ 90 %+) a pipeline losing 30 points still passes.
 
 Random-init weights (``profile.weights == "random"``, tests and benchmarks) have no reference and
 are not checked; ``profile.check_accuracy = False`` (``CURVLIB_CHECK_ACCURACY=0``,
 ``--no-accuracy-check``) turns the check off for a run that knows better. The outcome is cached
-like an experiment (keyed by the weights and the data), so it runs once per model and folder.
+like an experiment (keyed by the weights, the folder's class map and sampled files, and the code),
+so it runs once per model and folder and again whenever any of those changes.
 """
 from __future__ import annotations
 
@@ -92,7 +95,10 @@ def check(model, profile: Profile, n: int = N_CHECK, refresh: bool = False) -> d
     if ref is None or profile.dataset != "imagenet":
         return None
     tag, top1, how = ref
-    key = {"n": n, **profile.data_identity(), "weights": model.fingerprint}
+    from .runner import COMMON_CODE, code_fingerprint
+
+    key = {"n": n, **profile.data_identity(), "weights": model.fingerprint, "folder": _folder_signature(profile, n),
+           "code": code_fingerprint(COMMON_CODE + ("sanity",))}
     got = cache.cached("accuracy_check", model.name, key, lambda: _measure(model, profile, n), profile=profile,
                        refresh=refresh)
     out = judge(got["correct"], got["n"], top1)
@@ -100,9 +106,37 @@ def check(model, profile: Profile, n: int = N_CHECK, refresh: bool = False) -> d
             "weights": model.card.get("identity", model.fingerprint)}
 
 
+def _folder_signature(profile: Profile, n: int) -> str:
+    """A hash of the folder's class → index map and the sampled files (relative paths and sizes), so
+    a renamed or refilled folder at the same path is checked again."""
+    import hashlib
+    import os
+
+    from . import data
+
+    ds = data.imagefolder(profile.data_dir, n=n, transform=lambda im: im)
+    base = ds.dataset if hasattr(ds, "dataset") else ds
+    idx = ds.indices if hasattr(ds, "indices") else range(len(base))
+    h = hashlib.sha256(repr(sorted(base.class_to_idx.items())).encode())
+    for i in idx:
+        path, target = base.samples[i]
+        h.update(f"{os.path.relpath(path, profile.data_dir)}:{os.path.getsize(path)}:{target};".encode())
+    return h.hexdigest()[:16]
+
+
+def why_unchecked(name: str, profile: Profile) -> str:
+    """Why a model of an ImageNet profile is not checked (for the CLI and the pages)."""
+    if not profile.check_accuracy:
+        return "accuracy check switched off"
+    if profile.weights == "random":
+        return "no accuracy check (random-init weights have no reference)"
+    return f"no accuracy check (no published top-1 recorded for {name} in curvlib.sanity.REFERENCE_TOP1)"
+
+
 def message(result: dict, profile: Profile) -> str:
     """Why a run stopped, and what to look at."""
-    return (f"{result['model']}: top-1 {result['top1']:.1f} % on the first {result['n']} images of {profile.data_dir} "
+    return (f"{result['model']}: top-1 {result['top1']:.1f} % on a seeded sample of {result['n']} images of "
+            f"{profile.data_dir} "
             f"({LEVEL:.0%} interval up to {result['hi']:.1f} %), but the weights it was given "
             f"({result['weights']}) should reach about {result['reference']:.1f} % on ImageNet val "
             f"({result['reference_weights']}, {result['reference_how']}; {SOURCE}); the run stops below "
@@ -166,8 +200,7 @@ def setup_summary(profile: Profile) -> str:
                 line += (f"\n      top-1 {r['top1']:.1f} % [{r['lo']:.1f}, {r['hi']:.1f}] on {r['n']} images vs "
                          f"timm's {r['reference']:.1f} %: check {'passed' if r['ok'] else 'FAILED'}")
             else:
-                line += ("\n      no accuracy check (random-init weights have no reference)" if profile.check_accuracy
-                         else "\n      accuracy check switched off")
+                line += "\n      " + why_unchecked(name, profile)
         lines.append(line)
     data = str(profile.data_dir) if profile.data_dir else "the shipped Fashion-MNIST test set"
     return f"weights ({profile.name} profile, data: {data}):\n" + "\n".join(lines)
