@@ -150,6 +150,14 @@ def test_accuracy_check_stops_a_run_with_shuffled_labels(arranged, tmp_path, mon
     # … unless the user overrides it
     assert _run_calibration(bad, ck, tmp_path / "bad", "--no-accuracy-check") == 0
     assert "switched off" in capsys.readouterr().out
+    # a folder relabelled in place (same path, same cache) is checked again, not served the old pass
+    same = tmp_path / "same"
+    shutil.copytree(good, same)
+    assert _run_calibration(same, ck, tmp_path / "same_cache") == 0
+    shutil.rmtree(same)
+    shutil.copytree(bad, same)
+    assert _run_calibration(same, ck, tmp_path / "same_cache") == 2
+    assert "stopped before any experiment" in capsys.readouterr().err
 
 
 def test_random_weights_are_not_checked(arranged, tmp_path):
@@ -182,6 +190,12 @@ def test_weights_identity_names_timm_tag_and_hash(tmp_path, arranged):
     calibration.predictions("resnet18", prof)
     side = json.loads(next(tmp_path.rglob("calibration/*.json")).read_text())
     assert side["params"]["weights"] == m.fingerprint == m.card["sha256"][:16]
+
+
+def test_relative_data_paths_are_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = config.get_profile("paper-lite", env={"CURVLIB_DATA": "imagenette2-320/val"})
+    assert p.data_dir == tmp_path / "imagenette2-320" / "val" and p.data_dir.is_absolute()
 
 
 def test_sizes_from_the_environment():
