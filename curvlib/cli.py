@@ -53,7 +53,7 @@ def profile_from_args(a, error):
     from .config import get_profile, parse_checkpoints
 
     changes = {f: getattr(a, f) for f in SIZES if getattr(a, f) is not None}
-    for flag, field in (("data", "data_dir"), ("device", "device"), ("cache", "cache_dir"), ("weights", "weights")):
+    for flag, field in (("device", "device"), ("cache", "cache_dir"), ("weights", "weights")):
         if getattr(a, flag) is not None:
             changes[field] = getattr(a, flag)
     if a.data is not None:  # the same absolute path as CURVLIB_DATA gives (and the same cache keys)

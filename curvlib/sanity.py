@@ -6,11 +6,11 @@ top-1 is compared with what those weights reach on ImageNet val according to tim
 table (:data:`REFERENCE_TOP1`). Far below it — the upper end of a 99 % Wilson interval of the
 measured top-1 under the reference less ``MAX_DROP`` — the run stops with :class:`SetupError`,
 naming the likely causes: labels (a folder arrangement curvlib read wrongly), preprocessing, or
-other weights. The tolerance is wide on
-purpose: ImageNet-V2 scores ~10 points under ImageNet val, a subset such as Imagenette above it,
-and a local checkpoint of the same architecture may be a different training run; shuffled labels
-(≈ 0.1 %) or a broken pipeline are caught all the same — but only gross errors are: on an easy
-subset such as Imagenette (≈ 90 %+) a pipeline losing 30 points still passes.
+other weights. The tolerance is wide on purpose: ImageNet-V2 scores ~10 points under ImageNet
+val, a subset such as Imagenette above it, and a local checkpoint of the same architecture may be
+a different training run; shuffled labels (≈ 0.1 %) or a broken pipeline are caught all the same
+— but only gross errors are: on an easy subset such as Imagenette (≈ 90 %+) a pipeline losing 30
+points still passes.
 
 Random-init weights (``profile.weights == "random"``, tests and benchmarks) have no reference and
 are not checked; ``profile.check_accuracy = False`` (``CURVLIB_CHECK_ACCURACY=0``,
@@ -170,17 +170,6 @@ def assert_reference_tags() -> None:
         got = f"{cfg.get('architecture', name)}.{cfg.get('tag')}"
         if got != tag:
             raise AssertionError(f"timm's default weights for {name} are {got}, the reference describes {tag}")
-
-
-def summary_table(results: list[dict]):
-    """The checks as a small table (model, measured top-1 with interval, reference, verdict)."""
-    import pandas as pd
-
-    rows = [{"model": r["model"], "weights": r["weights"], "n": r["n"],
-             "top-1 %": f"{r['top1']:.1f} [{r['lo']:.1f}, {r['hi']:.1f}]",
-             "timm reference %": f"{r['reference']:.1f} ({r['reference_weights']})",
-             "check": "passed" if r["ok"] else "FAILED"} for r in results if r is not None]
-    return pd.DataFrame(rows)
 
 
 def setup_summary(profile: Profile) -> str:
