@@ -17,6 +17,7 @@ from curvlib import models
 from curvlib.config import PAPER_MODELS, get_profile
 from curvlib.direction import direction
 from curvlib.inference import auto_batch_size, predict
+from curvlib.runner import float32_exact
 from curvlib.trajectory import probe_line
 from curvlib.travel import travel
 
@@ -98,4 +99,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with float32_exact():  # as every cached result is computed (no TF32: runner.float32_exact)
+        main()

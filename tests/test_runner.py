@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 
 from curvlib import cli, runner
 from curvlib.config import get_profile
@@ -57,6 +58,31 @@ def test_code_fingerprint_ignores_docstrings_and_comments_only():
     assert runner.code_fingerprint(("travel",)) != runner.code_fingerprint(("calibration",))
 
 
+#: Source with what Python versions tokenize or dump differently: f-strings (split into pieces from
+#: 3.12), nested f-strings, generic-free defs and classes (3.12's ast.dump adds type_params), and
+#: non-ASCII text before a docstring (ast counts bytes, tokenize characters).
+VERSIONED = (
+    'class C:\n    """Doc ε."""\n    x = 1\n\n\n'
+    'def f(θ, w=3):  # ε\n    """Doc θ."""\n    s = f"{θ!r:>{w}} {f\'{w}\'} é"\n'
+    '    return (s,\n            "plain" "joined")\n')
+
+
+def test_source_fingerprint_is_the_same_on_every_python_version():
+    """Pinned: the value Python 3.11 (here) and Python 3.12 (the GPU machine) both give."""
+    assert runner.source_fingerprint(VERSIONED) == "69793c364b7536ed"
+
+
+def test_source_fingerprint_ignores_layout_but_not_code():
+    base = runner.source_fingerprint(VERSIONED)
+    relaid = VERSIONED.replace("(s,\n            ", "(s, ").replace("x = 1\n", "x = 1\n\n# note\n")
+    assert runner.source_fingerprint(relaid) == base
+    undocumented = VERSIONED.replace('    """Doc θ."""\n', "")
+    assert runner.source_fingerprint(undocumented) == base
+    for changed in (VERSIONED.replace("w=3", "w=4"), VERSIONED.replace(":>{w}", ":<{w}"),
+                    VERSIONED.replace('"plain"', '"Plain"'), VERSIONED.replace("    x = 1", "    x = 1\n    y = 2")):
+        assert runner.source_fingerprint(changed) != base, changed
+
+
 @pytest.fixture
 def toy_experiment():
     calls = []
@@ -65,6 +91,7 @@ def toy_experiment():
                        summary=lambda df: f"sum {int(df.value.sum())}")
     def _toy(model, profile, shard, context, *, n, offset):
         calls.append(shard)
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         rank, size = shard or (0, 1)
         idx = list(range(rank, n, size))
         return pd.DataFrame({"index": idx, "value": [i + offset for i in idx]})
@@ -75,10 +102,12 @@ def toy_experiment():
 
 def test_a_registered_experiment_is_cached_and_reachable_from_the_cli(toy_experiment, tmp_path, capsys):
     p = get_profile("smoke", env={}, cache_dir=tmp_path, device="cpu")
-    df = runner.run("toy", "resnet", p)
+    tf32 = torch.backends.cudnn.allow_tf32
+    df = runner.run("toy", "resnet", p)  # computed in full float32 (no TF32 on a GPU: see float32_exact)
     assert df.value.tolist() == [0, 1, 2] and toy_experiment == [None]
     runner.run("toy", "resnet", p)  # cached
     assert toy_experiment == [None]
+    assert torch.backends.cudnn.allow_tf32 == tf32  # restored after the computation
     # no if-chain: the CLI dispatches whatever the registry holds, with each registered call
     assert cli.main(["run", "toy", "--profile", "smoke", "--cache", str(tmp_path), "--device", "cpu",
                      "--models", "resnet"]) == 0
