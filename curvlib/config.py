@@ -21,6 +21,7 @@ Environment variables read by :func:`get_profile` (all optional):
 ``CURVLIB_AUTOCAST``     ``bf16`` to autocast forward-only passes (calibration, θ); default off
 ``CURVLIB_SIZES``        sample sizes over the profile's: ``n_travel=200,n_directions=8``
 ``CURVLIB_CHECK_ACCURACY`` ``0`` skips the top-1 check of pretrained ImageNet models (default on)
+``CURVLIB_PROGRESS``     ``text``: plain-text progress bars (book builds set it); default ``auto``
 ======================== ======================================================================
 """
 from __future__ import annotations

@@ -7,6 +7,7 @@ Jupyter Book would load every script on every page) and points Sphinx and MyST-N
 the built site needs no network; when they are not (no npm on the machine), the default CDN
 URLs stay and a warning says so.
 """
+import os
 from pathlib import Path
 
 from sphinx.util import logging
@@ -33,5 +34,8 @@ def _use_local(app, config):
 
 
 def setup(app):
+    # Chapters' kernels inherit this: curvlib's progress bars become text on the kernel's own stderr
+    # (this terminal), not ipywidgets that the static pages would show as empty boxes.
+    os.environ.setdefault("CURVLIB_PROGRESS", "text")
     app.connect("config-inited", _use_local, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
