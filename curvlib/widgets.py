@@ -11,6 +11,12 @@ in its title; :func:`mesh_flatness` tabulates it over many images.
 - :func:`live_explorer`: ipywidgets sliders (ε, steps, direction, model pair), redrawn by a kernel.
 - :func:`static_explorer`: the same figure pre-rendered for a grid of slider values, in one
   self-contained HTML block whose sliders swap frames with no kernel and no script tag.
+
+Animation of one input walking along a line, clip(x + ε_k d): :func:`walk_paths` computes each
+model's path (inputs, 2-D features, predictions, boundary crossing), :func:`plot_walk` draws
+step k; :func:`live_trajectory_player` (ipywidgets Play + step slider) and
+:func:`static_trajectory_player` (pre-rendered frames, Play/Pause buttons with inline handlers)
+play it.
 """
 from __future__ import annotations
 
@@ -119,14 +125,16 @@ def plot_plane(view: dict, ax_in, ax_rep, title: str = "", colors: dict | None =
     ax_rep.set(xlabel="PC 1 of the mesh's features", ylabel="PC 2")
 
 
-def class_legend(fig, colors: dict, names=None, star: bool = True) -> float:
-    """A legend of the class colours (only the classes in ``colors``) below the figure; returns
-    the share of the figure's height it takes (pass to ``tight_layout(rect=(0, share, 1, …))``)."""
+def class_legend(fig, colors: dict, names=None, star: bool = True, extra=()) -> float:
+    """A legend of the class colours (only the classes in ``colors``) below the figure, then the
+    star (the image x) and the ``extra`` handles; returns the share of the figure's height it
+    takes (pass to ``tight_layout(rect=(0, share, 1, …))``)."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], ls="", marker="o", ms=7, color=c, label=_name(k, names)) for k, c in colors.items()]
     if star:
         handles.append(Line2D([], [], ls="", marker="*", ms=11, color="black", label="the image x"))
+    handles += list(extra)
     ncol = min(len(handles), 5)
     rows = -(-len(handles) // ncol)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False,
@@ -210,10 +218,34 @@ def live_explorer(models: dict, x: torch.Tensor, y: torch.Tensor, steps=(0.005, 
     return W.VBox([W.HBox([step, count]), W.HBox([kind, pair]), out])
 
 
-def _png(fig) -> str:
+def _png(fig, dpi: int = 80, palette: bool = False) -> str:
+    """Base64 PNG of a figure; ``palette``: quantised to 256 colours (maximum coverage: class
+    colours and the white background kept to within a few levels; about 3× smaller)."""
     from .plots import to_png
 
-    return base64.b64encode(to_png(fig, dpi=80)).decode()
+    png = to_png(fig, dpi=dpi)
+    if palette:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        rgb = Image.open(io.BytesIO(png)).convert("RGB")
+        rgb.quantize(256, method=Image.Quantize.MAXCOVERAGE).save(buf, format="PNG", optimize=True)
+        png = buf.getvalue()
+    return base64.b64encode(png).decode()
+
+
+def _uid() -> str:
+    """A fresh element id for one self-contained HTML widget."""
+    return "cv" + uuid.uuid4().hex[:8]
+
+
+def _img(key: str, b64: str, alt: str, shown: bool) -> str:
+    """One pre-rendered frame (PNG, base64) of a static widget, found by its ``data-k``."""
+    display = "block" if shown else "none"
+    return (f'<img data-k="{key}" style="display:{display};max-width:100%" '
+            f'alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">')
 
 
 def static_explorer(render, steps, counts, label1: str = "ε step", label2: str = "steps") -> str:
@@ -225,7 +257,7 @@ def static_explorer(render, steps, counts, label1: str = "ε step", label2: str 
     steps, counts = list(steps), list(counts)
     if not steps or not counts:
         raise ValueError("need at least one value per slider")
-    uid = "cv" + uuid.uuid4().hex[:8]
+    uid = _uid()
     frames = []
     for i, s in enumerate(steps):
         for j, c in enumerate(counts):
@@ -247,10 +279,254 @@ def static_explorer(render, steps, counts, label1: str = "ε step", label2: str 
              f'<label>{html.escape(label2)} <input class="s2" type="range" min="0" max="{len(counts) - 1}" step="1" '
              f'value="{j0}" data-v="{html.escape(json.dumps([str(c) for c in counts]))}" oninput="{h}"> '
              f'<b class="l2">{counts[j0]}</b></label></div>']
-    for i, j, b64 in frames:
-        shown = "block" if (i, j) == (i0, j0) else "none"
-        parts.append(f'<img data-k="{i}_{j}" style="display:{shown};max-width:100%" '
-                     f'alt="{html.escape(label1)} {steps[i]:g}, {html.escape(label2)} {counts[j]}" '
-                     f'src="data:image/png;base64,{b64}">')
+    parts += [_img(f"{i}_{j}", b64, f"{label1} {steps[i]:g}, {label2} {counts[j]}", (i, j) == (i0, j0))
+              for i, j, b64 in frames]
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Animation: one input walking along a line, x(ε) = clip(x + ε d), and its path in each model.
+
+WALK_KINDS = ("fgsm", "random")
+
+
+def walk_paths(models: dict, x: torch.Tensor, y, kind: str = "fgsm", eps_max: float = 0.1, n: int = 16,
+               seed: int = 0) -> dict:
+    """The walk of one image x [C, H, W] (or [1, C, H, W]) in [0, 1], label ``y`` (int or one-element
+    tensor), through every model of ``models`` (name → model): inputs clip(x + ε_k d), ε_k = k·ε_max/n,
+    k = 0 … n, clipped to [0, 1] as in :func:`curvlib.trajectory.probe_line` (ε in pixel units,
+    ‖d‖ = √D). ``kind``: ``fgsm`` (each model its own direction, so each model its own inputs)
+    or ``random`` (one direction, drawn from ``seed``, shared by all models).
+
+    Returns ``eps`` [n+1], ``kind``, ``label``, ``num_classes`` and ``paths``: name → dict with
+    ``inputs`` [n+1, C, H, W], ``rep`` [n+1, 2] (the penultimate features projected onto the two
+    leading principal axes of the model's own path, :func:`curvlib.trajectory.project_2d`),
+    ``pred`` [n+1] (predicted classes) and ``crossing``: the first k whose prediction differs from
+    the label (0 if x itself is misclassified), or None if none does up to ε_max."""
+    from .trajectory import line_points, probe_line
+
+    if kind not in WALK_KINDS:
+        raise ValueError(f"unknown walk direction {kind!r}; choose one of {', '.join(WALK_KINDS)}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (number of steps) must be an integer ≥ 1, got {n!r}")
+    if not (eps_max > 0 and np.isfinite(eps_max)):
+        raise ValueError(f"eps_max must be positive and finite, got {eps_max!r}")
+    if not models:
+        raise ValueError("models is empty: pass at least one name → model")
+    if not isinstance(x, torch.Tensor) or not (x.ndim == 3 or (x.ndim == 4 and len(x) == 1)):
+        raise ValueError(f"x must be one image [C, H, W] (or [1, C, H, W]), got {getattr(x, 'shape', type(x))}")
+    yt = torch.as_tensor(y)
+    if yt.numel() != 1 or yt.is_floating_point():
+        raise ValueError(f"y must be one integer label (int or one-element tensor), got {y!r}")
+    x = x.reshape(1, *x.shape[-3:])
+    label = int(yt.reshape(()))
+    yy = torch.tensor([label])
+    eps = torch.arange(n + 1, dtype=torch.float32) * (eps_max / n)
+    shared = direction(None, x, kind="random", seed=seed) if kind == "random" else None
+    paths, num_classes = {}, 0
+    for name, model in models.items():
+        d = shared if shared is not None else direction(model, x, yy, "fgsm")
+        p = probe_line(model, x, d, eps)
+        num_classes = max(num_classes, p["logits"].shape[-1])
+        if not 0 <= label < p["logits"].shape[-1]:
+            raise ValueError(f"label {label} is not a class of {name} ({p['logits'].shape[-1]} classes)")
+        pred = p["pred"][0]
+        wrong = torch.nonzero(pred != label).flatten()
+        paths[name] = {"inputs": line_points(x, d[None], eps)[0, 0], "rep": project_2d(p["features"][0], "pca")[0],
+                       "pred": pred, "crossing": int(wrong[0]) if len(wrong) else None}
+    return {"eps": eps, "kind": kind, "label": label, "num_classes": num_classes, "paths": paths}
+
+
+def plot_walk(walk: dict, k: int, names=None, colors: dict | None = None):
+    """Frame k of a :func:`walk_paths` walk: one row per model, its input at ε_k (left) and its
+    2-D path (right): the whole path faint, the trail up to k drawn, the current point large,
+    points coloured by predicted class (legend below), the image x as a star, the first point
+    predicted ≠ label ringed once reached. ``names``: class names (:func:`class_names`);
+    ``colors``: model → colour for titles and frames (default :func:`curvlib.plots.model_colors`).
+    Returns the Figure."""
+    n = len(walk["eps"]) - 1
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+        raise ValueError(f"k must be an integer step in [0, {n}], got {k!r}")
+    fig, frame = _walk_figure(walk, names, colors)
+    frame(int(k))
+    return fig
+
+
+def _walk_figure(walk: dict, names=None, colors: dict | None = None):
+    """(Figure, frame): the parts of :func:`plot_walk` that every frame shares, drawn once, and
+    ``frame(k)``, which redraws the figure's moving parts for step k (no checks: 0 ≤ k ≤ n)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from .plots import model_colors
+
+    n, eps, label, paths = len(walk["eps"]) - 1, walk["eps"].tolist(), walk["label"], walk["paths"]
+    colors = colors or model_colors(list(paths))
+    cc = class_colors(torch.cat([p["pred"] for p in paths.values()]).numpy(), walk["num_classes"])
+    fig, axes = plt.subplots(len(paths), 2, figsize=(7.6, 3.1 * len(paths) + 0.9), squeeze=False,
+                             gridspec_kw={"width_ratios": (1, 1.7)})
+    rows = []
+    for (ax_im, ax), (name, p) in zip(axes, paths.items()):
+        mc = colors.get(name, "black")
+        imgs = p["inputs"].permute(0, 2, 3, 1).numpy()
+        imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
+        im = ax_im.imshow(imgs[0], cmap="gray", vmin=0, vmax=1)
+        xy, pred = p["rep"].numpy(), p["pred"].numpy()
+        pc = np.array([cc[int(c)] for c in pred])
+        ax.plot(xy[:, 0], xy[:, 1], color="0.85", lw=1, zorder=1)
+        ax.scatter(xy[:, 0], xy[:, 1], c=pc, s=10, alpha=0.3, edgecolors="none", zorder=2)
+        ax.scatter(*xy[0], marker="*", s=130, color="black", zorder=8)  # above the current point at k = 0
+        ax.set(xticks=[], yticks=[], xlabel="PC 1 of its own path", ylabel="PC 2")
+        ax.set_aspect("equal", adjustable="datalim")
+        for side in (*ax.spines.values(), *ax_im.spines.values()):
+            side.set(color=mc, linewidth=2)
+        ax_im.set(xticks=[], yticks=[])
+        rows.append((name, mc, ax_im, ax, im, imgs, xy, pred, pc, p["crossing"]))
+    moving = []  # the artists of the frame on show
+
+    def frame(k: int):
+        for artist in moving:
+            artist.remove()
+        moving.clear()
+        for name, mc, ax_im, ax, im, imgs, xy, pred, pc, c in rows:
+            im.set_data(imgs[k])
+            ax_im.set_title(f"{name}'s input\nε = {eps[k]:.3g} (step {k}/{n})", fontsize=9, color=mc)
+            moving.extend(ax.plot(xy[:k + 1, 0], xy[:k + 1, 1], color="0.35", lw=1.5, zorder=3))
+            moving.append(ax.scatter(xy[:k + 1, 0], xy[:k + 1, 1], c=pc[:k + 1], s=22, edgecolors="none", zorder=4))
+            moving.append(ax.scatter(*xy[k], s=170, color=pc[k], edgecolors="black", linewidths=1.2, zorder=6))
+            reached = c is not None and k >= c
+            if reached:
+                moving.append(ax.scatter(*xy[c], s=420, facecolors="none", edgecolors="black", linewidths=1.8,
+                                         zorder=7))
+            state = f"first ≠ label at ε = {eps[c]:.3g}" if reached else "label kept so far"
+            ax.set_title(f"{name}: predicted {_name(int(pred[k]), names)}\nlabel {_name(label, names)}; {state}",
+                         fontsize=9, color=mc)
+        return fig
+
+    ring = Line2D([], [], ls="", marker="o", ms=12, mfc="none", mec="black", mew=1.8,
+                  label="first prediction ≠ label")
+    fig.suptitle(f"{walk['kind']} direction" + (" (each model its own)" if walk["kind"] == "fgsm" else " (shared)")
+                 + f", ε from 0 to {eps[-1]:.3g} in {n} steps, inputs clipped to [0, 1]", fontsize=10)
+    share = class_legend(fig, cc, names, extra=(ring,))
+    frame(0)  # titles in place before the layout is fixed
+    fig.tight_layout(rect=(0, share, 1, 0.98))
+    return fig, frame
+
+
+def _per_kind(eps_max, kinds) -> dict:
+    """ε_max for each walk kind: one number for all, or a mapping kind → number."""
+    kinds = list(kinds)
+    if not kinds or any(kd not in WALK_KINDS for kd in kinds):
+        raise ValueError(f"kinds must be a non-empty selection of {', '.join(WALK_KINDS)}, got {kinds}")
+    given = eps_max if isinstance(eps_max, dict) else dict.fromkeys(kinds, eps_max)
+    missing = [kd for kd in kinds if kd not in given]
+    if missing:
+        raise ValueError(f"eps_max has no value for {', '.join(missing)}")
+    return {kd: given[kd] for kd in kinds}
+
+
+def live_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, counts=(8, 16, 24), kinds=WALK_KINDS,
+                           names=None, colors: dict | None = None, seed: int = 0, interval: int = 500):
+    """ipywidgets player (needs a running kernel): a Play button linked (``jslink``) to a step
+    slider k, a direction selector and a step count n. The walk (:func:`walk_paths`) is computed
+    once per (kind, n) and kept in ``box.walks``; moving k only redraws :func:`plot_walk`.
+    ``eps_max``: one ε_max (pixel units) or kind → ε_max; ``interval``: ms per frame. Returns the
+    VBox, with ``box.play``, ``box.step``, ``box.walks`` and ``box.drawn`` (the (kind, n, k)
+    frames drawn so far, in order)."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    eps = _per_kind(eps_max, kinds)
+    counts = [int(c) for c in counts]
+    if not counts or min(counts) < 1:
+        raise ValueError(f"counts must be step counts ≥ 1, got {counts}")
+    n0 = counts[len(counts) // 2]
+    out = W.Output()
+    play = W.Play(value=0, min=0, max=n0, interval=interval, description="play")
+    step = W.IntSlider(value=0, min=0, max=n0, description="step k")
+    W.jslink((play, "value"), (step, "value"))
+    kind = W.Dropdown(options=list(eps), value=next(iter(eps)), description="direction")
+    count = W.SelectionSlider(options=counts, value=n0, description="steps n")
+    walks, frames, drawn, busy = {}, {}, [], [False]
+
+    def redraw(*_):
+        if busy[0]:
+            return
+        key = (kind.value, count.value)
+        if key not in walks:
+            walks[key] = walk_paths(models, x, y, key[0], eps[key[0]], key[1], seed)
+            fig, frames[key] = _walk_figure(walks[key], names, colors)
+            plt.close(fig)  # redrawn in place by frames[key]; shown only through the Output
+        with out:
+            out.clear_output(wait=True)
+            display(frames[key](step.value))
+        drawn.append((*key, step.value))
+
+    def rescale(change):  # keep ε_k about where it was when n changes
+        k = round(step.value * change.new / change.old)
+        busy[0] = True
+        try:
+            play.max = step.max = change.new
+            play.value = step.value = k
+        finally:
+            busy[0] = False
+        redraw()
+
+    step.observe(redraw, names="value")
+    kind.observe(redraw, names="value")
+    count.observe(rescale, names="value")
+    redraw()
+    box = W.VBox([W.HBox([play, step]), W.HBox([kind, count]), out])
+    box.play, box.step, box.walks, box.drawn = play, step, walks, drawn
+    return box
+
+
+def static_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, n: int = 16, kinds=WALK_KINDS,
+                             names=None, colors: dict | None = None, seed: int = 0, interval: int = 500,
+                             dpi: int = 80) -> str:
+    """Self-contained HTML: every frame k = 0 … n of :func:`plot_walk` for each direction kind,
+    pre-rendered (PNG at ``dpi``), with Play / Pause buttons, a step slider and (for several
+    kinds) a direction selector. ``eps_max``: one ε_max or kind → ε_max; ``interval``: ms per
+    frame. No <script> element and no network: inline handlers only; Play keeps its timer id in
+    the block's ``data-timer`` and stops at the last frame (from there it starts again at 0)."""
+    import matplotlib.pyplot as plt
+
+    eps = _per_kind(eps_max, kinds)
+    uid = _uid()
+    frames, values = [], {}
+    for kd, e in eps.items():
+        walk = walk_paths(models, x, y, kd, e, n, seed)
+        values[kd] = [f"{v:.3g}" for v in walk["eps"].tolist()]
+        fig, frame = _walk_figure(walk, names, colors)
+        frames += [(kd, k, _png(frame(k), dpi, palette=True)) for k in range(n + 1)]
+        plt.close(fig)
+    kd0 = next(iter(eps))
+    show = (f"var r=document.getElementById('{uid}'),s=r.querySelector('.sk'),d=r.querySelector('.kd');"
+            "var kd=d?d.value:r.dataset.kind,key=kd+'_'+s.value;"
+            "r.querySelectorAll('img').forEach(function(e){e.style.display=e.dataset.k==key?'block':'none';});"
+            "r.querySelector('.lk').textContent=s.value+'/'+s.max+', ε = '+JSON.parse(r.dataset.eps)[kd][s.value];")
+    stop = f"var r=document.getElementById('{uid}');clearInterval(+r.dataset.timer);delete r.dataset.timer;"
+    start = (f"var r=document.getElementById('{uid}'),s=r.querySelector('.sk');if(r.dataset.timer)return;"
+             "if(s.value==s.max){s.value=0;s.oninput();}"
+             "r.dataset.timer=setInterval(function(){s.value=+s.value+1;s.oninput();"
+             f"if(s.value==s.max){{clearInterval(+r.dataset.timer);delete r.dataset.timer;}}}},{int(interval)});")
+    h = {name: html.escape(code, quote=True) for name, code in (("show", show), ("start", start), ("stop", stop))}
+    button = 'style="font-size:0.95em;padding:0.1em 0.8em"'
+    parts = [f'<div id="{uid}" class="curv-player" style="max-width:760px" data-kind="{kd0}" '
+             f'data-eps="{html.escape(json.dumps(values))}">',
+             '<div style="display:flex;gap:1em;align-items:center;flex-wrap:wrap;font-family:sans-serif;'
+             'font-size:0.9em">',
+             f'<button type="button" class="play" {button} onclick="{h["start"]}">▶ Play</button>',
+             f'<button type="button" class="pause" {button} onclick="{h["stop"]}">❚❚ Pause</button>',
+             f'<label>step <input class="sk" type="range" min="0" max="{n}" step="1" value="0" '
+             f'oninput="{h["show"]}"> <b class="lk">0/{n}, ε = 0</b></label>']
+    if len(eps) > 1:
+        options = "".join(f'<option value="{kd}">{kd}</option>' for kd in eps)
+        parts.append(f'<label>direction <select class="kd" onchange="{h["show"]}">{options}</select></label>')
+    parts.append("</div>")
+    parts += [_img(f"{kd}_{k}", b64, f"{kd} direction, step {k} of {n}, ε = {values[kd][k]}", (kd, k) == (kd0, 0))
+              for kd, k, b64 in frames]
     parts.append("</div>")
     return "\n".join(parts)
