@@ -219,7 +219,8 @@ def theta_bands(summary: pd.DataFrame, ax=None, title: str | None = None, x=None
     ax.plot(xs, summary["median"] * k, color="black", lw=1.2, label="median")
     ax.plot(xs, summary["mean"] * k, "o", color="#d62728", ms=2.5, label="mean")
     ax.set(xlabel="step n" if x is None else "ε", ylabel="θ (degrees)" if degrees else "θ (rad)")
-    ax.set_ylim(bottom=0)
+    ax.update_datalim([(xs[0], 0)])  # θ from 0, keeping autoscale on (shared y axes take every panel's max)
+    ax.autoscale_view()
     if title:
         ax.set_title(title, fontsize=10)
     return ax

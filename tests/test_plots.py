@@ -120,3 +120,12 @@ def test_heatmap_labels_in_model_colours():
     grid = pd.DataFrame(np.full((2, 4), 1e-3), index=["attention", "gelu"], columns=MODELS)
     ax = plots.component_heatmap(grid)
     assert [to_hex(t.get_color()) for t in ax.get_xticklabels()] == list(plots.model_colors(MODELS).values())
+
+
+def test_theta_bands_on_shared_axes_show_every_panel():
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    for ax, top in zip(axes, (0.1, 0.5)):
+        s = pd.DataFrame({"step": [1, 2, 3], "min": 0.01, "q1": 0.02, "median": 0.03, "q3": 0.04, "max": top,
+                          "mean": 0.03})
+        plots.theta_bands(s, ax=ax)
+    assert axes[0].get_ylim()[0] <= 0 and axes[0].get_ylim()[1] >= np.degrees(0.5)
