@@ -3,14 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from . import models
 
 FAMILY_COLOR = {"CNN": "#1f77b4", "Transformer": "#d62728"}
 
+#: The book's one figure style: seaborn's white "ticks" style at sizes readable in the ~800 px content
+#: column (a 9-inch figure at 100 dpi is shown at about 0.9 of its size).
+THEME = dict(style="ticks", context="notebook", font_scale=0.85,
+             rc={"figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": 11, "legend.fontsize": 8.5,
+                 "legend.title_fontsize": 9, "axes.spines.top": False, "axes.spines.right": False})
 
-def model_color(name: str) -> str:
-    return FAMILY_COLOR.get(models.family(name, default=None), "#444444")
+
+def use_theme() -> None:
+    """Apply :data:`THEME` to matplotlib (idempotent; done once when this module is imported)."""
+    sns.set_theme(**THEME)
 
 
 #: Distinct colours per model within a family's hue (blues/greens for CNNs, reds/oranges for Transformers).
@@ -31,6 +39,12 @@ def model_colors(names) -> dict[str, str]:
         used[fam] = i + 1
         out[name] = pal[i % len(pal)]
     return out
+
+
+def model_dashes(names) -> dict:
+    """seaborn ``dashes`` per model: solid for the models, dashed for component-swap variants."""
+    return {n: (4, 1.5) if models.family(n, default=None) and models.spec(n).parent is not None else ""
+            for n in names}
 
 
 def to_png(fig, dpi: int = 100) -> bytes:
@@ -151,25 +165,29 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
                      color: str = "#1f77b4", eps_max: float | None = None):
     """ε* (distance to the boundary) against confidence at x for the crossed samples of one
     :func:`curvlib.travel.travel` frame, with the mean ε* per confidence bin as a black line
-    (the paper's Figure 3). Samples that never crossed are drawn as triangles at ``eps_max``.
+    (the paper's Figure 3). Samples that never crossed within ``eps_max`` are drawn as triangles along
+    the top edge (outside the ε* scale, so they do not squeeze it).
     """
     ax = _axes(ax, (4, 3.2))
     ok = df[df.status == "crossed"]
-    ax.scatter(ok.confidence, ok.eps, s=6, alpha=0.35, color=color, linewidths=0)
+    sns.scatterplot(x=ok.confidence.to_numpy(), y=ok.eps.to_numpy(), s=8, alpha=0.35, color=color, linewidth=0,
+                    ax=ax)
     never = df[df.status == "never"]
     if len(never) and eps_max is not None:
-        ax.scatter(never.confidence, np.full(len(never), eps_max), marker="^", s=10, color="gray",
-                   label=f"never within ε ≤ {eps_max:g} ({len(never)})")
-        ax.legend(loc="upper left", fontsize=7)
-    edges = np.linspace(0, 1, n_bins + 1)
+        ax.scatter(never.confidence, np.full(len(never), 0.98), marker="^", s=16, color="gray", linewidths=0,
+                   transform=ax.get_xaxis_transform(), clip_on=False,
+                   label=f"never within ε ≤ {eps_max:g} ({len(never)}), at the top")
     if len(ok):
-        b = np.clip(np.digitize(ok.confidence, edges[1:-1], right=True), 0, n_bins - 1)
-        means = pd.Series(ok.eps.to_numpy()).groupby(b).mean()
-        centres = (edges[:-1] + edges[1:]) / 2
-        ax.plot(centres[means.index], means.to_numpy(), "k-o", ms=3, lw=1.5, label="mean per bin")
+        edges = np.linspace(0, 1, n_bins + 1)
+        centre = ((edges[:-1] + edges[1:]) / 2)[np.clip(np.digitize(ok.confidence, edges[1:-1], right=True),
+                                                         0, n_bins - 1)]
+        sns.lineplot(x=centre, y=ok.eps.to_numpy(), estimator="mean", errorbar=None, color="black", marker="o",
+                     markersize=4, label="mean per bin", ax=ax)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left")
     ax.set(xlabel="confidence at x", ylabel="ε* (pixel units)", xlim=(0, 1.02))
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax
 
 
@@ -201,88 +219,104 @@ def theta_bands(summary: pd.DataFrame, ax=None, title: str | None = None, x=None
     ax.plot(xs, summary["median"] * k, color="black", lw=1.2, label="median")
     ax.plot(xs, summary["mean"] * k, "o", color="#d62728", ms=2.5, label="mean")
     ax.set(xlabel="step n" if x is None else "ε", ylabel="θ (degrees)" if degrees else "θ (rad)")
-    ax.set_ylim(bottom=0)
+    ax.update_datalim([(xs[0], 0)])  # θ from 0, keeping autoscale on (shared y axes take every panel's max)
+    ax.autoscale_view()
     if title:
         ax.set_title(title, fontsize=10)
+    return ax
+
+
+def interval_lines(data: pd.DataFrame, x: str, y: str, lo: str, hi: str, ax=None, hue: str = "model",
+                   palette: dict | None = None, **kw):
+    """``y`` against ``x`` from a tidy frame, one line per ``hue`` value in its model colour
+    (:func:`model_colors`), with precomputed intervals [``lo``, ``hi``] (e.g. bootstrap) as error bars;
+    ``kw`` goes to :func:`seaborn.lineplot` (e.g. ``style``)."""
+    ax = _axes(ax, (4.5, 3.4))
+    palette = palette or model_colors(data[hue].unique())
+    sns.lineplot(data=data, x=x, y=y, hue=hue, palette=palette, marker="o", ax=ax, **kw)
+    for name, g in data.groupby(hue, sort=False):
+        ax.errorbar(g[x], g[y], yerr=[g[y] - g[lo], g[hi] - g[y]], fmt="none", color=palette[name], capsize=3,
+                    lw=1)
     return ax
 
 
 def dynamics_figure(dyn, axes=None):
     """Curvedness against training epoch: ``dyn`` is :func:`curvlib.ablations.training_dynamics`
     frames concatenated (columns model, epoch, theta_*, ece, sece, eps_median, accuracy).
-    Four panels: θ (mean with its 95 % bootstrap interval, Q1–Q3 band), ECE and sECE, median ε*, accuracy."""
+    Four panels (2 × 2, shared epoch axis), one colour per model: mean θ with its 95 % bootstrap
+    interval and the Q1–Q3 band; ECE and sECE; median ε* (all images, confidence ≤ 0.9); accuracy."""
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+        _, axes = plt.subplots(2, 2, figsize=(9, 6.4), sharex=True)
+    axes = np.ravel(axes)
     a_th, a_cal, a_eps, a_acc = axes
-    for name, g in dyn.groupby("model", sort=False):
-        g = g.sort_values("epoch")
-        c = model_color(name)
-        a_th.fill_between(g.epoch, g.theta_q1, g.theta_q3, color=c, alpha=0.2)
-        a_th.errorbar(g.epoch, g.theta_mean, yerr=[g.theta_mean - g.theta_ci_lo, g.theta_ci_hi - g.theta_mean],
-                      fmt="o-", capsize=2, color=c, label=f"{name} mean ± 95 % CI (band Q1–Q3)")
-        a_cal.plot(g.epoch, g.ece, "o-", color=c, label=f"{name} ECE")
-        a_cal.plot(g.epoch, g.sece, "s--", color=c, label=f"{name} sECE")
-        a_eps.plot(g.epoch, g.eps_median, "o-", color=c, label=f"{name} all")
-        a_eps.plot(g.epoch, g.eps_median_low, "s--", color=c, label=f"{name} conf ≤ 0.9")
-        a_acc.plot(g.epoch, g.accuracy, "o-", color=c, label=name)
+    pal = model_colors(dyn.model.unique())
+    interval_lines(dyn, "epoch", "theta_mean", "theta_ci_lo", "theta_ci_hi", ax=a_th, palette=pal)
+    for name, g in dyn.sort_values("epoch").groupby("model", sort=False):
+        a_th.fill_between(g.epoch, g.theta_q1, g.theta_q3, color=pal[name], alpha=0.15, lw=0)
+    for ax, measures in ((a_cal, {"ece": "ECE", "sece": "sECE"}),
+                         (a_eps, {"eps_median": "all", "eps_median_low": "conf ≤ 0.9"})):
+        long = dyn.melt(["model", "epoch"], list(measures), var_name="measure")
+        sns.lineplot(data=long.assign(measure=long.measure.map(measures)), x="epoch", y="value", hue="model",
+                     style="measure", palette=pal, markers=True, ax=ax)
+    sns.lineplot(data=dyn, x="epoch", y="accuracy", hue="model", palette=pal, marker="o", ax=a_acc)
     a_cal.axhline(0, color="k", lw=0.6)
-    for ax, t, yl in [(a_th, "θ along FGSM, |ε| > 0.01", "degrees"), (a_cal, "calibration", "ECE / sECE"),
-                      (a_eps, "median ε* (FGSM)", "ε (pixels)"), (a_acc, "test accuracy", "accuracy")]:
+    for ax, t, yl in [(a_th, "θ along FGSM, |ε| > 0.01\n(mean ± 95 % CI, band Q1–Q3)", "θ (degrees)"),
+                      (a_cal, "calibration", "ECE / sECE"), (a_eps, "median ε* (FGSM)", "ε* (pixels)"),
+                      (a_acc, "test accuracy", "accuracy")]:
         ax.set(title=t, xlabel="epoch", ylabel=yl, xscale="log")
-        ax.legend(fontsize=7)
+    epochs = sorted(dyn.epoch.unique())
+    for ax in axes:
+        ax.set_xticks(epochs, [str(e) for e in epochs])
+        ax.minorticks_off()
     a_eps.set_yscale("log")
     return axes
 
 
 def swap_figure(table, axes=None, boundary=None):
-    """Component swaps: mean θ and median ε* per row of ``ablations.component_swaps`` with 95 %
-    bootstrap intervals, coloured by parent (the parent's other seeds hatched); with ``boundary``
-    (``ablations.swap_boundary``) a third panel: median ε* per confidence band, one line per row."""
-    import textwrap
-
+    """Component swaps: mean θ and median ε* per row of ``ablations.component_swaps`` as bars with
+    95 % bootstrap intervals, one colour per model (:func:`model_colors`; a parent's other seeds
+    hatched, labelled by seed); with ``boundary`` (``ablations.swap_boundary``) a wide panel below: median ε* per
+    confidence band, one line per row (colour: model, line style: parent / replicate / variant)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2 if boundary is None else 3, figsize=(11 if boundary is None else 16, 3.6))
-    labels = [lab if r != "variant" else f"{lab}\n" + textwrap.fill(s, 16)
-              for lab, r, s in zip(table.label, table.role, table.swap)]
-    colors = [model_color(p) for p in table.parent]
-    hatch = ["//" if r == "replicate" else "" for r in table.role]
-    x = list(range(len(table)))
-    for ax, col, title, unit in ((axes[0], "theta", "mean θ along FGSM, |ε| > 0.01", "degrees"),
-                                 (axes[1], "eps", "median ε* (FGSM)", "ε (pixels)")):
+        h = 0.5 * len(table) + 1.2
+        fig = plt.figure(figsize=(9, h if boundary is None else h + 3.8), layout="constrained")
+        grid = [["theta", "eps"]] + ([] if boundary is None else [["bnd", "bnd"]])
+        ax = fig.subplot_mosaic(grid, height_ratios=[h, 3.8][:len(grid)])
+        axes = [ax[k] for k in ("theta", "eps", "bnd") if k in ax]
+    pal = model_colors(table.model.unique())
+    ticks = [lab if r != "variant" else f"{lab}\n{s}" for lab, r, s in zip(table.label, table.role, table.swap)]
+    y = np.arange(len(table))
+    for ax, col, title, unit in ((axes[0], "theta", "mean θ along FGSM, |ε| > 0.01", "θ (degrees)"),
+                                 (axes[1], "eps", "median ε* (FGSM)", "ε* (pixels)")):
         mid = table[f"{col}_mean" if col == "theta" else "eps_median"]
-        err = [mid - table[f"{col}_ci_lo"], table[f"{col}_ci_hi"] - mid]
-        ax.bar(x, mid, color=colors, yerr=err, capsize=3, alpha=0.8, hatch=hatch)
-        ax.set(title=f"{title} (95 % bootstrap CI)", ylabel=unit)
-        ax.set_xticks(x, labels, fontsize=7, rotation=35, ha="right", rotation_mode="anchor")
+        ax.barh(y, mid, xerr=[mid - table[f"{col}_ci_lo"], table[f"{col}_ci_hi"] - mid], capsize=3,
+                color=[pal[m] for m in table.model], edgecolor="white", alpha=0.85,
+                hatch=["//" if r == "replicate" else "" for r in table.role])
+        ax.set(title=f"{title}\n(95 % bootstrap CI)", xlabel=unit, ylim=(len(table) - 0.5, -0.5))
+        ax.set_yticks(y, ticks if ax is axes[0] else [])
     if boundary is not None:
-        role_of = table.set_index("label").role
-        n_variants: dict[str, int] = {}
-        for label, g in boundary.groupby("label", sort=False):
-            role, parent = role_of.get(label, "variant"), g.parent.iloc[0]
-            if role != "variant":
-                ls = "-" if role == "parent" else ":"
-            else:  # the family's variants: dashed, dash-dot, …
-                n_variants[parent] = n_variants.get(parent, -1) + 1
-                ls = ["--", "-.", (0, (5, 1, 1, 1, 1, 1))][n_variants[parent] % 3]
-            axes[2].plot(g.band.astype(str), g["median"], linestyle=ls, marker="o", color=model_color(parent),
-                         label=label)
-        axes[2].set(title="median ε* (FGSM) by confidence", xlabel="confidence band", ylabel="ε (pixels)",
+        rows = table.set_index("label")[["model", "role"]]
+        b = boundary.join(rows, on="label")
+        sns.lineplot(data=b.assign(band=b.band.astype(str)), x="band", y="median", hue="model", style="role",
+                     palette=pal, dashes={"parent": "", "replicate": (1, 1.5), "variant": (4, 1.5)}, marker="o",
+                     sort=False, ax=axes[2])
+        axes[2].set(title="median ε* (FGSM) by confidence", xlabel="confidence band", ylabel="ε* (pixels)",
                     yscale="log")
-        axes[2].tick_params(axis="x", labelsize=7)
-        axes[2].legend(fontsize=7)
+        sns.move_legend(axes[2], "center left", bbox_to_anchor=(1.01, 0.5))
     return axes
 
 
-def model_style(name: str, models_in_figure) -> dict:
-    """Line style of ``name`` among ``models_in_figure``: its colour from :func:`model_colors`,
-    dashed for component-swap variants."""
-    fam = models.family(name, default=None)
-    variant = fam is not None and models.spec(name).parent is not None
-    return {"color": model_colors(list(models_in_figure))[name], "ls": "--" if variant else "-"}
+def _model_lines(data: pd.DataFrame, x: str, y: str, ax, **kw):
+    """One line per model of a tidy frame: its colour from :func:`model_colors`, dashed for variants."""
+    names = list(dict.fromkeys(data.model))
+    sns.lineplot(data=data, x=x, y=y, hue="model", style="model", palette=model_colors(names),
+                 dashes=model_dashes(names), markers=dict.fromkeys(names, "o"), markersize=4, ax=ax, **kw)
+    ax.grid(alpha=0.3, which="both")
+    return ax
 
 
 def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None):
@@ -292,42 +326,33 @@ def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None)
     import matplotlib.pyplot as plt
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    names = list(dict.fromkeys(steps.model))
-    for name in names:
-        g, st = steps[steps.model == name], model_style(name, names)
-        axes[0].plot(g.delta, g["mean"], marker="o", ms=3, label=name, **st)
-        axes[1].plot(g.delta, g["rate"], marker="o", ms=3, label=name, **st)
-        if omega is not None and omega.get(name, 0) > 0:  # ω = 0 (piecewise linear) has no place on a log axis
-            axes[1].axhline(omega[name], color=st["color"], ls=":", lw=1)
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharex=True)
+    _model_lines(steps, "delta", "mean", axes[0])
+    _model_lines(steps, "delta", "rate", axes[1], legend=False)
+    pal = model_colors(dict.fromkeys(steps.model))
+    for name, w in (omega or {}).items():
+        if name in pal and w > 0:  # ω = 0 (piecewise linear) has no place on a log axis
+            axes[1].axhline(w, color=pal[name], ls=":", lw=1)
     axes[0].set(xscale="log", yscale="log", xlabel="step Δ", ylabel="mean θ (degrees)")
     axes[1].set(xscale="log", yscale="log", xlabel="step Δ", ylabel="mean θ / Δ (rad per unit ε)")
-    axes[0].legend(fontsize=7, ncol=2)
-    for ax in axes:
-        ax.grid(alpha=0.3, which="both")
+    sns.move_legend(axes[0], "best", ncol=2)
     return axes
 
 
-def block_omega_figure(results: dict, ax=None):
-    """Median step-free turning rate ω of every residual block's output (from
-    ``trajectory.curvature_experiment`` results, model → result), one line per model, blocks in
-    forward order (relative depth 0 … 1)."""
-    ax = _axes(ax, (5, 3.4))
-    names = list(results)
-    for name in names:
-        r = results[name]
-        bw = np.nanmedian(r["block_omega"].double().numpy().reshape(len(r["block_names"]), -1), axis=1)
-        depth = np.linspace(0, 1, len(bw)) if len(bw) > 1 else np.zeros(len(bw))
-        ax.plot(depth, bw, marker="o", ms=3, label=name, **model_style(name, names))
+def block_omega_figure(blocks: pd.DataFrame, ax=None):
+    """Median step-free turning rate ω of every residual block's output against the block's
+    relative depth 0 … 1 (``trajectory.block_omega_table``), one line per model."""
+    ax = _axes(ax, (6, 3.8))
+    _model_lines(blocks, "depth", "omega_median", ax)
     ax.set(yscale="log", xlabel="block (relative depth)", ylabel="median ω (rad per unit ε)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3, which="both")
+    sns.move_legend(ax, "best", ncol=2)
+    return ax
 
 
 def component_heatmap(values: pd.DataFrame, ax=None, title: str | None = None, vmin: float = 1e-7,
                       vmax: float = 1.0, split: int | None = None):
     """Components (rows) × models (columns) of positive values (e.g. median bends) on a log colour
-    scale, each cell annotated; model labels coloured by family; missing cells blank ("–").
+    scale, each cell annotated; model labels in their colours (:func:`model_colors`); missing cells blank ("–").
     ``split``: draw a separator before that column (e.g. between the models and their variants)."""
     from matplotlib.colors import LogNorm
 
@@ -340,8 +365,8 @@ def component_heatmap(values: pd.DataFrame, ax=None, title: str | None = None, v
         ax.text(j, i, "–" if not np.isfinite(val) else f"{val:.1e}", ha="center", va="center", fontsize=7.5,
                 color="white" if dark else "black")
     ax.set_xticks(range(v.shape[1]), values.columns, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
-    for lab in ax.get_xticklabels():
-        lab.set_color(model_color(lab.get_text()))
+    for lab, c in zip(ax.get_xticklabels(), model_colors(values.columns).values()):
+        lab.set_color(c)
     ax.set_yticks(range(v.shape[0]), values.index, fontsize=8)
     if split is not None:
         ax.axvline(split - 0.5, color="black", linewidth=1.5)
@@ -349,3 +374,6 @@ def component_heatmap(values: pd.DataFrame, ax=None, title: str | None = None, v
         ax.set_title(title, fontsize=10)
     ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     return ax
+
+
+use_theme()

@@ -662,17 +662,30 @@ def curvature_table(results: dict) -> pd.DataFrame:
     """Per model: median and mean ω (radians per unit ε, smooth bending), median κ, mean kinks per unit ε
     (activation switches per step / step length) and the block whose output turns fastest (median ω).
     ``results``: model → :func:`curvature_experiment` result."""
-    rows = []
+    rows, blocks = [], block_omega_table(results)
     for model, r in results.items():
         w = r["omega"].double().numpy()
         step = float(r["eps"][1] - r["eps"][0])
-        bw = np.nanmedian(r["block_omega"].double().numpy().reshape(len(r["block_names"]), -1), axis=1)
+        bw = blocks.omega_median[blocks.model == model].to_numpy()
         rows.append({"model": model, "omega_median": float(np.nanmedian(w)), "omega_mean": float(np.nanmean(w)),
                      "kappa_median": float(np.nanmedian(r["kappa"].double().numpy())),
                      "kinks_per_eps": float(r["kinks"].double().mean()) / step,
                      "top_block": r["block_names"][int(np.nanargmax(bw))] if len(bw) else None,
                      "top_block_omega": float(np.nanmax(bw)) if len(bw) else float("nan")})
     return pd.DataFrame(rows)
+
+
+def block_omega_table(results: dict) -> pd.DataFrame:
+    """Per model and residual block (forward order): the median ω of the block's output (radians per
+    unit ε) and the block's relative depth 0 … 1. ``results``: model → :func:`curvature_experiment` result."""
+    out = []
+    for model, r in results.items():
+        names = list(r["block_names"])
+        bw = r["block_omega"].double().numpy()
+        out.append(pd.DataFrame({
+            "model": model, "block": names, "depth": np.linspace(0, 1, len(names)) if len(names) > 1 else 0.0,
+            "omega_median": np.nanmedian(bw.reshape(len(names), -1), axis=1) if names else []}))
+    return pd.concat(out, ignore_index=True)
 
 
 def step_exponent(steps: pd.DataFrame) -> pd.Series:

@@ -177,5 +177,4 @@ def test_step_exponent_separates_smooth_bending_from_dense_kinks():
     assert e["vit"] == pytest.approx(1.0) and e["resnet"] == pytest.approx(0.5)
     from curvlib import plots
 
-    st = plots.model_style("resnet_gelu", ["resnet", "resnet_gelu", "vit"])
-    assert st["ls"] == "--" and st["color"] != plots.model_style("resnet", ["resnet", "resnet_gelu", "vit"])["color"]
+    assert plots.model_dashes(["resnet", "resnet_gelu", "vit"]) == {"resnet": "", "resnet_gelu": (4, 1.5), "vit": ""}
