@@ -211,6 +211,29 @@ def _flag(name: str, value: str | None, default: bool) -> bool:
     raise ValueError(f"{name} must be 0 or 1, got {value!r}")
 
 
+def apply_progress_setting(env: Mapping[str, str] | None = None) -> str:
+    """Apply ``CURVLIB_PROGRESS`` (``auto`` or ``text``; run when curvlib is imported) and return it.
+    ``text`` points ``tqdm.auto.tqdm``, which curvlib's modules import, at a plain-text bar on
+    ``sys.__stderr__``: in a book build that is the terminal running ``jupyter-book``, so the static
+    pages get no empty widget boxes."""
+    mode = (os.environ if env is None else env).get("CURVLIB_PROGRESS", "auto")
+    if mode not in ("auto", "text"):
+        raise ValueError(f"CURVLIB_PROGRESS must be 'auto' or 'text', got {mode!r}")
+    if mode == "text":
+        import sys
+
+        import tqdm.auto
+        import tqdm.std
+
+        class TextBar(tqdm.std.tqdm):
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault("file", sys.__stderr__)
+                super().__init__(*args, **kwargs)
+
+        tqdm.auto.tqdm = TextBar
+    return mode
+
+
 def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, **overrides) -> Profile:
     """The profile called ``name`` (default: ``$CURVLIB_PROFILE`` or ``embedded``), with the
     settings of the ``CURVLIB_*`` variables in ``env`` (default ``os.environ``; see the module

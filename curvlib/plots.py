@@ -191,6 +191,16 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
     return ax
 
 
+def status_text(status: str, after_jump: bool = False, eps_max: float = 1.0) -> str:
+    """Words for a travel ``status`` in a figure: 'crossed', 'no crossing up to ε = 1', 'wrong at the
+    start' (``after_jump``: 'wrong right after the jump' — the jump alone changed the class)."""
+    words = {"crossed": "crossed", "never": f"no crossing up to ε = {eps_max:g}",
+             "misclassified_at_start": "wrong right after the jump" if after_jump else "wrong at the start"}
+    if status not in words:
+        raise ValueError(f"unknown travel status {status!r}; expected one of {', '.join(words)}")
+    return words[status]
+
+
 def image_row(images, titles=None, axes=None, cmap="gray"):
     """Show images [N, C, H, W] in [0, 1] (grey or RGB) on a row of axes, one per image."""
     import matplotlib.pyplot as plt

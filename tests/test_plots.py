@@ -129,3 +129,13 @@ def test_theta_bands_on_shared_axes_show_every_panel():
                           "mean": 0.03})
         plots.theta_bands(s, ax=ax)
     assert axes[0].get_ylim()[0] <= 0 and axes[0].get_ylim()[1] >= np.degrees(0.5)
+
+
+def test_status_text_words_and_unknown_status():
+    from curvlib import plots
+
+    assert plots.status_text("never") == "no crossing up to ε = 1"
+    assert plots.status_text("misclassified_at_start") == "wrong at the start"
+    assert plots.status_text("misclassified_at_start", after_jump=True) == "wrong right after the jump"
+    with pytest.raises(ValueError, match="unknown travel status 'lost'"):
+        plots.status_text("lost")
