@@ -191,6 +191,74 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
     return ax
 
 
+def jump_pairs(jumps: dict, num: str = "eps_jump", den: str = "eps_direct", axes=None, colors=None,
+               labels=("ε* from x", "ε* after the jump")):
+    """Per model, the paired values ``den`` (x axis) against ``num`` (y) of :func:`curvlib.random_jump.jump_travel`
+    frames (model → frame; samples where both are finite), log axes shared, the diagonal dashed and
+    the median ratio num / den in each title. At most two panels per row. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    names = list(jumps)
+    colors = colors or model_colors(names)
+    if axes is None:
+        rows = (len(names) + 1) // 2
+        _, axes = plt.subplots(rows, min(2, len(names)), figsize=(7.5, 3.4 * rows), sharex=True, sharey=True,
+                               squeeze=False)
+    axes = np.asarray(axes).ravel()
+    pairs = {n: jumps[n][[den, num]].astype(float).dropna() for n in names}
+    pairs = {n: p[(p[den] > 0) & (p[num] > 0)] for n, p in pairs.items()}
+    lo = min([p.min().min() for p in pairs.values() if len(p)] or [1e-3])
+    hi = max([p.max().max() for p in pairs.values() if len(p)] or [1.0])
+    for ax, name in zip(axes, names):
+        p = pairs[name]
+        ax.scatter(p[den], p[num], s=6, alpha=0.4, color=colors[name], linewidths=0)
+        ax.plot([lo, hi], [lo, hi], "--", color="gray", lw=1)
+        ratio = f"median ratio {np.median(p[num] / p[den]):.2f}, {len(p)} pairs" if len(p) else "no pairs"
+        ax.set(xscale="log", yscale="log", title=f"{name}: {ratio}", xlabel=labels[0], ylabel=labels[1])
+        ax.title.set_fontsize(9)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig = axes[0].figure
+    fig.tight_layout()
+    return fig
+
+
+def theta_at_step(sweeps: dict, delta: float, colors=None, limits: dict | None = None):
+    """θ along the path at one step Δ of a :func:`curvlib.trajectory.theta_step_experiment` sweep
+    (model → frame): left θ in degrees, right θ/Δ in radians per unit ε (the turning rate a smooth
+    path would settle on), median over images with the interquartile band, one colour per model.
+    ``limits``: {"theta": (lo, hi), "rate": (lo, hi)} to keep the axes fixed while Δ changes
+    (default: this Δ's range). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    data = pd.concat([df.assign(model=m) for m, df in sweeps.items()], ignore_index=True)
+    if not np.isclose(data.delta, delta).any():
+        have = ", ".join(f"{d:g}" for d in sorted(data.delta.unique()))
+        raise ValueError(f"no step Δ = {delta:g} in the sweep (have {have})")
+    at = data[np.isclose(data.delta, delta)].assign(deg=lambda d: np.degrees(d.theta), rate=lambda d: d.theta / d.delta)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
+    palette = colors or model_colors(sweeps)
+    for ax, col, label in zip(axes, ("deg", "rate"), ("θ (degrees)", "θ / Δ (rad per unit ε)")):
+        sns.lineplot(data=at, x="eps", y=col, hue="model", palette=palette, estimator="median",
+                     errorbar=("pi", 50), ax=ax, legend=ax is axes[0])
+        ax.set(yscale="log", xlabel="ε along the path", ylabel=label)
+        key = "theta" if col == "deg" else "rate"
+        if limits and key in limits:
+            ax.set_ylim(*limits[key])
+    axes[0].set_title(f"step Δ = {delta:g}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def theta_step_limits(sweeps: dict) -> dict:
+    """Axis limits of :func:`theta_at_step` covering every Δ of the sweeps (positive values only)."""
+    data = pd.concat(list(sweeps.values()), ignore_index=True)
+    deg, rate = np.degrees(data.theta), data.theta / data.delta
+    pos = lambda v: v[np.isfinite(v) & (v > 0)]  # noqa: E731
+    return {"theta": (pos(deg).quantile(0.05) / 2, pos(deg).max() * 2),
+            "rate": (pos(rate).quantile(0.05) / 2, pos(rate).max() * 2)}
+
+
 def status_text(status: str, after_jump: bool = False, eps_max: float = 1.0) -> str:
     """Words for a travel ``status`` in a figure: 'crossed', 'no crossing up to ε = 1', 'wrong at the
     start' (``after_jump``: 'wrong right after the jump' — the jump alone changed the class)."""

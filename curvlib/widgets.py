@@ -248,41 +248,86 @@ def _img(key: str, b64: str, alt: str, shown: bool) -> str:
             f'alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">')
 
 
-def static_explorer(render, steps, counts, label1: str = "ε step", label2: str = "steps") -> str:
-    """Self-contained HTML: two range sliders over ``steps`` × ``counts`` swapping pre-rendered
-    frames. ``render(step, count)`` returns a matplotlib Figure (closed after rendering). No
-    <script> element and no network: the sliders' inline handlers only show/hide <img> frames."""
+def static_sliders(render, sliders: dict, start: dict | None = None) -> str:
+    """Self-contained HTML: one range slider per entry of ``sliders`` (label → values), swapping
+    frames pre-rendered for every combination. ``render(*values)`` returns a matplotlib Figure
+    (closed after rendering); ``start``: label → initial value (default: the middle one). No
+    <script> element and no network: the sliders' inline handlers only show/hide <img> frames,
+    found by ``data-k`` = the sliders' indices joined by "_"."""
+    import itertools
+
     import matplotlib.pyplot as plt
 
-    steps, counts = list(steps), list(counts)
-    if not steps or not counts:
-        raise ValueError("need at least one value per slider")
+    labels, values = list(sliders), [list(v) for v in sliders.values()]
+    if not labels or any(not v for v in values):
+        raise ValueError("need at least one slider and at least one value per slider")
+    start = start or {}
+    unknown = set(start) - set(labels)
+    if unknown or any(start[k] not in sliders[k] for k in start):
+        raise ValueError(f"start values must be among the sliders' values, got {start}")
+    first = [v.index(start[k]) if k in start else len(v) // 2 for k, v in zip(labels, values)]
+    text = [[f"{x:g}" if isinstance(x, float) else str(x) for x in v] for v in values]
     uid = _uid()
-    frames = []
-    for i, s in enumerate(steps):
-        for j, c in enumerate(counts):
-            fig = render(s, c)
-            frames.append((i, j, _png(fig)))
-            plt.close(fig)
-    i0, j0 = len(steps) // 2, min(1, len(counts) - 1)
-    handler = (f"var r=document.getElementById('{uid}');"
-               "var i=r.querySelector('.s1').value,j=r.querySelector('.s2').value;"
-               "r.querySelectorAll('img').forEach(function(e){e.style.display=(e.dataset.k==i+'_'+j)?'block':'none';});"
-               "r.querySelector('.l1').textContent=JSON.parse(r.querySelector('.s1').dataset.v)[i];"
-               "r.querySelector('.l2').textContent=JSON.parse(r.querySelector('.s2').dataset.v)[j];")
+    n = len(labels)
+    handler = (f"var r=document.getElementById('{uid}');var k=[];"
+               f"for(var i=1;i<={n};i++){{var s=r.querySelector('.s'+i);k.push(s.value);"
+               "r.querySelector('.l'+i).textContent=JSON.parse(s.dataset.v)[s.value];}"
+               "k=k.join('_');r.querySelectorAll('img').forEach(function(e){"
+               "e.style.display=(e.dataset.k==k)?'block':'none';});")
     h = html.escape(handler, quote=True)
     parts = [f'<div id="{uid}" class="curv-viewer" style="max-width:760px">',
-             '<div style="display:flex;gap:2em;align-items:center;font-family:sans-serif;font-size:0.9em">',
-             f'<label>{html.escape(label1)} <input class="s1" type="range" min="0" max="{len(steps) - 1}" step="1" '
-             f'value="{i0}" data-v="{html.escape(json.dumps([f"{s:g}" for s in steps]))}" oninput="{h}"> '
-             f'<b class="l1">{steps[i0]:g}</b></label>',
-             f'<label>{html.escape(label2)} <input class="s2" type="range" min="0" max="{len(counts) - 1}" step="1" '
-             f'value="{j0}" data-v="{html.escape(json.dumps([str(c) for c in counts]))}" oninput="{h}"> '
-             f'<b class="l2">{counts[j0]}</b></label></div>']
-    parts += [_img(f"{i}_{j}", b64, f"{label1} {steps[i]:g}, {label2} {counts[j]}", (i, j) == (i0, j0))
-              for i, j, b64 in frames]
+             '<div style="display:flex;gap:2em;align-items:center;font-family:sans-serif;font-size:0.9em">']
+    for i, (label, t, f0) in enumerate(zip(labels, text, first), start=1):
+        parts.append(f'<label>{html.escape(label)} <input class="s{i}" type="range" min="0" max="{len(t) - 1}" '
+                     f'step="1" value="{f0}" data-v="{html.escape(json.dumps(t))}" oninput="{h}"> '
+                     f'<b class="l{i}">{html.escape(t[f0])}</b></label>')
+    parts.append("</div>")
+    for idx in itertools.product(*(range(len(v)) for v in values)):
+        fig = render(*(v[i] for v, i in zip(values, idx)))
+        alt = ", ".join(f"{label} {t[i]}" for label, t, i in zip(labels, text, idx))
+        parts.append(_img("_".join(map(str, idx)), _png(fig), alt, list(idx) == first))
+        plt.close(fig)
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def static_explorer(render, steps, counts, label1: str = "ε step", label2: str = "steps") -> str:
+    """:func:`static_sliders` over ``steps`` × ``counts`` (the explorer's two sliders; the step count
+    starts at its second value)."""
+    counts = list(counts)
+    return static_sliders(render, {label1: steps, label2: counts},
+                          start={label2: counts[min(1, len(counts) - 1)]} if counts else None)
+
+
+def live_slider(render, values, label: str, start=None):
+    """ipywidgets twin of a one-slider :func:`static_sliders` (needs a running kernel): a selection
+    slider over ``values`` redrawing ``render(value)``. Returns the VBox; ``box.slider`` is the
+    slider and ``box.drawn`` the values drawn so far."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    values = list(values)
+    if not values:
+        raise ValueError("need at least one value")
+    out = W.Output()
+    slider = W.SelectionSlider(options=values, value=values[len(values) // 2] if start is None else start,
+                               description=label, style={"description_width": "initial"})
+    drawn = []
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig = render(slider.value)
+            display(fig)
+            plt.close(fig)
+        drawn.append(slider.value)
+
+    slider.observe(redraw, names="value")
+    redraw()
+    box = W.VBox([slider, out])
+    box.slider, box.drawn = slider, drawn
+    return box
 
 
 # ---------------------------------------------------------------------------------------------

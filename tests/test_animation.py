@@ -275,3 +275,64 @@ def test_static_player_plays_in_a_browser(player_html, tmp_path):
                    "fgsm_2|2/4, ε = 0.05|stopped",  # Pause holds the frame
                    "random_2|2/4, ε = 0.15|stopped",  # the direction selector swaps the frames
                    "random_4|4/4, ε = 0.3|stopped"]  # Play runs to the last frame and stops there
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic sliders with static twins (ε_r in the random-jump chapter, Δ in the curvature chapter)
+
+def _titled(*values):
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.set_title(" ".join(map(str, values)))
+    return fig
+
+
+def test_static_sliders_markup_and_bad_input():
+    page = widgets.static_sliders(_titled, {"ε_r": [0.01, 0.05, 0.1]}, start={"ε_r": 0.05})
+    p = _Tags()
+    p.feed(page)
+    imgs = [a for t, a in p.tags if t == "img"]
+    assert "<script" not in page and [i["data-k"] for i in imgs] == ["0", "1", "2"]
+    assert [i["style"].startswith("display:block") for i in imgs] == [False, True, False]
+    p = _Tags()
+    p.feed(widgets.static_sliders(_titled, {"a": [1, 2], "b": ["x", "y", "z"]}))
+    assert sorted(a["data-k"] for t, a in p.tags if t == "img") == [f"{i}_{j}" for i in range(2) for j in range(3)]
+    with pytest.raises(ValueError, match="at least one value"):
+        widgets.static_sliders(_titled, {"a": []})
+    with pytest.raises(ValueError, match="start values"):
+        widgets.static_sliders(_titled, {"a": [1, 2]}, start={"a": 3})
+
+
+def test_live_slider_redraws_the_chosen_value():
+    box = widgets.live_slider(_titled, [0.01, 0.05, 0.1], "ε_r")
+    assert box.drawn == [0.05]
+    box.slider.value = 0.1
+    assert box.drawn == [0.05, 0.1]
+
+
+_SLIDER_DRIVER = """<pre id="result"></pre><script>
+window.addEventListener('load', function () {
+  var r = document.querySelector('.curv-viewer'), s = r.querySelector('.s1'), log = [];
+  function shown() { var v = [].filter.call(r.querySelectorAll('img'), function (e) {
+    return e.style.display == 'block'; }); return v.map(function (e) { return e.dataset.k; }).join(',')
+    + '|' + r.querySelector('.l1').textContent; }
+  log.push(shown());
+  s.value = 2; s.dispatchEvent(new Event('input')); log.push(shown());
+  s.value = 0; s.dispatchEvent(new Event('input')); log.push(shown());
+  document.getElementById('result').textContent = JSON.stringify(log);
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_static_sliders_swap_frames_in_a_browser(tmp_path):
+    browser = _chromium()
+    page = tmp_path / "slider.html"
+    body = widgets.static_sliders(_titled, {"ε_r": [0.01, 0.05, 0.1]})
+    page.write_text(f"<!doctype html><html><meta charset='utf-8'><body>{body}{_SLIDER_DRIVER}</body></html>",
+                    encoding="utf-8")
+    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
+                          "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="result">(.*?)</pre>', run.stdout, re.S)
+    assert found, f"no result in the dumped DOM (exit {run.returncode}): {run.stderr[-2000:]}"
+    assert json.loads(html.unescape(found.group(1))) == ["1|0.05", "2|0.1", "0|0.01"]

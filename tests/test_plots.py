@@ -139,3 +139,20 @@ def test_status_text_words_and_unknown_status():
     assert plots.status_text("misclassified_at_start", after_jump=True) == "wrong right after the jump"
     with pytest.raises(ValueError, match="unknown travel status 'lost'"):
         plots.status_text("lost")
+
+
+def test_theta_at_step_and_jump_pairs_draw_one_colour_per_model():
+    rng = np.random.default_rng(0)
+    sweeps = {m: pd.DataFrame([{"delta": d, "image": i, "eps": e, "theta": abs(rng.normal(1e-2, 1e-3)) * (d / 1e-3)}
+                               for d in (1e-3, 1e-2) for i in range(3) for e in (0.01, 0.02, 0.03)])
+              for m in ("resnet", "vit")}
+    fig = plots.theta_at_step(sweeps, 1e-2, limits=plots.theta_step_limits(sweeps))
+    colours = {to_hex(line.get_color()) for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 3}
+    assert colours == set(plots.model_colors(["resnet", "vit"]).values())
+    with pytest.raises(ValueError, match="no step Δ = 0.5"):
+        plots.theta_at_step(sweeps, 0.5)
+    plt.close("all")
+    frame = pd.DataFrame({"eps_direct": [0.1, 0.2, np.nan], "eps_jump": [0.05, 0.1, 0.3]})
+    fig = plots.jump_pairs({"resnet": frame, "vit": frame})
+    assert [ax.get_title() for ax in fig.axes] == [f"{m}: median ratio 0.50, 2 pairs" for m in ("resnet", "vit")]
+    plt.close("all")
