@@ -473,8 +473,8 @@ def _per_kind(eps_max, kinds) -> dict:
 
 def live_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, counts=(8, 16, 24), kinds=WALK_KINDS,
                            names=None, colors: dict | None = None, seed: int = 0, interval: int = 500):
-    """ipywidgets player (needs a running kernel): a Play button linked (``jslink``) to a step
-    slider k, a direction selector and a step count n. The walk (:func:`walk_paths`) is computed
+    """ipywidgets player (needs a running kernel): a Play button linked (``link``, through the
+    kernel, which redraws anyway) to a step slider k, a direction selector and a step count n. The walk (:func:`walk_paths`) is computed
     once per (kind, n) and kept in ``box.walks``; moving k only redraws :func:`plot_walk`.
     ``eps_max``: one ε_max (pixel units) or kind → ε_max; ``interval``: ms per frame. Returns the
     VBox, with ``box.play``, ``box.step``, ``box.walks`` and ``box.drawn`` (the (kind, n, k)
@@ -491,7 +491,7 @@ def live_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, counts=(8,
     out = W.Output()
     play = W.Play(value=0, min=0, max=n0, interval=interval, description="play")
     step = W.IntSlider(value=0, min=0, max=n0, description="step k")
-    W.jslink((play, "value"), (step, "value"))
+    W.link((play, "value"), (step, "value"))
     kind = W.Dropdown(options=list(eps), value=next(iter(eps)), description="direction")
     count = W.SelectionSlider(options=counts, value=n0, description="steps n")
     walks, frames, drawn, busy = {}, {}, [], [False]

@@ -160,12 +160,15 @@ def test_live_player_redraws_on_step_kind_and_count(pair, image, monkeypatch):
     monkeypatch.setattr(widgets, "_walk_figure", figure_spy)
     box = widgets.live_trajectory_player(pair, image, 3, {"fgsm": 0.1, "random": 0.3}, counts=(2, 4))
     assert box.drawn == [("fgsm", 4, 0)] and box.play.max == box.step.max == 4
-    box.step.value = 3  # what the Play button does through its jslink
-    assert box.drawn[-1] == ("fgsm", 4, 3) and "(step 3/4)" in shown[-1]
+    box.play.value = 3  # a tick of the Play button moves the step slider, which redraws
+    assert box.step.value == 3 and box.drawn[-1] == ("fgsm", 4, 3) and "(step 3/4)" in shown[-1]
+    box.step.value = 1  # and dragging the slider moves Play's position
+    assert box.play.value == 1 and box.drawn[-1] == ("fgsm", 4, 1)
     assert computed == [("fgsm", 4, 0.1)]  # moving k only redraws
     kind, count = box.children[1].children
+    box.step.value = 3
     count.value = 2  # ε_k kept: step 3 of 4 → 2 of 2 (rounded), one redraw
-    assert box.drawn[-1] == ("fgsm", 2, 2) and len(box.drawn) == 3 and box.play.max == box.step.max == 2
+    assert box.drawn[-1] == ("fgsm", 2, 2) and len(box.drawn) == 5 and box.play.max == box.step.max == 2
     kind.value = "random"
     kind.value = "fgsm"
     assert box.drawn[-2:] == [("random", 2, 2), ("fgsm", 2, 2)] and "(step 2/2)" in shown[-1]

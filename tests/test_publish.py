@@ -10,13 +10,13 @@ publish = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(publish)
 
 THEME = {"launch_buttons": {"binderhub_url": "https://mybinder.org"}, "repository_url": "",
-         "use_repository_button": True, "use_issues_button": False, "use_edit_page_button": False}
+         "use_repository_button": False, "use_issues_button": False, "use_edit_page_button": False}
 
 
 def test_no_url_no_buttons():
     out = publish.apply(THEME)
     assert "launch_buttons" not in out and not any(out[b] for b in publish.BUTTONS)
-    assert THEME["use_repository_button"] is True  # the input is not modified
+    assert "launch_buttons" in THEME  # the input is not modified
 
 
 def test_a_url_keeps_the_buttons_and_the_environment_wins():
@@ -29,3 +29,4 @@ def test_a_url_keeps_the_buttons_and_the_environment_wins():
 def test_the_book_ships_without_a_placeholder_url():
     config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
     assert config["repository"]["url"] == "" and "publish" in config["sphinx"]["local_extensions"]
+    assert config["html"]["use_repository_button"] is False  # Jupyter Book refuses it without a URL

@@ -1,6 +1,8 @@
 """The repository link and launch buttons come from one setting, ``repository.url`` in
 ``book/_config.yml`` (or ``CURVBOOK_REPOSITORY_URL``, which wins). While it is empty the site shows
-no repository button and no launch buttons, instead of links to a repository that does not exist.
+no repository button and no launch buttons, instead of links to a repository that does not exist;
+once set, the repository button is switched on here (``_config.yml`` keeps it off, because
+Jupyter Book refuses a repository button without a URL).
 """
 import os
 
@@ -16,7 +18,9 @@ def apply(options: dict, env_url: str | None = None) -> dict:
     options = dict(options)
     url = (env_url if env_url is not None else options.get("repository_url") or "").strip()
     options["repository_url"] = url
-    if not url:
+    if url:
+        options["use_repository_button"] = True
+    else:
         options.pop("launch_buttons", None)
         options.update({b: False for b in BUTTONS})
     return options
