@@ -26,19 +26,28 @@ FAMILY_PALETTE = {"CNN": ("#1f77b4", "#17becf", "#2ca02c", "#0b3d91"),
                   "Transformer": ("#d62728", "#ff7f0e", "#9467bd", "#8c564b")}
 
 
+#: The same colour for a model in every figure of the book: the embedded models, their component-swap
+#: variants and the paper's models (each paper model shares its embedded counterpart's colour).
+MODEL_COLOR = {"resnet": "#1f77b4", "mobilenetv2": "#17becf", "resnet_gelu": "#2ca02c", "resnet_ln": "#0b3d91",
+               "vit": "#d62728", "swin": "#ff7f0e", "vit_bn": "#9467bd", "vit_relu": "#8c564b",
+               "resnet50": "#1f77b4", "mobilenetv2_100": "#17becf", "vit_base_patch16_224": "#d62728",
+               "swin_tiny_patch4_window7_224": "#ff7f0e"}
+
+
 def model_colors(names) -> dict[str, str]:
-    """One distinct colour per model for figures that compare models: the models of a family get
-    that family's palette in order (so a CNN is always bluish, a Transformer reddish); unknown
-    families get greys."""
-    used: dict[str, int] = {}
-    out = {}
+    """One distinct colour per model for figures that compare models. Known models keep their
+    colour in every figure (:data:`MODEL_COLOR`); others get the next unused colour of their
+    family's palette (a CNN is always bluish, a Transformer reddish), unknown families greys."""
+    names = list(names)
+    out = {n: MODEL_COLOR[n] for n in names if n in MODEL_COLOR}
     for name in names:
+        if name in out:
+            continue
         fam = models.family(name, default=None)
         pal = FAMILY_PALETTE.get(fam, ("#444444", "#888888", "#bbbbbb"))
-        i = used.get(fam, 0)
-        used[fam] = i + 1
-        out[name] = pal[i % len(pal)]
-    return out
+        free = [c for c in pal if c not in out.values()] or list(pal)
+        out[name] = free[0]
+    return {n: out[n] for n in names}
 
 
 def model_dashes(names) -> dict:
@@ -259,6 +268,26 @@ def theta_step_limits(sweeps: dict) -> dict:
             "rate": (pos(rate).quantile(0.05) / 2, pos(rate).max() * 2)}
 
 
+#: Column headers for tables on the pages: symbols and units instead of the frames' column names.
+COLUMN_TEXT = {"accuracy": "accuracy", "ece": "ECE", "sece": "sECE", "theta_mean": "mean θ (°)",
+               "theta_median": "median θ (°)", "theta_ci_lo": "θ 95 % lo", "theta_ci_hi": "θ 95 % hi",
+               "eps_median": "median ε*", "eps_median_low": "median ε*, conf ≤ 0.9", "epoch": "epoch",
+               "epochs": "epochs", "model": "model", "label": "model", "swap": "swap"}
+
+
+def page_table(df: pd.DataFrame, columns, digits: int = 4, hide_index: bool = True):
+    """A frame as a compact table for a page: ``columns`` (names in ``df``) renamed by
+    :data:`COLUMN_TEXT`, numbers to ``digits`` significant digits, small font. Returns a Styler."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"no column(s) {', '.join(missing)} in the table (have {', '.join(map(str, df.columns))})")
+    shown = df[list(columns)].rename(columns=COLUMN_TEXT)
+    numeric = [COLUMN_TEXT.get(c, c) for c in columns if pd.api.types.is_float_dtype(df[c])]
+    style = shown.style.format({c: f"{{:.{digits}g}}" for c in numeric}, na_rep="–").set_table_styles(
+        [{"selector": "td, th", "props": "font-size: 0.8em; padding: 2px 6px"}])
+    return style.hide(axis="index") if hide_index else style
+
+
 def status_text(status: str, after_jump: bool = False, eps_max: float = 1.0) -> str:
     """Words for a travel ``status`` in a figure: 'crossed', 'no crossing up to ε = 1', 'wrong at the
     start' (``after_jump``: 'wrong right after the jump' — the jump alone changed the class)."""
@@ -345,8 +374,12 @@ def dynamics_figure(dyn, axes=None):
                       (a_acc, "test accuracy", "accuracy")]:
         ax.set(title=t, xlabel="epoch", ylabel=yl, xscale="log")
     epochs = sorted(dyn.epoch.unique())
+    ticks = epochs[:1]
+    for e in epochs[1:]:  # on the log axis, only labels far enough apart not to collide
+        if e >= 1.4 * ticks[-1]:
+            ticks.append(e)
     for ax in axes:
-        ax.set_xticks(epochs, [str(e) for e in epochs])
+        ax.set_xticks(ticks, [str(e) for e in ticks])
         ax.minorticks_off()
     a_eps.set_yscale("log")
     return axes

@@ -121,13 +121,15 @@ def plot_kinked(model: Kinked, x, routes: dict, ax=None, lim=(0.05, 0.95)):
     ax.contourf(U1, U2, g, levels=[0, g.max().item() + 1], colors=["#dbe9f6"])
     ax.contour(U1, U2, g, levels=[0], colors="black", linewidths=1.5)
     ax.axvline(model.k, color="gray", ls=":", lw=1)
-    ax.text(model.k + 0.005, lim[1] - 0.02, "kink", color="gray", va="top", fontsize=8)
+    ax.text(model.k + 0.01, lim[0] + 0.02, "kink u₁ = k", color="gray", va="bottom", fontsize=8)
     for i, (label, pts) in enumerate(routes.items()):
         p = torch.as_tensor(pts, dtype=torch.float64).reshape(-1, 2)
-        wide = dict(lw=5, alpha=0.35) if i == 0 else dict(lw=1.5)  # the first route stays visible under others
-        ax.plot(p[:, 0], p[:, 1], "-o", ms=3, color=plt.get_cmap("tab10")(i + 1), label=label, **wide)
+        # the first route on top, dashed, so a later route along the same line does not hide it
+        style = dict(ls="--", lw=1.2, color="black", zorder=5) if i == 0 else dict(
+            ls="-", lw=2.5, alpha=0.8, color=plt.get_cmap("tab10")(i + 1))
+        ax.plot(p[:, 0], p[:, 1], marker="o", ms=3, label=label, **style)
     x = torch.as_tensor(x, dtype=torch.float64).flatten()
     ax.plot(*x.tolist(), "k*", ms=12, label="x")
     ax.set(xlim=lim, ylim=lim, xlabel="pixel u₁", ylabel="pixel u₂", aspect="equal")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper right")
     return ax

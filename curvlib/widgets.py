@@ -474,8 +474,9 @@ def _per_kind(eps_max, kinds) -> dict:
 def live_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, counts=(8, 16, 24), kinds=WALK_KINDS,
                            names=None, colors: dict | None = None, seed: int = 0, interval: int = 500):
     """ipywidgets player (needs a running kernel): a Play button linked (``link``, through the
-    kernel, which redraws anyway) to a step slider k, a direction selector and a step count n. The walk (:func:`walk_paths`) is computed
-    once per (kind, n) and kept in ``box.walks``; moving k only redraws :func:`plot_walk`.
+    kernel, which redraws anyway) to a step slider k, a direction selector and a step count n.
+    The walk (:func:`walk_paths`) is computed once per (kind, n) and kept in ``box.walks``; moving
+    k only redraws :func:`plot_walk`.
     ``eps_max``: one ε_max (pixel units) or kind → ε_max; ``interval``: ms per frame. Returns the
     VBox, with ``box.play``, ``box.step``, ``box.walks`` and ``box.drawn`` (the (kind, n, k)
     frames drawn so far, in order)."""

@@ -156,3 +156,19 @@ def test_theta_at_step_and_jump_pairs_draw_one_colour_per_model():
     fig = plots.jump_pairs({"resnet": frame, "vit": frame})
     assert [ax.get_title() for ax in fig.axes] == [f"{m}: median ratio 0.50, 2 pairs" for m in ("resnet", "vit")]
     plt.close("all")
+
+
+def test_a_model_keeps_its_colour_in_every_figure():
+    alone = plots.model_colors(["resnet_gelu", "vit_bn"])
+    together = plots.model_colors(["resnet", "mobilenetv2", "vit", "swin", "resnet_gelu", "vit_bn"])
+    assert alone["resnet_gelu"] == together["resnet_gelu"] and alone["vit_bn"] == together["vit_bn"]
+    assert len(set(together.values())) == len(together)  # distinct within a figure
+    assert plots.model_colors(["resnet50"])["resnet50"] == together["resnet"]
+
+
+def test_page_table_renames_formats_and_names_missing_columns():
+    df = pd.DataFrame({"model": ["resnet"], "theta_mean": [1.234567], "sece": [-0.0123456]})
+    html = plots.page_table(df, ["model", "theta_mean", "sece"]).to_html()
+    assert "mean θ (°)" in html and "sECE" in html and "1.235" in html and "theta_mean" not in html
+    with pytest.raises(ValueError, match="no column.*eps_median"):
+        plots.page_table(df, ["model", "eps_median"])
