@@ -24,6 +24,10 @@ exactly where the prediction is wrong; float64 bookkeeping). Per sample:
   margin ≈ 0 at lo must not pin them to lo), and a point within tol' of an end moves to tol' from
   it, so that the outcome the margins predict closes the bracket in one probe. The returned ε* is
   a point verified wrong, eps_lo the last accepted correct one: ε* − eps_lo ≤ tol.
+* **Never check.** A sample about to be declared "never" first probes, once, the middle of its riskiest
+  accepted gap [a, b] (least (m(a) + m(b)) / (b − a): the gentlest slope that could hide a crossing
+  there), if the budget can still refine the bracket [a, mid] a wrong outcome leaves; wrong, it is
+  refined like any bracket. Only never-samples pay for it (≈ +0.1 mean passes on random directions).
 * **Budget.** Every probe is placed so that, whatever its outcome, the passes left suffice to finish:
   bisection of the bracket (width ≤ tol'·2^r after a probe that leaves r passes), or, before a
   crossing is seen, a schedule reaching eps_max whose wrong outcomes are all bracketable
@@ -250,13 +254,22 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
           "reach": nan.clone(), "m_reach": nan.clone(),  # the furthest one (what the budget plans from)
           "L": torch.zeros(b, dtype=torch.float64),  # steepest |margin slope| seen on the path
           "w0": nan.clone(), "j": torch.zeros(b, dtype=torch.float64), "n_max": nan.clone(),
-          "cls": torch.full((b,), -1, dtype=torch.long), "used": torch.ones(b, dtype=torch.long)}
+          "cls": torch.full((b,), -1, dtype=torch.long), "used": torch.ones(b, dtype=torch.long),
+          # the accepted gap [g_a, g_b] a hidden island was likeliest in: least (m(a) + m(b)) / (b − a)
+          "g_a": nan.clone(), "m_ga": nan.clone(), "g_b": nan.clone(),
+          "g_score": torch.full((b,), math.inf, dtype=torch.float64),
+          "checked": torch.zeros(b, dtype=torch.bool)}
     tiny = 1e-12 * eps_max
     # plan brackets with a slightly smaller tol: probes are rounded to float32 (≤ eps_max·2⁻²⁴ each end)
     tol_p = _tol_plan(eps_max, tol)
 
     def accept(i, e, m):
         """Samples i accept correct points e (margins m) as their new lo."""
+        a, m_a = st["lo"][i], st["m_lo"][i]
+        score = (m_a.clamp_min(0) + m.clamp_min(0)) / (e - a)
+        worse = (e - a > RESOLUTION * eps_max) & (score < st["g_score"][i])
+        k = i[worse]
+        st["g_a"][k], st["m_ga"][k], st["g_b"][k], st["g_score"][k] = a[worse], m_a[worse], e[worse], score[worse]
         st["prev"][i], st["m_prev"][i] = st["lo"][i], st["m_lo"][i]
         st["lo"][i], st["m_lo"][i] = e, m
 
@@ -281,6 +294,27 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
     while True:
         done = torch.where(torch.isnan(st["hi"]), st["lo"] >= eps_max - tiny, st["hi"] - st["lo"] <= tol)
         act = torch.nonzero(alive & ~done).flatten()
+        # never check: a sample about to be declared "never" first probes the middle of its riskiest accepted
+        # gap (least (m(a) + m(b)) / (b − a)) once, if the budget can refine the bracket a wrong outcome leaves
+        r_left = (budget - st["used"]).double()
+        cand = alive & done & torch.isnan(st["hi"]) & ~st["checked"] & ~torch.isnan(st["g_a"])
+        cand &= (st["g_b"] - st["g_a"]) / 2 <= tol_p * torch.exp2(r_left - 1)
+        chk = torch.nonzero(cand).flatten()
+        if len(chk):
+            st["checked"][chk] = True
+            ga, gb = st["g_a"][chk], st["g_b"][chk]
+            q = ((ga + gb) / 2).float().double()
+            pr, m = _margin(model, positions(xb[chk], db[chk], q.float()), yb[chk], dev)
+            st["used"][chk] += 1
+            wrong = pr != yb[chk]
+            i, q, m, pr = chk[wrong], q[wrong], m[wrong], pr[wrong]
+            st["lo"][i], st["m_lo"][i] = st["g_a"][i], st["m_ga"][i]
+            st["prev"][i] = st["m_prev"][i] = st["pend"][i] = st["reach"][i] = float("nan")
+            st["hi"][i], st["m_hi"][i], st["cls"][i] = q, m, pr
+            st["w0"][i] = q - st["lo"][i]
+            st["n_max"][i] = torch.ceil(torch.log2(st["w0"][i] / tol_p)).clamp_min(0) + ITP_SLACK
+            st["j"][i] = 0
+            continue
         if len(act) == 0:
             break
         if (st["used"][act] >= budget).any():  # cannot happen: every probe leaves a feasible plan
