@@ -308,3 +308,20 @@ def test_pass_bound_holds_on_adversarial_margins(budget, eps_max, tol):
         with torch.inference_mode():  # ε* is a verified wrong point
             wrong = model(positions(x[ok.to_numpy()], d[ok.to_numpy()], df.eps[ok].to_numpy())).argmax(-1) == 0
         assert wrong.all()
+
+
+def _deep_island(e, c, w, unused):
+    """Gentle descent from 1.2 with one deep wrong island [c, c + w] (walls of slope 60)."""
+    return torch.minimum(1.2 - 0.5 * e, 60 * ((e - c - w / 2).abs() - w / 2))
+
+
+def test_never_check_finds_an_island_the_march_stepped_over():
+    # the march's steps (≤ eps_max / 8) jump over these islands; before being declared "never" the sample
+    # probes the middle of its riskiest accepted gap, which here lies inside the island
+    c = torch.tensor([0.5, 0.75])
+    x, y, d = Path.inputs(c, torch.full((2,), 0.06), torch.zeros(2))
+    df = travel(Path(_deep_island), x, y, d, eps_max=1.0, tol=1e-4, progress=False)
+    assert (df.status == "crossed").all(), df
+    first = c.double().numpy()
+    assert np.all(df.eps.to_numpy() >= first - 1e-6) and np.all(df.eps.to_numpy() <= first + 1e-4 + 1e-6), df
+    assert df.passes.max() <= max_passes()
