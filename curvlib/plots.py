@@ -208,6 +208,12 @@ def jump_pairs(jumps: dict, num: str = "eps_jump", den: str = "eps_direct", axes
     import matplotlib.pyplot as plt
 
     names = list(jumps)
+    if not names:
+        raise ValueError("jump_pairs needs at least one model's jump frame")
+    for n in names:
+        missing = [c for c in (num, den) if c not in jumps[n].columns]
+        if missing:
+            raise ValueError(f"{n}: no column(s) {', '.join(missing)} in the jump frame")
     colors = colors or model_colors(names)
     if axes is None:
         rows = (len(names) + 1) // 2
@@ -261,6 +267,8 @@ def theta_at_step(sweeps: dict, delta: float, colors=None, limits: dict | None =
 
 def theta_step_limits(sweeps: dict) -> dict:
     """Axis limits of :func:`theta_at_step` covering every Δ of the sweeps (positive values only)."""
+    if not sweeps:
+        raise ValueError("theta_step_limits needs at least one model's sweep")
     data = pd.concat(list(sweeps.values()), ignore_index=True)
     deg, rate = np.degrees(data.theta), data.theta / data.delta
     pos = lambda v: v[np.isfinite(v) & (v > 0)]  # noqa: E731

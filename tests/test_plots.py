@@ -153,6 +153,10 @@ def test_theta_at_step_and_jump_pairs_draw_one_colour_per_model():
         plots.theta_at_step(sweeps, 0.5)
     plt.close("all")
     frame = pd.DataFrame({"eps_direct": [0.1, 0.2, np.nan], "eps_jump": [0.05, 0.1, 0.3]})
+    with pytest.raises(ValueError, match="at least one"):
+        plots.jump_pairs({})
+    with pytest.raises(ValueError, match="no column.*eps_jump"):
+        plots.jump_pairs({"resnet": frame.drop(columns="eps_jump")})
     fig = plots.jump_pairs({"resnet": frame, "vit": frame})
     assert [ax.get_title() for ax in fig.axes] == [f"{m}: median ratio 0.50, 2 pairs" for m in ("resnet", "vit")]
     plt.close("all")
