@@ -28,10 +28,11 @@ FAMILY_PALETTE = {"CNN": ("#1f77b4", "#17becf", "#2ca02c", "#0b3d91"),
 
 #: The same colour for a model in every figure of the book: the embedded models, their component-swap
 #: variants and the paper's models (each paper model shares its embedded counterpart's colour).
-MODEL_COLOR = {"resnet": "#1f77b4", "mobilenetv2": "#17becf", "resnet_gelu": "#2ca02c", "resnet_ln": "#0b3d91",
-               "vit": "#d62728", "swin": "#ff7f0e", "vit_bn": "#9467bd", "vit_relu": "#8c564b",
-               "resnet50": "#1f77b4", "mobilenetv2_100": "#17becf", "vit_base_patch16_224": "#d62728",
-               "swin_tiny_patch4_window7_224": "#ff7f0e"}
+_CNN, _TF = FAMILY_PALETTE["CNN"], FAMILY_PALETTE["Transformer"]
+MODEL_COLOR = {"resnet": _CNN[0], "mobilenetv2": _CNN[1], "resnet_gelu": _CNN[2], "resnet_ln": _CNN[3],
+               "vit": _TF[0], "swin": _TF[1], "vit_bn": _TF[2], "vit_relu": _TF[3]}
+MODEL_COLOR.update({"resnet50": MODEL_COLOR["resnet"], "mobilenetv2_100": MODEL_COLOR["mobilenetv2"],
+                    "vit_base_patch16_224": MODEL_COLOR["vit"], "swin_tiny_patch4_window7_224": MODEL_COLOR["swin"]})
 
 
 def model_colors(names) -> dict[str, str]:

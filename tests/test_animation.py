@@ -261,18 +261,24 @@ def _chromium() -> str | None:
     return found
 
 
-@pytest.mark.slow
-def test_static_player_plays_in_a_browser(player_html, tmp_path):
+def _browser_log(tmp_path, body: str, driver: str, budget_ms: int):
+    """Open ``body`` + ``driver`` (a script that writes JSON into <pre id="result">) in headless
+    Chromium and return that JSON, read from the DOM after ``budget_ms`` of virtual time."""
     browser = _chromium()
-    page = tmp_path / "player.html"
-    page.write_text(f"<!doctype html><html><meta charset='utf-8'><body>{player_html}{_DRIVER}</body></html>",
+    page = tmp_path / "page.html"
+    page.write_text(f"<!doctype html><html><meta charset='utf-8'><body>{body}{driver}</body></html>",
                     encoding="utf-8")
     run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
-                          "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                          f"--virtual-time-budget={budget_ms}", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120)
     found = re.search(r'<pre id="result">(.*?)</pre>', run.stdout, re.S)
     assert found, f"no result in the dumped DOM (exit {run.returncode}): {run.stderr[-2000:]}"
-    log = json.loads(html.unescape(found.group(1)))
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.mark.slow
+def test_static_player_plays_in_a_browser(player_html, tmp_path):
+    log = _browser_log(tmp_path, player_html, _DRIVER, 5000)
     assert log == ["fgsm_0|0/4, ε = 0|stopped",  # before Play
                    "fgsm_2|2/4, ε = 0.05|running",  # two ticks of 100 ms after Play
                    "fgsm_2|2/4, ε = 0.05|stopped",  # Pause holds the frame
@@ -328,14 +334,5 @@ window.addEventListener('load', function () {
 
 @pytest.mark.slow
 def test_static_sliders_swap_frames_in_a_browser(tmp_path):
-    browser = _chromium()
-    page = tmp_path / "slider.html"
     body = widgets.static_sliders(_titled, {"ε_r": [0.01, 0.05, 0.1]})
-    page.write_text(f"<!doctype html><html><meta charset='utf-8'><body>{body}{_SLIDER_DRIVER}</body></html>",
-                    encoding="utf-8")
-    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
-                          "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    found = re.search(r'<pre id="result">(.*?)</pre>', run.stdout, re.S)
-    assert found, f"no result in the dumped DOM (exit {run.returncode}): {run.stderr[-2000:]}"
-    assert json.loads(html.unescape(found.group(1))) == ["1|0.05", "2|0.1", "0|0.01"]
+    assert _browser_log(tmp_path, body, _SLIDER_DRIVER, 3000) == ["1|0.05", "2|0.1", "0|0.01"]
