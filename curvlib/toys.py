@@ -24,6 +24,8 @@ class Linear(nn.Module):
         W, b = torch.as_tensor(W, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
         if W.ndim != 2 or b.shape != (W.shape[0],) or W.shape[0] < 2:
             raise ValueError(f"need W [K, D] with K ≥ 2 and b [K], got {tuple(W.shape)} and {tuple(b.shape)}")
+        if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
+            raise ValueError("W and b must be finite (no NaN or inf)")
         self.W = nn.Parameter(W, requires_grad=False)  # parameters: curvlib finds a model's device from them
         self.b = nn.Parameter(b, requires_grad=False)
         self.num_classes = W.shape[0]
@@ -44,6 +46,8 @@ def linear_eps_star(W, b, x, y: int, d) -> tuple[float, int | None]:
     x, d = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (x, d))
     if x.shape != d.shape or W.shape[1] != x.numel():
         raise ValueError(f"x and d need W's {W.shape[1]} values, got {x.numel()} and {d.numel()}")
+    if not all(torch.isfinite(v).all() for v in (W, b, x, d)):
+        raise ValueError("W, b, x and d must be finite (no NaN or inf)")
     gap = W[y] - W  # [K, D]: w_y − w_j
     margin, rate = gap @ x + b[y] - b, gap @ d
     if margin[torch.arange(len(b)) != y].min() <= 0:

@@ -41,6 +41,10 @@ def test_linear_eps_star_picks_the_first_class_to_overtake_and_refuses_bad_input
         toys.linear_eps_star(W, B, X, 1, d)
     with pytest.raises(ValueError, match="need W's 4 values"):
         toys.linear_eps_star(W, B, X[:3], 0, d[:3])
+    with pytest.raises(ValueError, match="must be finite"):
+        toys.linear_eps_star(W, B, X, 0, torch.tensor([1.0, float("nan"), 0.0, 0.0]))
+    with pytest.raises(ValueError, match="must be finite"):
+        toys.Linear(W, torch.tensor([0.0, float("inf"), 0.0]))
 
 
 def test_kinked_toy_fgsm_sees_the_flat_side_the_jump_the_steep_side():
