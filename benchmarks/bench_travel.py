@@ -30,6 +30,7 @@ on the first ``--n`` test images:
    tol, and the speed ratio: its time per sample over ours per sample in the full batched run.
 
 Timings are medians of ``--repeats`` runs after a warm-up, both methods on the same ``--threads``.
+``bench_travel_frontier.py`` re-runs the agreement count with settings that spend more passes.
 Run: python benchmarks/bench_travel.py [--models resnet,vit] [--kinds fgsm] [--n 1000] [--n-ref 25]
 """
 import argparse

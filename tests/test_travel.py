@@ -1,4 +1,6 @@
 import math
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -325,3 +327,35 @@ def test_never_check_finds_an_island_the_march_stepped_over():
     first = c.double().numpy()
     assert np.all(df.eps.to_numpy() >= first - 1e-6) and np.all(df.eps.to_numpy() <= first + 1e-4 + 1e-6), df
     assert df.passes.max() <= max_passes()
+
+
+def _steep_island_then_crossing(e, c, w, unused):
+    """Gentle descent from 2.4 crossing 0 at ε = 0.4, with an early wrong island [c, c + w] whose walls
+    (slope 100) are far steeper than any slope seen around it: the shape behind mobilenetv2's misses."""
+    return torch.minimum(2.4 - 6 * e, 100 * ((e - c - w / 2).abs() - w / 2))
+
+
+def test_careful_march_of_the_frontier_benchmark_finds_a_steep_island_the_default_steps_over():
+    # the trade issue #17 measures: the default march (16× growth) steps from 1/256 to 1/16 over the island and
+    # crosses at 0.4; the benchmark's "careful" setting (3× growth, steps ≤ eps_max/32) lands inside it
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_travel_frontier import SETTINGS, settings
+
+    c = torch.tensor([0.033, 0.034])
+    x, y, d = Path.inputs(c, torch.full((2,), 0.008), torch.zeros(2))
+    model = Path(_steep_island_then_crossing)
+    default = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False)
+    assert np.allclose(default.eps.to_numpy(), 0.4, atol=1e-4), default  # the documented limit
+    from curvlib import travel as travel_module
+
+    before = (travel_module.GROWTH, travel_module.MAX_STEP)
+    budget, constants = SETTINGS["careful"]
+    with settings(**constants):
+        careful = travel(model, x, y, d, eps_max=1.0, tol=1e-4, budget=budget, progress=False)
+    first = c.double().numpy()
+    assert np.all(careful.eps.to_numpy() >= first - 1e-6) and np.all(careful.eps.to_numpy() <= first + 1e-4 + 1e-6)
+    assert careful.passes.max() <= budget
+    assert (travel_module.GROWTH, travel_module.MAX_STEP) == before  # restored
+    with pytest.raises(ValueError, match="no constant"):
+        with settings(GROWHT=2.0):
+            pass

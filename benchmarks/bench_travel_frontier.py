@@ -1,0 +1,111 @@
+"""What agreement costs: the boundary search's forward passes against its agreement with a dense scan (issue #17).
+
+``bench_travel.py`` measures the default search. This script re-runs it with settings that trade
+passes for caution, on the same images and directions, and prints one row per (model, kind,
+setting): mean and max passes per sample, and the counts that decide the agreement target
+(``agree`` includes misclassified-at-start and earlier-verified samples, as in ``bench_travel.py``;
+``missed`` and ``false never`` are the failures). The settings:
+
+* ``default``: :func:`curvlib.travel.travel` as shipped (budget 24 passes);
+* ``budget 26``: the same march with two more passes of budget (what the budget-forced failures
+  of tangent approaches cost);
+* ``careful``: steps grow at most 3× per probe and never exceed eps_max/32 (defaults 16× and
+  eps_max/8), budget 40: march steps small enough to land inside most of the narrow wrong-class
+  islands the default march steps over. (The cheapest of eight cautious settings tried on
+  mobilenetv2's random directions that reached 999 of 1,000; the others missed 2–3 islands,
+  not always the same ones, at 11.9–14.5 mean passes.)
+
+The settings change the module constants of :mod:`curvlib.travel` for one call only
+(:func:`settings`); nothing in the library changes. The dense scans are the cached ones of
+``bench_travel.py`` (``benchmarks/.cache``).
+
+Run: python benchmarks/bench_travel_frontier.py [--models mobilenetv2] [--kinds fgsm,random] [--n 1000]
+"""
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's curvlib, not an installed one
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _dense_scan import cached_scan  # noqa: E402
+from bench_travel import K_MAX, STEP, agreement  # noqa: E402
+
+from curvlib import data, models  # noqa: E402
+from curvlib import travel as T  # noqa: E402
+from curvlib.config import get_profile  # noqa: E402
+from curvlib.direction import direction  # noqa: E402
+
+#: name → (budget, overrides of curvlib.travel's module constants)
+SETTINGS = {
+    "default": (T.DEFAULT_BUDGET, {}),
+    "budget 26": (26, {}),
+    "careful": (40, {"GROWTH": 3.0, "MAX_STEP": 1 / 32}),
+}
+
+
+@contextlib.contextmanager
+def settings(**constants):
+    """Temporarily set module constants of curvlib.travel (names checked)."""
+    unknown = [k for k in constants if not hasattr(T, k)]
+    if unknown:
+        raise ValueError(f"curvlib.travel has no constant {unknown}")
+    old = {k: getattr(T, k) for k in constants}
+    try:
+        for k, v in constants.items():
+            setattr(T, k, v)
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(T, k, v)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="resnet,mobilenetv2,vit,swin")
+    p.add_argument("--kinds", default="fgsm,random")
+    p.add_argument("--settings", default=",".join(SETTINGS))
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    names = a.settings.split(",")
+    unknown = [s for s in names if s not in SETTINGS]
+    if unknown:
+        p.error(f"unknown setting(s) {unknown}; choose from {list(SETTINGS)}")
+    torch.set_num_threads(a.threads)
+    prof = get_profile("embedded", device="cpu")
+    x, y = data.test_set(prof, n=a.n)
+    t_start = time.perf_counter()
+    target = int(np.ceil(0.999 * a.n))
+    print(f"{a.n} test images; agreement target ≥ {target} with no false never, mean passes ≤ 9, max ≤ 24")
+    print(f"{'model':<12} {'kind':<7} {'setting':<10} {'mean':>6} {'max':>4} {'agree':>6} {'missed':>7} "
+          f"{'false never':>12}  targets met  failing samples")
+    for name in a.models.split(","):
+        model = models.load(name, prof, device="cpu")
+        model.check_inputs = False
+        for kind in a.kinds.split(","):
+            d = direction(model, x, y, kind, seed=0, batch_size=prof.batch_size, index=torch.arange(len(x)))
+            scan = cached_scan(model, prof.model_dir / f"{name}.safetensors", x, y, d, kind, 0, step=STEP,
+                               k_max=K_MAX, batch_size=prof.batch_size)
+            for s in names:
+                budget, constants = SETTINGS[s]
+                with settings(**constants):
+                    df = T.travel(model, x, y, d, batch_size=prof.batch_size, progress=False, budget=budget)
+                counts, cat = agreement(model, x, y, d, df, scan)
+                agree = (counts["agree"] + counts["earlier, verified"]
+                         + int((df.status == "misclassified_at_start").sum()))
+                mean, mx = df.passes.mean(), int(df.passes.max())
+                met = [agree >= target and counts["false never"] == 0, mean <= 9, mx <= 24]
+                bad = np.flatnonzero(np.isin(cat, ["missed", "false never", "earlier, NOT verified", "start differs"]))
+                print(f"{name:<12} {kind:<7} {s:<10} {mean:6.2f} {mx:4d} {agree:6d} {counts['missed']:7d} "
+                      f"{counts['false never']:12d}  {'/'.join('yes' if m else 'no' for m in met):<11}  "
+                      + " ".join(f"#{i}" for i in bad[:10]), flush=True)
+    print("targets met: agreement / mean passes / max passes")
+    print(f"wall time {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
