@@ -115,6 +115,17 @@ def agreement(model, x, y, d, df, scan) -> tuple[dict, np.ndarray]:
     return counts, cat
 
 
+def setup(name, kind, prof, x, y):
+    """(model, directions, cached dense scan) of one embedded model and direction kind, made as the travel
+    experiment makes them (seed 0)."""
+    model = models.load(name, prof, device="cpu")
+    model.check_inputs = False
+    d = direction(model, x, y, kind, seed=0, batch_size=prof.batch_size, index=torch.arange(len(x)))
+    scan = cached_scan(model, prof.model_dir / f"{name}.safetensors", x, y, d, kind, 0, step=STEP, k_max=K_MAX,
+                       batch_size=prof.batch_size)
+    return model, d, scan
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="resnet,mobilenetv2,vit,swin")
@@ -135,10 +146,8 @@ def main():
           f"{bound} passes; dense scan step {STEP:g} × {K_MAX}; authors' search on the first {a.n_ref} crossed")
     rows = []
     for name in a.models.split(","):
-        model = models.load(name, prof, device="cpu")
-        model.check_inputs = False
         for kind in a.kinds.split(","):
-            d = direction(model, x, y, kind, seed=0, batch_size=prof.batch_size, index=torch.arange(len(x)))
+            model, d, scan = setup(name, kind, prof, x, y)
             out = {}
 
             def run(model=model, d=d, out=out):
@@ -149,8 +158,6 @@ def main():
             df = out["df"]
             searched = df.status != "misclassified_at_start"
             passes = df.passes[searched]
-            scan = cached_scan(model, prof.model_dir / f"{name}.safetensors", x, y, d, kind, 0, step=STEP,
-                               k_max=K_MAX, batch_size=prof.batch_size)
             counts, cat = agreement(model, x, y, d, df, scan)
             sel = np.flatnonzero((df.status == "crossed").to_numpy())[: a.n_ref]
             ref = {}
