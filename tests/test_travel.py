@@ -1,11 +1,11 @@
 import math
 import pathlib
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from curvlib import travel as travel_module
 from curvlib.direction import direction, normalize
 from curvlib.travel import max_passes, min_passes, positions, travel
 
@@ -335,10 +335,10 @@ def _steep_island_then_crossing(e, c, w, unused):
     return torch.minimum(2.4 - 6 * e, 100 * ((e - c - w / 2).abs() - w / 2))
 
 
-def test_careful_march_of_the_frontier_benchmark_finds_a_steep_island_the_default_steps_over():
+def test_careful_march_of_the_frontier_benchmark_finds_a_steep_island_the_default_steps_over(monkeypatch):
     # the trade issue #17 measures: the default march (16× growth) steps from 1/256 to 1/16 over the island and
     # crosses at 0.4; the benchmark's "careful" setting (3× growth, steps ≤ eps_max/32) lands inside it
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_travel_frontier import SETTINGS, settings
 
     c = torch.tensor([0.033, 0.034])
@@ -346,8 +346,6 @@ def test_careful_march_of_the_frontier_benchmark_finds_a_steep_island_the_defaul
     model = Path(_steep_island_then_crossing)
     default = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False)
     assert np.allclose(default.eps.to_numpy(), 0.4, atol=1e-4), default  # the documented limit
-    from curvlib import travel as travel_module
-
     before = (travel_module.GROWTH, travel_module.MAX_STEP)
     budget, constants = SETTINGS["careful"]
     with settings(**constants):
