@@ -47,12 +47,12 @@ from _dense_scan import cached_scan  # noqa: E402
 from _timing import median_time  # noqa: E402
 
 from curvlib import data, models  # noqa: E402
+from curvlib.certify import CATEGORIES, categories  # noqa: E402
 from curvlib.config import get_profile  # noqa: E402
 from curvlib.direction import direction  # noqa: E402
-from curvlib.travel import max_passes, positions, travel  # noqa: E402
+from curvlib.travel import max_passes, travel  # noqa: E402
 
 STEP, K_MAX = 1e-3, 1000
-CATEGORIES = ("agree", "earlier, verified", "earlier, NOT verified", "missed", "false never", "start differs")
 
 
 @torch.inference_mode()
@@ -85,34 +85,10 @@ def authors_search(model, x, y, d, tol=1e-4, init_eps=1e-3, stride=1e-3, decay=0
     return float("nan"), float("nan"), float("nan"), passes
 
 
-@torch.inference_mode()
 def agreement(model, x, y, d, df, scan) -> tuple[dict, np.ndarray]:
-    """Counts per category (module docstring) and each sample's category (None: skipped)."""
-    first = scan["first"]
-    ours = df.status.astype(str).to_numpy()
-    eps, lo = df.eps.to_numpy(), df.eps_lo.to_numpy()
-    cat = np.full(len(df), None, dtype=object)
-    start_ours, start_scan = ours == "misclassified_at_start", first == -1
-    cat[start_ours != start_scan] = "start differs"
-    both = ~start_ours & ~start_scan
-    sc_never = both & (first == 0)
-    cell_hi = first * STEP
-    cat[sc_never & (ours == "never")] = "agree"
-    cat[both & ~sc_never & (ours == "never")] = "false never"
-    crossed = both & (ours == "crossed")
-    overlap = crossed & ~sc_never & (np.maximum(lo, cell_hi - STEP) <= np.minimum(eps, cell_hi) + 1e-9)
-    cat[overlap] = "agree"
-    earlier = crossed & (sc_never | (eps < cell_hi - STEP - 1e-9)) & ~overlap
-    cat[crossed & ~sc_never & ~overlap & ~earlier] = "missed"
-    idx = np.flatnonzero(earlier)
-    if len(idx):
-        t = torch.from_numpy(idx)
-        pr = model(positions(x[t], d[t], torch.from_numpy(eps[idx]).float())).argmax(-1)
-        wrong = (pr != y[t]).numpy()
-        cat[idx[wrong]] = "earlier, verified"
-        cat[idx[~wrong]] = "earlier, NOT verified"
-    counts = {c: int((cat == c).sum()) for c in CATEGORIES}
-    return counts, cat
+    """Counts per category (:mod:`curvlib.certify`) and each sample's category (None: skipped)."""
+    cat = categories(model, x, y, d, df, scan, step=STEP)
+    return {c: int((cat == c).sum()) for c in CATEGORIES}, cat
 
 
 def setup(name, kind, prof, x, y):

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import SIZES
+from .config import SEARCH_NAMES, SIZES
 
 
 def parser(experiments) -> argparse.ArgumentParser:
@@ -39,6 +39,9 @@ def parser(experiments) -> argparse.ArgumentParser:
     r.add_argument("--bf16", action="store_true", help="bf16 autocast for forward-only passes (calibration, θ); "
                    "travel and FGSM stay float32. Results are cached under their own key")
     r.add_argument("--cache", type=Path, help="results cache directory")
+    r.add_argument("--search", choices=SEARCH_NAMES, help="boundary search setting for travel and the random "
+                   "jump: default, or careful (≈ 1.5× the forward passes along random directions, fewer "
+                   "missed crossings; benchmarks/bench_travel_frontier.py)")
     r.add_argument("--no-accuracy-check", action="store_true", help="paper profiles: do not stop when a "
                    "pretrained model's top-1 on a seeded sample of 256 images is far below timm's published value")
     for f in SIZES:
@@ -53,7 +56,7 @@ def profile_from_args(a, error):
     from .config import get_profile, parse_checkpoints
 
     changes = {f: getattr(a, f) for f in SIZES if getattr(a, f) is not None}
-    for flag, field in (("device", "device"), ("cache", "cache_dir"), ("weights", "weights")):
+    for flag, field in (("device", "device"), ("cache", "cache_dir"), ("weights", "weights"), ("search", "search")):
         if getattr(a, flag) is not None:
             changes[field] = getattr(a, flag)
     if a.data is not None:  # the same absolute path as CURVLIB_DATA gives (and the same cache keys)

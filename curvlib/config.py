@@ -21,6 +21,7 @@ Environment variables read by :func:`get_profile` (all optional):
 ``CURVLIB_AUTOCAST``     ``bf16`` to autocast forward-only passes (calibration, θ); default off
 ``CURVLIB_SIZES``        sample sizes over the profile's: ``n_travel=200,n_directions=8``
 ``CURVLIB_CHECK_ACCURACY`` ``0`` skips the top-1 check of pretrained ImageNet models (default on)
+``CURVLIB_SEARCH``       boundary search: ``default`` or ``careful`` (more passes, fewer missed crossings)
 ``CURVLIB_PROGRESS``     ``text``: plain-text progress bars (book builds set it); default ``auto``
 ======================== ======================================================================
 """
@@ -47,12 +48,14 @@ ENV = {
     "CURVLIB_PROFILE": "profile name", "CURVLIB_CACHE": "cache_dir", "CURVLIB_DEVICE": "device",
     "CURVLIB_DATA": "data_dir", "CURVLIB_MODEL_DIR": "model_dir", "CURVLIB_CHECKPOINTS": "checkpoints",
     "CURVLIB_WEIGHTS": "weights", "CURVLIB_AUTOCAST": "autocast", "CURVLIB_SIZES": "sample sizes",
-    "CURVLIB_CHECK_ACCURACY": "check_accuracy",
+    "CURVLIB_CHECK_ACCURACY": "check_accuracy", "CURVLIB_SEARCH": "search",
 }
 #: Profile fields that are sample sizes (``CURVLIB_SIZES`` and the CLI may override them).
 SIZES = ("n_calibration", "n_travel", "n_theta_images", "n_directions", "n_steps", "batch_size")
 WEIGHTS = ("pretrained", "random")
 AUTOCAST = (None, "bf16")
+#: The boundary search's named settings (``curvlib.travel.SEARCHES``, checked against it by a test).
+SEARCH_NAMES = ("default", "careful")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Profile:
     weights: str = "pretrained"  #: paper models: "pretrained" or "random" (tests, benchmarks)
     autocast: str | None = None  #: "bf16": autocast forward-only passes; None: float32
     check_accuracy: bool = True  #: ImageNet profiles: stop when a pretrained model's top-1 is far off
+    search: str = "default"  #: boundary search setting (``curvlib.travel.SEARCHES``): "default" or "careful"
 
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (validated again)."""
@@ -141,6 +145,8 @@ def _validate(p: Profile) -> Profile:
         raise ValueError(f"profile {p.name!r}: weights must be one of {', '.join(WEIGHTS)}, got {p.weights!r}")
     if not isinstance(p.check_accuracy, bool):
         raise ValueError(f"profile {p.name!r}: check_accuracy must be True or False, got {p.check_accuracy!r}")
+    if p.search not in SEARCH_NAMES:
+        raise ValueError(f"profile {p.name!r}: search must be one of {', '.join(SEARCH_NAMES)}, got {p.search!r}")
     if p.autocast not in AUTOCAST:
         raise ValueError(f"profile {p.name!r}: autocast must be None or 'bf16', got {p.autocast!r}")
     for f in ("cache_dir", "model_dir", "checkpoint_dir", "seed_dir"):
@@ -254,6 +260,7 @@ def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, *
         weights=env.get("CURVLIB_WEIGHTS", "").strip() or "pretrained",
         autocast=_autocast(env.get("CURVLIB_AUTOCAST")),
         check_accuracy=_flag("CURVLIB_CHECK_ACCURACY", env.get("CURVLIB_CHECK_ACCURACY"), True),
+        search=env.get("CURVLIB_SEARCH", "").strip() or "default",
         **parse_sizes(env.get("CURVLIB_SIZES")),
     )
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Profile)}

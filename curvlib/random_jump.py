@@ -71,7 +71,7 @@ ROUTES = {"direct": ("x", "FGSM(x)"), "jump": ("x_r", "FGSM(x_r)"),
 def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
                 seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4, batch_size: int = 500,
                 direct: pd.DataFrame | None = None, return_images: bool = False,
-                index: torch.Tensor | None = None):
+                index: torch.Tensor | None = None, search="default"):
     """Paired FGSM travel from x and from the jumped point x_r, plus the two controls, one row per
     sample (input order).
 
@@ -82,14 +82,15 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     then x_final = x_r) and ``psnr_<r>`` (final image vs x, dB). Also ``index``,
     ``label``, ``confidence`` (at x), ``jump_correct`` (x_r still classified y), ``psnr_jump_only``
     (x_r vs x) and ``eps_r``. ``direct`` may pass an already computed :func:`travel` frame from x
-    along FGSM(x). With ``return_images`` also returns (x_direct_final, x_jump_final).
+    along FGSM(x). With ``return_images`` also returns (x_direct_final, x_jump_final). ``search``: the
+    boundary search's setting (:data:`curvlib.travel.SEARCHES`), the same for every route.
     """
     _check_eps(eps_r)
     if direct is not None and len(direct) != len(x):
         raise ValueError(f"direct has {len(direct)} rows for {len(x)} images")
     d0 = direction(model, x, y, "fgsm", batch_size=batch_size)
     if direct is None:
-        direct = travel(model, x, y, d0, eps_max=eps_max, tol=tol, batch_size=batch_size)
+        direct = travel(model, x, y, d0, eps_max=eps_max, tol=tol, batch_size=batch_size, search=search)
     xr = random_jump(x, eps_r, kind, seed, index=index)
     dr = direction(model, xr, y, "fgsm", batch_size=batch_size)
     starts, dirs = {"x": x, "x_r": xr}, {"FGSM(x)": d0, "FGSM(x_r)": dr}
@@ -99,7 +100,7 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     for route, (start, d) in ROUTES.items():
         if route not in frames:
             frames[route] = travel(model, starts[start], y, dirs[d], eps_max=eps_max, tol=tol, batch_size=batch_size,
-                                   progress=False)
+                                   progress=False, search=search)
         f = frames[route]
         finals[route] = positions(starts[start], dirs[d], f.eps.to_numpy())
         # a route from x_r that is already misclassified there ends at x_r itself: the jump alone did it
@@ -133,11 +134,11 @@ def median_ratio(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct
 
 def jump_experiment(model_name: str, eps_r: float = 0.05, profile=None, n: int | None = None,
                     kind: str = "random_sign", seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4,
-                    refresh: bool = False) -> pd.DataFrame:
+                    refresh: bool = False, search: str | None = None) -> pd.DataFrame:
     """Cached :func:`jump_travel` on the profile's first ``n`` test images (default ``n_travel``);
     the direct travel is shared with :func:`curvlib.travel.travel_experiment`'s cache."""
     return runner.run("random_jump", model_name, profile, refresh=refresh, eps_r=eps_r, n=n, kind=kind, seed=seed,
-                      eps_max=eps_max, tol=tol)
+                      eps_max=eps_max, tol=tol, search=search)
 
 
 def _direct_travel(model_name, profile, params, checkpoint) -> pd.DataFrame:
@@ -145,19 +146,20 @@ def _direct_travel(model_name, profile, params, checkpoint) -> pd.DataFrame:
     from .travel import travel_experiment
 
     return travel_experiment(model_name, "fgsm", profile, n=params["n"], eps_max=params["eps_max"],
-                             tol=params["tol"], checkpoint=checkpoint)
+                             tol=params["tol"], checkpoint=checkpoint, search=params["search"])
 
 
 @runner.experiment("random_jump", defaults=lambda p: {"eps_r": 0.05, "n": p.n_travel, "kind": "random_sign", "seed": 0,
-                                                      "eps_max": 1.0, "tol": 1e-4},
+                                                      "eps_max": 1.0, "tol": 1e-4, "search": p.search},
                    prepare=_direct_travel, code=("random_jump", "travel"), summary=lambda df: f"{len(df)} pairs")
-def _jump_part(model, profile, shard, direct_all, *, eps_r, n, kind, seed, eps_max, tol) -> pd.DataFrame:
+def _jump_part(model, profile, shard, direct_all, *, eps_r, n, kind, seed, eps_max, tol, search) -> pd.DataFrame:
     from . import data
 
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
     index = data.shard_index(data.n_available(profile, n), shard)
     direct = direct_all.iloc[index.numpy()].reset_index(drop=True)
-    df = jump_travel(model, x, y, eps_r, kind, seed, eps_max, tol, profile.batch_size, direct=direct, index=index)
+    df = jump_travel(model, x, y, eps_r, kind, seed, eps_max, tol, profile.batch_size, direct=direct, index=index,
+                     search=search)
     return df.assign(model=model.name)
 
 

@@ -6,17 +6,17 @@ exactly where the prediction is wrong; float64 bookkeeping). Per sample:
 
 * **March** from the last accepted correct point lo: the first probe at eps_max/256, then the
   secant through the last two accepted points predicts where m reaches 0 and the probe goes 25 %
-  beyond it (``OVERSHOOT``: a wrong point closes a tight bracket), but no further than
-  m(lo)/L (``SAFE_STEP``; L the steepest recent margin slope, see below: where m could reach 0 at
-  that slope), nor beyond 16·lo (``GROWTH``) or lo + eps_max/8 (``MAX_STEP``), and at least
-  eps_max·``RESOLUTION`` (5e-4) so that a tangent approach cannot creep.
+  beyond it (``overshoot``: a wrong point closes a tight bracket), but no further than
+  m(lo)/L (``safe_step``; L the steepest recent margin slope, see below: where m could reach 0 at
+  that slope), nor beyond 16·lo (``growth``) or lo + eps_max/8 (``max_step``), and at least
+  eps_max·``resolution`` (5e-4) so that a tangent approach cannot creep.
 * **Join check.** A correct probe b is accepted as the new lo only if
-  m(lo) + m(b) ≥ ½·L·(b − lo) (``CONE``), L = max(the chords at b, ½·the previous L): a crossing
+  m(lo) + m(b) ≥ ½·L·(b − lo) (``cone``), L = max(the chords at b, ½·the previous L): a crossing
   between them would need the margin to fall from m(lo) to 0 and climb back to m(b) at a slope of
   at least ½·L (half, because the chords next to a crossing are steeper than the margin elsewhere: a
   full-L cone sent many correct points to gap probes). Otherwise b waits and the gap is searched
   first, at the point where the two slope-L cones from lo and b meet (the deepest dip they allow);
-  gaps narrower than eps_max·RESOLUTION are joined unseen.
+  gaps narrower than eps_max·resolution are joined unseen.
 * **Refinement** of [lo, first wrong point] below ``tol``: ITP (Oliveira & Takahashi 2020) on the
   margin — regula falsi, truncated and projected, allowed ``ITP_SLACK`` = 5 probes beyond
   bisection's count — with the same join check, so a non-monotone margin inside the bracket sends
@@ -33,30 +33,27 @@ exactly where the prediction is wrong; float64 bookkeeping). Per sample:
   crossing is seen, a schedule reaching eps_max whose wrong outcomes are all bracketable
   (distance left ≤ tol'·(2^r − 1)). Hence, for every sample and every model,
 
-      passes ≤ max_passes = budget (default 24) ≥ min_passes = 1 + ⌈log₂(eps_max / tol' + 1)⌉,
+      passes ≤ max_passes = budget (26 by default) ≥ min_passes = 1 + ⌈log₂(eps_max / tol' + 1)⌉,
 
   tol' = tol − eps_max·2⁻²⁰ (probes are float32; 15 for eps_max = 1, tol = 1e-4). Probes are
   only forced into that schedule once the slack (budget − min_passes) is spent.
 
 What it can and cannot see: it finds the first crossing unless (a) the margin dips to 0 and back
 between two accepted probes faster than ½·L, L the slope seen around them (a sharp wrong-class island
-between probes), (b) the island is narrower than eps_max·RESOLUTION, or (c) the budget's slack ran
+between probes), (b) the island is narrower than eps_max·resolution, or (c) the budget's slack ran
 out and a forced step jumped over it. Nothing in a margin read at finitely many points can rule
-these out; ``benchmarks/bench_travel.py`` measures them against a dense 1e-3 scan (embedded models,
-first 1,000 test images, one run: FGSM 0, 2, 0, 0 images not in agreement for resnet, mobilenetv2,
-vit, swin (mobilenetv2: a false "never", #30, a path that touches the boundary for ~3e-3 after the
-slack ran out, and #774, a wrong point verified before the scan's first one: an island between its
-points); random directions 0, 4, 0, 1 (mobilenetv2: three islands the march stepped over, 0.003–0.025 wide
-with walls of slope 60–240 against chords of 5–26 seen around them, and one budget-forced step; swin:
-one island stepped over; vit's false "never" #92, an island inside one eps_max/8 step, is found by
-the never check); mean passes over all 1,000 6.7, 7.1, 5.9, 5.7 (FGSM) and 8.8, 8.8, 8.5, 8.3
-(random), max 24; the previous version had 8.0, 8.4, 7.2, 6.8 and 11.3, 11.3, 10.8, 10.6 passes with 0, 1, 0, 0
-and 1, 5, 1, 1 disagreements, the fixed grid before it 5, 26, 4, 4 on FGSM and 12, 22, 14 on random
-for the first three) and against the authors' stride-halving search (31–251× slower).
+these out. The constants above are the fields of a :class:`Search`; :data:`SEARCHES` names the
+two settings the book offers (``default``, and ``careful``, whose smaller march steps land inside
+most such islands for more passes). ``benchmarks/bench_travel_frontier.py`` measures each against a
+dense 1e-3 scan and against the authors' stride-halving search (``benchmarks/bench_travel.py``); its
+last output is kept in ``benchmarks/results/``, and the boundary chapter re-checks a seeded subset of
+its own rows (:mod:`curvlib.certify`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -95,26 +92,62 @@ def _margin(model, xs, ys, dev):
     return z.argmax(-1).cpu(), _logit_margin(z, ys.to(z.device)).cpu()
 
 
+@dataclass(frozen=True)
+class Search:
+    """A setting of the boundary search (:func:`travel`): its worst-case budget and the march's constants.
+
+    ``SEARCHES`` names the two the book uses; ``benchmarks/bench_travel_frontier.py`` measures what
+    each costs in forward passes and how often it agrees with a dense ε scan
+    (``benchmarks/results/travel_frontier.txt``)."""
+
+    #: worst-case forward passes per sample, start included (see :func:`max_passes`)
+    budget: int = 26
+    #: march: the first probe (× eps_max), the growth cap of each step (ε ≤ growth·lo), the largest step (× eps_max)
+    first_step: float = 1 / 256
+    growth: float = 16.0
+    max_step: float = 1 / 8
+    #: march: step past the secant's predicted crossing by this fraction (a wrong point closes a tight bracket) …
+    overshoot: float = 0.25
+    #: … but never further than safe_step·m(lo) / L, L the steepest margin slope seen on the sample's path
+    safe_step: float = 1.0
+    #: a correct probe b is joined to the last accepted one a only if m(a) + m(b) ≥ cone·L·(b − a): otherwise
+    #: the margin could have dipped below 0 between them at a slope already seen, and the gap is searched first
+    cone: float = 0.5
+    #: … where L is a recent slope: each probe multiplies it by slope_memory before adding the new chords
+    slope_memory: float = 0.5
+    #: refinement: a probe within tol' of a bracket end goes to close·tol' from it
+    close: float = 0.999
+    #: gaps narrower than resolution·eps_max are joined without a look (islands that narrow may be missed)
+    resolution: float = 5e-4
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "budget":
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise TypeError(f"Search.budget must be an integer, got {v!r}")
+            elif not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"Search.{f.name} must be a positive finite number, got {v!r}")
+        if self.growth <= 1 or self.max_step > 1 or self.first_step > 1 or self.close >= 1:
+            raise ValueError(f"Search needs growth > 1, max_step ≤ 1, first_step ≤ 1 and close < 1, got {self}")
+
+
+#: The named settings: ``default`` (budget 26: mean ≤ 9 passes, ≥ 99.6 % agreement with a dense scan on the
+#: embedded models) and ``careful`` (steps grow ≤ 3× per probe and never exceed eps_max/32, budget 40: ≥ 99.9 %
+#: agreement at about 1.5× the passes along random directions). Measured: ``benchmarks/results/``.
+SEARCHES = {"default": Search(), "careful": Search(budget=40, growth=3.0, max_step=1 / 32)}
 #: Default worst-case forward passes per sample (start included); see :func:`max_passes`.
-DEFAULT_BUDGET = 24
-#: March: the first probe (× eps_max), the growth cap of each step (ε ≤ GROWTH·lo) and the largest step (× eps_max).
-FIRST_STEP = 1 / 256
-GROWTH = 16.0
-MAX_STEP = 1 / 8
-#: March: step past the secant's predicted crossing by this fraction (a wrong point closes a tight bracket) …
-OVERSHOOT = 0.25
-#: … but never further than SAFE_STEP·m(lo) / L, where L is the steepest margin slope seen on the sample's path.
-SAFE_STEP = 1.0
-#: A correct probe b is joined to the last accepted one a only if m(a) + m(b) ≥ CONE·L·(b − a): otherwise the margin
-#: could have dipped below 0 between them at a slope already seen on this path, and the gap is searched first.
-CONE = 0.5
-#: … where L is a recent slope: each probe multiplies it by SLOPE_MEMORY before adding the new chords.
-SLOPE_MEMORY = 0.5
-#: Refinement: a probe within tol' of a bracket end goes to CLOSE·tol' from it (a bracket ≤ tol' if its outcome
-#: is the one the margins predict).
-CLOSE = 0.999
-#: Gaps narrower than RESOLUTION·eps_max are joined without a look (islands that narrow may be missed).
-RESOLUTION = 5e-4
+DEFAULT_BUDGET = SEARCHES["default"].budget
+
+
+def search_setting(search) -> Search:
+    """A :class:`Search` from itself or its name in :data:`SEARCHES` (a clear error otherwise)."""
+    if isinstance(search, Search):
+        return search
+    if isinstance(search, str) and search in SEARCHES:
+        return SEARCHES[search]
+    raise ValueError(f"unknown boundary search {search!r}; choose one of {', '.join(SEARCHES)} "
+                     "or pass a curvlib.travel.Search")
 
 
 def _tol_plan(eps_max: float, tol: float) -> float:
@@ -177,8 +210,8 @@ DEFAULT_GRID = None
 
 @torch.inference_mode()
 def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: float = 1.0, tol: float = 1e-4,
-           grid=DEFAULT_GRID, batch_size: int = 500, progress: bool = True, budget: int = DEFAULT_BUDGET,
-           ) -> pd.DataFrame:
+           grid=DEFAULT_GRID, batch_size: int = 500, progress: bool = True, budget: int | None = None,
+           search="default") -> pd.DataFrame:
     """Distance to the decision boundary along directions ``d`` for every sample.
 
     Args:
@@ -189,7 +222,9 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         grid: optional caps for the march as increasing fractions of eps_max ending at 1 (an int n
               means n uniform steps): a probe never passes the next grid point. None (default):
               no caps beyond the adaptive ones. batch_size: samples per chunk (memory budget).
-        budget: worst-case forward passes per sample, start included (see :func:`max_passes`).
+        search: the search's setting, a name in :data:`SEARCHES` (``default``, ``careful``) or a
+                :class:`Search`. budget: worst-case forward passes per sample, start included (see
+                :func:`max_passes`; None: the setting's).
     Returns:
         DataFrame, one row per sample in input order: ``index``, ``label``, ``confidence`` and
         ``pred`` at x, ``eps`` (ε*; NaN unless crossed), ``eps_lo`` (largest ε accepted as correct:
@@ -210,7 +245,8 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
     if tol < eps_max * 2.0 ** -19:
         raise ValueError(f"tol must be at least eps_max·2⁻¹⁹ = {eps_max * 2.0 ** -19:.3g} (float32 probes), got {tol}")
     grid = _check_grid(grid)
-    budget = max_passes(eps_max, tol, budget)
+    setting = search_setting(search)
+    budget = max_passes(eps_max, tol, setting.budget if budget is None else budget)
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     dev = model_device(model)
@@ -231,7 +267,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         p = z0.softmax(-1)
         conf0[sl], pred0[sl] = p.max(-1)
         alive = pred0[sl] == yb  # correctly classified at the start
-        st = _search(model, xb, yb, db, _logit_margin(z0, yb), alive, eps_max, tol, budget, caps, dev)
+        st = _search(model, xb, yb, db, _logit_margin(z0, yb), alive, eps_max, tol, setting, budget, caps, dev)
         eps_star[sl], eps_lo[sl], new_class[sl], passes[sl] = st["hi"], st["lo"], st["cls"], st["used"]
         status[sl] = np.where(alive.numpy(), np.where(torch.isnan(st["hi"]).numpy(), "never", "crossed"),
                               "misclassified_at_start")
@@ -244,7 +280,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
     })
 
 
-def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> dict:
+def _search(model, xb, yb, db, m0, alive, eps_max, tol, S: Search, budget, caps, dev) -> dict:
     """The march and the refinement of one chunk; every sample's state is a row of float64 tensors."""
     b = len(yb)
     nan = torch.full((b,), float("nan"), dtype=torch.float64)
@@ -268,7 +304,7 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
         """Samples i accept correct points e (margins m) as their new lo."""
         a, m_a = st["lo"][i], st["m_lo"][i]
         score = (m_a.clamp_min(0) + m.clamp_min(0)) / (e - a)
-        worse = (e - a > RESOLUTION * eps_max) & (score < st["g_score"][i])
+        worse = (e - a > S.resolution * eps_max) & (score < st["g_score"][i])
         k = i[worse]
         st["g_a"][k], st["m_ga"][k], st["g_b"][k], st["g_score"][k] = a[worse], m_a[worse], e[worse], score[worse]
         st["prev"][i], st["m_prev"][i] = st["lo"][i], st["m_lo"][i]
@@ -337,17 +373,17 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
         a, z = allowed(act)
         lo, m_lo, hi, L = st["lo"][act], st["m_lo"][act].clamp_min(0), st["hi"][act], st["L"][act]
         has_pend = ~torch.isnan(pend)
-        # march: the secant's predicted crossing plus an overshoot, no further than SAFE_STEP·m(lo)/L,
-        # capped by growth and size, at least RESOLUTION
-        safe = torch.where(L > 0, SAFE_STEP * m_lo / L, torch.full_like(lo, math.inf))
+        # march: the secant's predicted crossing plus an overshoot, no further than S.safe_step·m(lo)/L,
+        # capped by growth and size, at least S.resolution
+        safe = torch.where(L > 0, S.safe_step * m_lo / L, torch.full_like(lo, math.inf))
         slope = (st["m_prev"][act] - st["m_lo"][act]) / (lo - st["prev"][act])
-        pred = torch.where(slope > 0, (1 + OVERSHOOT) * m_lo / slope, torch.full_like(lo, math.inf))
+        pred = torch.where(slope > 0, (1 + S.overshoot) * m_lo / slope, torch.full_like(lo, math.inf))
         adaptive = torch.minimum(pred, safe)
-        cap = torch.minimum(torch.full_like(lo, MAX_STEP * eps_max), (GROWTH - 1) * lo)
+        cap = torch.minimum(torch.full_like(lo, S.max_step * eps_max), (S.growth - 1) * lo)
         step = torch.minimum(adaptive, cap)
         first = torch.isnan(st["prev"][act])
-        step = torch.where(first, torch.full_like(lo, FIRST_STEP * eps_max), step)
-        step = torch.nan_to_num(step, nan=FIRST_STEP * eps_max).clamp_min(RESOLUTION * eps_max)
+        step = torch.where(first, torch.full_like(lo, S.first_step * eps_max), step)
+        step = torch.nan_to_num(step, nan=S.first_step * eps_max).clamp_min(S.resolution * eps_max)
         q = lo + step
         if caps is not None:
             nxt = caps[torch.searchsorted(caps, lo + tiny, right=True).clamp_max(len(caps) - 1)]
@@ -356,8 +392,8 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
         # the bracket), no further from lo than the safe step or tol
         w0 = st["w0"][act]
         q_itp = itp_point(lo, hi, m_lo, st["m_hi"][act].clamp_max(0), ITP_KAPPA1 / w0)
-        q_itp = torch.where(q_itp - lo <= tol_p, lo + CLOSE * tol_p,
-                            torch.where(hi - q_itp <= tol_p, hi - CLOSE * tol_p, q_itp))
+        q_itp = torch.where(q_itp - lo <= tol_p, lo + S.close * tol_p,
+                            torch.where(hi - q_itp <= tol_p, hi - S.close * tol_p, q_itp))
         q = torch.where(bracket, torch.minimum(q_itp, lo + torch.clamp_min(safe, tol_p)), q)
         # a pending point: probe where the cones of slope L from lo and from it meet (the deepest dip)
         mp = st["m_pend"][act].clamp_min(0)
@@ -376,12 +412,12 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
         st["used"][act] += 1
         st["j"][act] += bracket.double()
         # steepest slope seen: chords from the new point to its neighbours
-        # L: the steepest chord seen, older ones discounted by SLOPE_MEMORY per probe
+        # L: the steepest chord seen, older ones discounted by S.slope_memory per probe
         chords = torch.zeros_like(q)
         for e_n, m_n in ((st["lo"], st["m_lo"]), (st["hi"], st["m_hi"]), (st["pend"], st["m_pend"])):
             sl_ = ((m - m_n[act]) / (q - e_n[act])).abs()
             chords = torch.maximum(chords, torch.where(torch.isfinite(sl_), sl_, torch.zeros_like(sl_)))
-        st["L"][act] = torch.maximum(st["L"][act] * SLOPE_MEMORY, chords)
+        st["L"][act] = torch.maximum(st["L"][act] * S.slope_memory, chords)
         L_join = st["L"]
         wrong = pr != yb[act]
         i = act[wrong]
@@ -395,8 +431,8 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
         # correct: join to lo if no dip of the steepest slope seen could hide a crossing in between
         ok = ~wrong
         i, qo, mo = act[ok], q[ok], m[ok]
-        joins = ((st["m_lo"][i].clamp_min(0) + mo.clamp_min(0) >= CONE * L_join[i] * (qo - st["lo"][i]))
-                 | (qo - st["lo"][i] <= RESOLUTION * eps_max))
+        joins = ((st["m_lo"][i].clamp_min(0) + mo.clamp_min(0) >= S.cone * L_join[i] * (qo - st["lo"][i]))
+                 | (qo - st["lo"][i] <= S.resolution * eps_max))
         accept(i[joins], qo[joins], mo[joins])
         gap = i[~joins]
         st["pend"][gap], st["m_pend"][gap] = qo[~joins], mo[~joins]
@@ -407,8 +443,8 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
         k = k[~torch.isnan(st["pend"][k])]
         if len(k):
             j2 = ((st["m_lo"][k].clamp_min(0) + st["m_pend"][k].clamp_min(0)
-                   >= CONE * L_join[k] * (st["pend"][k] - st["lo"][k]))
-                  | (st["pend"][k] - st["lo"][k] <= RESOLUTION * eps_max))
+                   >= S.cone * L_join[k] * (st["pend"][k] - st["lo"][k]))
+                  | (st["pend"][k] - st["lo"][k] <= S.resolution * eps_max))
             k = k[j2]
             accept(k, st["pend"][k], st["m_pend"][k])
             # the furthest unjoined point becomes the pending one (points in between were dropped)
@@ -421,12 +457,13 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, budget, caps, dev) -> di
 
 def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int | None = None,
                       eps_max: float = 1.0, tol: float = 1e-4, seed: int = 0, refresh: bool = False,
-                      checkpoint=None) -> pd.DataFrame:
+                      checkpoint=None, search: str | None = None) -> pd.DataFrame:
     """Cached :func:`travel` of one model on the profile's first ``n`` test images (default
     ``profile.n_travel``) along ``kind`` directions (``fgsm`` or a seeded random kind);
-    ``checkpoint``: other weights (e.g. an epoch snapshot)."""
+    ``checkpoint``: other weights (e.g. an epoch snapshot); ``search``: a name in :data:`SEARCHES`
+    (default: ``profile.search``)."""
     return runner.run("travel", model_name, profile, checkpoint=checkpoint, refresh=refresh, n=n, kind=kind,
-                      eps_max=eps_max, tol=tol, seed=seed)
+                      eps_max=eps_max, tol=tol, seed=seed, search=search)
 
 
 def _crossed(df: pd.DataFrame) -> str:
@@ -434,9 +471,9 @@ def _crossed(df: pd.DataFrame) -> str:
 
 
 @runner.experiment("travel", defaults=lambda p: {"n": p.n_travel, "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
-                                                 "seed": 0},
+                                                 "seed": 0, "search": p.search},
                    code=("travel",), calls=({"kind": "fgsm"}, {"kind": "random"}), summary=_crossed)
-def _travel_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed) -> pd.DataFrame:
+def _travel_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed, search) -> pd.DataFrame:
     from . import data
     from .direction import direction
 
@@ -444,7 +481,7 @@ def _travel_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed)
                          shard=shard)
     index = data.shard_index(data.n_available(profile, n), shard)
     d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size, index=index)
-    df = travel(model, x, y, d, eps_max=eps_max, tol=tol, batch_size=profile.batch_size)
+    df = travel(model, x, y, d, eps_max=eps_max, tol=tol, batch_size=profile.batch_size, search=search)
     return df.assign(index=index.numpy(), model=model.name, kind=kind)
 
 

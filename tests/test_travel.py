@@ -1,5 +1,4 @@
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -99,7 +98,7 @@ def test_passes_budget(linear_data):
     d = direction(m, x, y, "fgsm")
     df = travel(m, x, y, d, eps_max=1.0, tol=1e-4, progress=False)
     assert min_passes() == 1 + math.ceil(math.log2(1 / (1e-4 - 2.0 ** -20) + 1)) == 15
-    assert df.passes.max() <= max_passes() == 24
+    assert df.passes.max() <= max_passes() == 26  # the default budget (issue #27)
     assert max_passes(budget=15) == 15
     with pytest.raises(ValueError, match="budget must be an integer ≥ 15"):
         max_passes(budget=14)
@@ -335,25 +334,39 @@ def _steep_island_then_crossing(e, c, w, unused):
     return torch.minimum(2.4 - 6 * e, 100 * ((e - c - w / 2).abs() - w / 2))
 
 
-def test_careful_march_of_the_frontier_benchmark_finds_a_steep_island_the_default_steps_over(monkeypatch):
-    # the trade issue #17 measures: the default march (16× growth) steps from 1/256 to 1/16 over the island and
-    # crosses at 0.4; the benchmark's "careful" setting (3× growth, steps ≤ eps_max/32) lands inside it
-    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
-    from bench_travel_frontier import SETTINGS, settings
-
+def test_careful_search_finds_a_steep_island_the_default_steps_over():
+    # the trade the frontier benchmark measures: the default march (16× growth) steps from 1/256 to 1/16 over the
+    # island and crosses at 0.4; the public "careful" setting (3× growth, steps ≤ eps_max/32) lands inside it
     c = torch.tensor([0.033, 0.034])
     x, y, d = Path.inputs(c, torch.full((2,), 0.008), torch.zeros(2))
     model = Path(_steep_island_then_crossing)
     default = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False)
     assert np.allclose(default.eps.to_numpy(), 0.4, atol=1e-4), default  # the documented limit
-    before = (travel_module.GROWTH, travel_module.MAX_STEP)
-    budget, constants = SETTINGS["careful"]
-    with settings(**constants):
-        careful = travel(model, x, y, d, eps_max=1.0, tol=1e-4, budget=budget, progress=False)
+    careful = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False, search="careful")
     first = c.double().numpy()
     assert np.all(careful.eps.to_numpy() >= first - 1e-6) and np.all(careful.eps.to_numpy() <= first + 1e-4 + 1e-6)
-    assert careful.passes.max() <= budget
-    assert (travel_module.GROWTH, travel_module.MAX_STEP) == before  # restored
-    with pytest.raises(ValueError, match="no constant"):
-        with settings(GROWHT=2.0):
-            pass
+    assert careful.passes.max() <= travel_module.SEARCHES["careful"].budget == 40
+
+
+def test_search_settings_are_named_validated_and_the_default_budget_is_26():
+    from curvlib.config import SEARCH_NAMES
+
+    assert tuple(travel_module.SEARCHES) == SEARCH_NAMES  # the profile's choices are the library's settings
+    assert travel_module.SEARCHES["default"].budget == travel_module.DEFAULT_BUDGET == max_passes() == 26
+    assert travel_module.search_setting("careful") is travel_module.SEARCHES["careful"]
+    with pytest.raises(ValueError, match="unknown boundary search 'carefull'"):
+        travel_module.search_setting("carefull")
+    with pytest.raises(ValueError, match="growth"):
+        travel_module.Search(growth=1.0)
+    with pytest.raises(TypeError, match="budget must be an integer"):
+        travel_module.Search(budget=26.0)
+    m = Linear()
+    x = torch.rand(3, 1, 4, 4)
+    y = m(x).argmax(-1)
+    d = direction(m, x, y, "fgsm")
+    with pytest.raises(ValueError, match="unknown boundary search"):
+        travel(m, x, y, d, progress=False, search="fast")
+    # an explicit budget overrides the setting's; a Search object works like its name
+    a = travel(m, x, y, d, progress=False, search=travel_module.SEARCHES["careful"])
+    b = travel(m, x, y, d, progress=False, search="careful")
+    assert a.equals(b)
