@@ -144,6 +144,23 @@ def summary(checks: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def sentence(table: pd.DataFrame, level: float = 0.95) -> str:
+    """The certification in one Markdown sentence from a :func:`summary` table: the pooled agreement
+    with its Wilson interval, and every disagreeing row by model, direction kind and row number."""
+    if table.empty:
+        return "No row of this run could be re-checked (no image was classified correctly at ε = 0)."
+    n = int(table.checked.sum())
+    k = int(table[list(AGREEING)].to_numpy().sum())
+    lo, hi = wilson(k, n, level)
+    bad = [f"{r['model']} / {r['kind']} {r['disagreeing samples']}" for _, r in table.iterrows()
+           if r["disagreeing samples"]]
+    text = (f"Of the {n} rows re-checked on this run, {k} agree with the dense scan: {k / n:.1%} "
+            f"[{lo:.1%}, {hi:.1%}] ({level:.0%} Wilson interval), ")
+    if not bad:
+        return text + "and no row disagrees."
+    return text + "and these disagree (left as the search found them): " + "; ".join(bad) + "."
+
+
 def check_experiment(model_name: str, kind: str = "fgsm", profile=None, n_check: int | None = None,
                      refresh: bool = False, **travel_params) -> pd.DataFrame:
     """Cached re-check of ``n_check`` seeded rows (default 100) of the travel experiment with the same

@@ -3,12 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_travel import Path, _steep_island_then_crossing
 
 from curvlib import certify, runner
 from curvlib.config import get_profile
 from curvlib.travel import travel
-
-from test_travel import Path, _steep_island_then_crossing
 
 
 def _island_inputs():
@@ -95,3 +94,13 @@ def test_check_experiment_rechecks_seeded_rows_of_the_chapters_travel(tmp_cache)
     assert {"kind": "random"} in exp.calls
     params = runner.params_for("travel_check", profile, kind="random", n_check=10)
     assert params["search"] == profile.search == "default" and params["n"] == profile.n_travel
+
+
+def test_sentence_pools_the_agreement_and_lists_every_disagreement():
+    rows = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 2, "kind": ["fgsm"] * 3 + ["random"] * 2,
+                         "index": [1, 4, 9, 2, 7], "category": ["agree", "missed", "agree", "agree", "false never"]})
+    text = certify.sentence(certify.summary(rows))
+    lo, hi = certify.wilson(3, 5)
+    assert f"Of the 5 rows re-checked on this run, 3 agree with the dense scan: 60.0% [{lo:.1%}, {hi:.1%}]" in text
+    assert "a / fgsm #4" in text and "b / random #7" in text
+    assert certify.sentence(certify.summary(rows.assign(category="agree"))).endswith("and no row disagrees.")
