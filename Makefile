@@ -34,7 +34,9 @@ exec-cache-guard: $(STAMP)
 # Command 1: execute every chapter on the active profile and write the static site.
 book: $(STAMP) vendor exec-cache-guard
 	rm -rf book/_build/html/reports
-	$(BIN)/jupyter-book build book --all --builder html
+	@start=$$(date +%s); $(BIN)/jupyter-book build book --all --builder html; rc=$$?; \
+	  $(BIN)/python book/_ext/timings.py --since $$start; \
+	  echo "jupyter-book build: $$(( $$(date +%s) - start )) s"; exit $$rc
 	@if ls book/_build/html/reports/*.log >/dev/null 2>&1; then \
 	  echo "a chapter failed to execute: see book/_build/html/reports/"; exit 1; fi
 	@echo "site: $(CURDIR)/book/_build/html/index.html"

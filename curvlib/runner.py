@@ -23,7 +23,9 @@ import functools
 import hashlib
 import importlib
 import io
+import json
 import os
+import time
 import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -273,7 +275,23 @@ def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refres
     context = exp.prepare(model_name, profile, params, checkpoint) if exp.prepare else None
 
     def compute_part(rank: int, size: int):
+        start = time.perf_counter()
         with float32_exact():
-            return exp.compute_part(model, profile, None if size == 1 else (rank, size), context, **params)
+            value = exp.compute_part(model, profile, None if size == 1 else (rank, size), context, **params)
+        log_time(profile, name, model_name, time.perf_counter() - start)
+        return value
 
     return sharded(name, model_name, key, compute_part, exp.merge, profile=profile, refresh=refresh)
+
+
+def log_time(profile: Profile, experiment: str, model: str, seconds: float) -> None:
+    """Append one computed result's wall time to ``<cache_dir>/timings.jsonl`` (read by
+    ``book/_ext/timings.py`` after a book build). Best effort: a log that cannot be written is skipped."""
+    line = json.dumps({"experiment": experiment, "model": model, "profile": profile.name, "seconds": round(seconds, 3),
+                       "time": time.time(), "rank": world()[0]})
+    try:
+        profile.cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(profile.cache_dir / "timings.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass

@@ -11,10 +11,11 @@ from curvlib.config import get_profile
 
 def test_registry_holds_the_book_s_experiments_in_order():
     exps = runner.registry()
-    assert list(exps) == ["calibration", "travel", "theta", "theta_step", "curvature", "random_jump", "attention"]
+    assert list(exps) == ["calibration", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump", "attention"]
     for e in exps.values():
         assert e.calls and callable(e.compute_part) and callable(e.merge)
     assert [c["kind"] for c in exps["travel"].calls] == ["fgsm", "random"]
+    assert exps["travel_check"].calls == exps["travel"].calls  # every travel entry the chapter reads is checked
 
 
 def test_every_key_names_the_data_the_weights_and_the_code(tmp_path):
