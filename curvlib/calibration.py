@@ -26,7 +26,13 @@ STATS = ("ece", "sece", "mce", "ace", "accuracy")
 
 def _as_numpy(v, name: str) -> np.ndarray:
     if hasattr(v, "detach"):  # torch tensor on any device
-        v = v.detach().cpu().numpy()
+        v = v.detach().cpu()
+        try:
+            v = v.numpy()
+        except TypeError:  # bfloat16 / float8 (autocast confidences): numpy has no such dtype; exact in float32
+            if not v.is_floating_point():
+                raise TypeError(f"{name} has dtype {v.dtype}, which numpy cannot hold") from None
+            v = v.float().numpy()
     a = np.asarray(v)
     if a.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")

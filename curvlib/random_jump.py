@@ -68,6 +68,43 @@ ROUTES = {"direct": ("x", "FGSM(x)"), "jump": ("x_r", "FGSM(x_r)"),
           "ctrl_point": ("x_r", "FGSM(x)"), "ctrl_direction": ("x", "FGSM(x_r)")}
 
 
+def _check_direct(model, direct: pd.DataFrame, x, y, eps_max: float, tol: float, batch_size: int, index) -> None:
+    """Refuse a ``direct`` frame that is not the FGSM travel of these very images: other length,
+    labels, sample numbers, eps_max (a "never" row ends at its own eps_max, a crossing lies below
+    it) or images (its confidences at x differ from the model's)."""
+    from .inference import predict
+
+    need = {"label", "confidence", "status", "eps", "eps_lo"}
+    if not isinstance(direct, pd.DataFrame) or need - set(direct.columns):
+        raise ValueError(f"direct must be a travel() frame with columns {', '.join(sorted(need))}")
+    if len(direct) != len(x):
+        raise ValueError(f"direct has {len(direct)} rows for {len(x)} images")
+
+    def first(bad) -> str:
+        return f"first at row {int(np.flatnonzero(bad)[0])}"
+
+    bad = direct["label"].to_numpy() != y.cpu().numpy()
+    if bad.any():
+        raise ValueError(f"direct's labels differ from y ({first(bad)}): it is another run's frame or its images "
+                         "are in another order")
+    if index is not None and "index" in direct.columns:
+        bad = direct["index"].to_numpy() != np.asarray(index)
+        if bad.any():
+            raise ValueError(f"direct's sample numbers differ from index ({first(bad)})")
+    eps, eps_lo, status = (direct[c].to_numpy() for c in ("eps", "eps_lo", "status"))
+    bad = ((status == "crossed") & ~(eps <= eps_max * (1 + 1e-9))) | \
+          ((status == "never") & ~(np.abs(eps_lo - eps_max) <= tol))
+    if bad.any():
+        raise ValueError(f"direct was computed with another eps_max than {eps_max:g} ({first(bad)}: status "
+                         f"{status[bad][0]}, eps {eps[bad][0]:.6g}, eps_lo {eps_lo[bad][0]:.6g})")
+    conf = predict(model, x, batch_size).amax(-1).double().numpy()
+    bad = ~(np.abs(conf - direct["confidence"].to_numpy(dtype=float)) <= 1e-3)
+    if bad.any():
+        raise ValueError(f"direct's confidences at x differ from the model's ({first(bad)}: {conf[bad][0]:.4f} vs "
+                         f"{direct['confidence'].to_numpy()[bad][0]:.4f}): it belongs to other images, another "
+                         "order of them, or another model")
+
+
 def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
                 seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4, batch_size: int = 500,
                 direct: pd.DataFrame | None = None, return_images: bool = False,
@@ -82,11 +119,12 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     then x_final = x_r) and ``psnr_<r>`` (final image vs x, dB). Also ``index``,
     ``label``, ``confidence`` (at x), ``jump_correct`` (x_r still classified y), ``psnr_jump_only``
     (x_r vs x) and ``eps_r``. ``direct`` may pass an already computed :func:`travel` frame from x
-    along FGSM(x). With ``return_images`` also returns (x_direct_final, x_jump_final).
+    along FGSM(x) with the same ``eps_max``; one of other images, labels, order or eps_max is
+    refused (``ValueError``). With ``return_images`` also returns (x_direct_final, x_jump_final).
     """
     _check_eps(eps_r)
-    if direct is not None and len(direct) != len(x):
-        raise ValueError(f"direct has {len(direct)} rows for {len(x)} images")
+    if direct is not None:
+        _check_direct(model, direct, x, y, eps_max, tol, batch_size, index)
     d0 = direction(model, x, y, "fgsm", batch_size=batch_size)
     if direct is None:
         direct = travel(model, x, y, d0, eps_max=eps_max, tol=tol, batch_size=batch_size)
