@@ -113,7 +113,8 @@ def bin_edges(confidence, n_bins: int = 10, scheme: str = "width") -> np.ndarray
     if scheme == "width":
         return np.linspace(0.0, 1.0, n_bins + 1)
     if scheme == "mass":
-        conf = _as_numpy(confidence, "confidence").astype(np.float64, copy=False)
+        conf = _as_numpy(confidence, "confidence")
+        conf, _ = _check(conf, np.zeros(conf.shape, bool))  # in [0, 1], no NaN, not empty: else edges are junk
         i = np.arange(1, n_bins, dtype=np.int64)
         ranks = np.unique(np.clip((i * conf.size + n_bins - 1) // n_bins - 1, 0, conf.size - 1))  # ⌈iN/M⌉, 0-based
         inner = order_statistics(conf, ranks) if conf.size > 1 else np.repeat(conf, n_bins - 1)

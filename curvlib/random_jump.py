@@ -45,14 +45,27 @@ def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
     return (x + eps_r * d).clamp(0.0, 1.0)
 
 
+def _pair(x, x2) -> None:
+    """Two image batches [N, ...] of one shape, N ≥ 1, with pixels (else a clear error)."""
+    if not (isinstance(x, torch.Tensor) and isinstance(x2, torch.Tensor)):
+        raise TypeError(f"images must be torch Tensors, got {type(x).__name__} and {type(x2).__name__}")
+    if x.shape != x2.shape:
+        raise ValueError(f"images differ in shape: {tuple(x.shape)} vs {tuple(x2.shape)}")
+    if x.ndim < 2 or len(x) == 0 or x[0].numel() == 0:
+        raise ValueError(f"need a non-empty batch [N, ...] of images with pixels, got shape {tuple(x.shape)}")
+    if x.is_complex() or x2.is_complex():
+        raise TypeError("images must be real")
+
+
 def psnr(x: torch.Tensor, x_perturbed: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image [N]; +inf where the images are identical."""
-    if x.shape != x_perturbed.shape:
-        raise ValueError(f"images differ in shape: {tuple(x.shape)} vs {tuple(x_perturbed.shape)}")
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"need a non-empty batch [N, ...], got shape {tuple(x.shape)}")
-    if not data_range > 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
+    _pair(x, x_perturbed)
+    try:
+        ok = 0 < float(data_range) ** 2 < float("inf")
+    except OverflowError:
+        ok = False
+    if not ok:  # also refuses NaN, inf and ranges whose square under/overflows
+        raise ValueError(f"data_range must be a positive finite number, got {data_range}")
     mse = (x.double() - x_perturbed.double()).pow(2).flatten(1).mean(1)
     with np.errstate(divide="ignore"):
         return (10 * torch.log10(data_range ** 2 / mse)).float()  # mse = 0 → +inf
@@ -60,6 +73,7 @@ def psnr(x: torch.Tensor, x_perturbed: torch.Tensor, data_range: float = 1.0) ->
 
 def rms_distance(x: torch.Tensor, x_final: torch.Tensor) -> torch.Tensor:
     """‖x_final − x‖₂ / √D per image: the total perturbation in pixel units."""
+    _pair(x, x_final)
     return (x_final.double() - x.double()).flatten(1).norm(dim=1).float() / (x[0].numel() ** 0.5)
 
 
