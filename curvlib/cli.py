@@ -20,6 +20,10 @@ from pathlib import Path
 
 from .config import SIZES
 
+#: Errors about the inputs (an unreadable image or folder, a cache that cannot be written) that stop
+#: ``curvlib run`` with their one-line message instead of a traceback (filled in by :func:`main`).
+STOPS: tuple = ()
+
 
 def parser(experiments) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curvlib", description=__doc__.split("\n")[0])
@@ -117,6 +121,8 @@ def check_device(name: str, error) -> None:
 def main(argv=None) -> int:
     from . import runner
 
+    global STOPS
+    STOPS = _stops()
     experiments = runner.registry()
     p = parser(experiments)
     a = p.parse_args(argv)
@@ -125,6 +131,24 @@ def main(argv=None) -> int:
     chosen = list(experiments) if a.experiment == "all" else [a.experiment]
     say = print if rank == 0 else (lambda *_, **__: None)
     say(f"{profile.summary()}; {size} process(es), cache {profile.cache_dir}")
+    try:
+        return _run(a, profile, experiments, chosen, size, say)
+    except STOPS as e:  # a problem with the inputs, named by its message: no traceback
+        print(f"curvlib: stopped: {e}", file=sys.stderr)
+        return 2
+
+
+def _stops() -> tuple:
+    from . import cache, data
+
+    return (data.ImageReadError, data.FolderError, cache.CacheNotWritable, PermissionError, FileNotFoundError,
+            NotADirectoryError)
+
+
+def _run(a, profile, experiments, chosen, size, say) -> int:
+    from . import cache, runner
+
+    cache.require_writable(profile.cache_dir / profile.name)  # before hours of work, not after
     batch = {name: profile for name in profile.models}
     if profile.device.startswith("cuda") and a.batch_size is None:  # size batches to the GPU's memory
         from . import models

@@ -124,6 +124,10 @@ def imagefolder_transform(model_name: str | None = None, input_size: int = 224, 
     ])
 
 
+class FolderError(ValueError):
+    """An image folder curvlib refuses to read (the message names the folders or files)."""
+
+
 #: The forms of class-folder names :func:`imagenet_class_index` accepts (for error messages).
 FOLDER_FORMS = ("WordNet ids of ImageNet-1k (n01440764 … n15075141: ImageNet val, Imagenette, any class subset)",
                 "ImageNet-1k class indices 0 … 999 (ImageNet-V2's folders)")
@@ -147,12 +151,12 @@ def imagenet_class_index(folders) -> dict[str, int]:
     are *not* used: they are right only for exactly the 1,000 WordNet-id folders)."""
     folders = sorted(folders)
     if not folders:
-        raise ValueError("no class folders given")
+        raise FolderError("no class folders given")
     wnids = _wordnet_ids()
     digits = [f for f in folders if _is_index(f)]
     if digits and len(digits) != len(folders):
         other = next(f for f in folders if not _is_index(f))
-        raise ValueError(f"class folders mix integer names ({digits[0]!r}) with others ({other!r}); use one form: "
+        raise FolderError(f"class folders mix integer names ({digits[0]!r}) with others ({other!r}); use one form: "
                          + "; or ".join(FOLDER_FORMS))
     out, bad = {}, []
     for f in folders:
@@ -166,10 +170,10 @@ def imagenet_class_index(folders) -> dict[str, int]:
             bad.append(f)
     if bad:
         shown = ", ".join(repr(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ValueError(f"class folder name(s) {shown} are not ImageNet-1k classes; accepted forms: "
+        raise FolderError(f"class folder name(s) {shown} are not ImageNet-1k classes; accepted forms: "
                          + "; or ".join(FOLDER_FORMS))
     if len(set(out.values())) != len(out):
-        raise ValueError("two class folders name the same ImageNet-1k class (e.g. '7' and '007')")
+        raise FolderError("two class folders name the same ImageNet-1k class (e.g. '7' and '007')")
     return out
 
 
@@ -230,7 +234,7 @@ def scan_folder(root: str | Path) -> tuple[list[str], dict[str, int], list[tuple
     for c in classes:
         real = os.path.realpath(os.path.join(directory, c))
         if real in real_class:
-            raise ValueError(f"class folders {real_class[real]!r} and {c!r} of {directory} are the same folder "
+            raise FolderError(f"class folders {real_class[real]!r} and {c!r} of {directory} are the same folder "
                              f"({real}): its images would be labelled twice; keep one")
         real_class[real] = c
     samples, owner, empty = [], {}, []
@@ -255,7 +259,7 @@ def scan_folder(root: str | Path) -> tuple[list[str], dict[str, int], list[tuple
                 real = os.path.realpath(path)
                 if real in owner:
                     if owner[real][0] != c:
-                        raise ValueError(f"image {path} (class folder {c!r}) is the same file as {owner[real][1]} "
+                        raise FolderError(f"image {path} (class folder {c!r}) is the same file as {owner[real][1]} "
                                          f"(class folder {owner[real][0]!r}): it would be labelled twice")
                     continue  # the same file again through a link: counted once
                 owner[real] = (c, path)

@@ -435,3 +435,27 @@ def test_warnings_are_not_raised_on_a_clean_hit(tmp_cache):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert cache.cached("e", "m", {"n": 1}, lambda: 2, profile=p) == 1
+
+
+def test_the_cli_stops_on_a_bad_image_with_one_line_naming_it(tmp_path, capsys):
+    from PIL import Image
+
+    folder = _folder(tmp_path / "val")
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(folder / B / "cut.jpg")
+    raw = (folder / B / "cut.jpg").read_bytes()
+    (folder / B / "cut.jpg").write_bytes(raw[: len(raw) // 2])
+    assert cli.main(["run", "calibration", "--profile", "paper", "--data", str(folder), "--weights", "random",
+                     "--models", "resnet18", "--cache", str(tmp_path / "c"), "--device", "cpu",
+                     "--n-calibration", "100", "--batch-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("curvlib: stopped: cannot read image") and "cut.jpg" in err and "Traceback" not in err
+
+
+def test_the_cli_checks_the_cache_before_loading_anything(tmp_path, capsys, monkeypatch):
+    from curvlib import models
+
+    (tmp_path / "c").write_text("a file")
+    monkeypatch.setattr(models, "load", lambda *a, **k: pytest.fail("loaded a model with an unwritable cache"))
+    assert cli.main(["run", "calibration", "--profile", "smoke", "--cache", str(tmp_path / "c"),
+                     "--device", "cpu"]) == 2
+    assert "curvlib: stopped: results cache folder" in capsys.readouterr().err
