@@ -58,7 +58,7 @@ _FORMAT = "curvlib.cache"
 _META = "__meta__"
 _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_SUFFIX = ".pkl"
-_MISS = object()  #: what :func:`try_load` returns for an entry it does not serve
+MISS = object()  #: what :func:`try_load` returns for an entry it does not serve
 
 
 def _canonical(params: dict) -> str:
@@ -527,7 +527,7 @@ def _difference(have: dict, expect: dict) -> str:
             items = v.items() if k == "params" and type(v) is dict else [(None, v)]
             for sub, x in items:
                 flat.setdefault(k if sub is None else f"{k}.{sub}", {})[side] = x
-    diff = [k for k, v in sorted(flat.items()) if v.get("have", _MISS) != v.get("want", _MISS)]
+    diff = [k for k, v in sorted(flat.items()) if v.get("have", MISS) != v.get("want", MISS)]
     shown = "; ".join(f"{k}: {flat[k].get('have')!r:.50} here, {flat[k].get('want')!r:.50} wanted" for k in diff[:3])
     return f"differs in {', '.join(diff)}: {shown}" if diff else "its key differs"
 
@@ -586,7 +586,7 @@ def cached(experiment: str, model: str, params: dict, compute: Callable[[], Any]
     target = path(experiment, model, params, profile)
     if target.exists() and not refresh:
         value = try_load(target, ident, stacklevel=3)
-        if value is not _MISS:
+        if value is not MISS:
             return value
     require_writable(target.parent)
     value = compute()
@@ -604,7 +604,7 @@ def try_load(target: Path, ident: dict, stacklevel: int = 2) -> Any:
         warnings.warn(f"cache entry not served: {e}; recomputing", stacklevel=stacklevel)
     except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
         warnings.warn(f"cache entry {target} unreadable ({e}); recomputing", stacklevel=stacklevel)
-    return _MISS
+    return MISS
 
 
 def store(target: Path, value: Any, ident: dict | None, stacklevel: int = 2) -> bool:

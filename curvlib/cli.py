@@ -20,10 +20,6 @@ from pathlib import Path
 
 from .config import SIZES
 
-#: Errors about the inputs (an unreadable image or folder, a cache that cannot be written) that stop
-#: ``curvlib run`` with their one-line message instead of a traceback (filled in by :func:`main`).
-STOPS: tuple = ()
-
 
 def parser(experiments) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curvlib", description=__doc__.split("\n")[0])
@@ -121,8 +117,6 @@ def check_device(name: str, error) -> None:
 def main(argv=None) -> int:
     from . import runner
 
-    global STOPS
-    STOPS = _stops()
     experiments = runner.registry()
     p = parser(experiments)
     a = p.parse_args(argv)
@@ -133,12 +127,14 @@ def main(argv=None) -> int:
     say(f"{profile.summary()}; {size} process(es), cache {profile.cache_dir}")
     try:
         return _run(a, profile, experiments, chosen, size, say)
-    except STOPS as e:  # a problem with the inputs, named by its message: no traceback
+    except _stops() as e:  # a problem with the inputs, named by its message: no traceback
         print(f"curvlib: stopped: {e}", file=sys.stderr)
         return 2
 
 
 def _stops() -> tuple:
+    """Errors about the inputs (an unreadable image or folder, a cache that cannot be written) that
+    stop ``curvlib run`` with their one-line message instead of a traceback."""
     from . import cache, data
 
     return (data.ImageReadError, data.FolderError, cache.CacheNotWritable, PermissionError, FileNotFoundError,

@@ -87,13 +87,13 @@ def sharded(experiment: str, model: str, params: dict, compute_part: Callable[[i
     if target.exists() and not refresh:
         _barrier()
         value = cache.try_load(target, ident, stacklevel=3)  # every rank reads the same file: the same verdict
-        if value is not cache._MISS:
+        if value is not cache.MISS:
             return value
     cache.require_writable(target.parent)
     parts = [target.with_name(f"{target.stem}.part{r}of{size}{cache.SUFFIX}") for r in range(size)]
     part_ident = [{**ident, "part": [r, size]} for r in range(size)]
     # a part left by an interrupted run is reused only if readable and written for this very part
-    if refresh or not parts[rank].exists() or cache.try_load(parts[rank], part_ident[rank]) is cache._MISS:
+    if refresh or not parts[rank].exists() or cache.try_load(parts[rank], part_ident[rank]) is cache.MISS:
         cache.save(parts[rank], compute_part(rank, size), part_ident[rank])
     _barrier()  # every part written
     if rank == 0:
