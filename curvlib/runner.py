@@ -96,12 +96,16 @@ def sharded(experiment: str, model: str, params: dict, compute_part: Callable[[i
     if refresh or not parts[rank].exists() or cache.try_load(parts[rank], part_ident[rank]) is cache.MISS:
         cache.save(parts[rank], compute_part(rank, size), part_ident[rank])
     _barrier()  # every part written
+    stored = True
     if rank == 0:
         value = merge([cache.load(p, expect=i) for p, i in zip(parts, part_ident)], params)
-        cache.save(target, value, ident)
-        for p in parts:
-            p.unlink(missing_ok=True)
+        stored = cache.store(target, value, ident, stacklevel=3)  # a failed write: a warning, not lost work
+        if stored:
+            for p in parts:
+                p.unlink(missing_ok=True)
     _barrier()  # the merged entry exists
+    if not stored:  # rank 0 keeps the parts (a rerun merges them again) and returns what it merged
+        return value
     return cache.load(target, expect=ident)
 
 

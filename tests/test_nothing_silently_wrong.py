@@ -459,3 +459,25 @@ def test_the_cli_checks_the_cache_before_loading_anything(tmp_path, capsys, monk
     assert cli.main(["run", "calibration", "--profile", "smoke", "--cache", str(tmp_path / "c"),
                      "--device", "cpu"]) == 2
     assert "curvlib: stopped: results cache folder" in capsys.readouterr().err
+
+
+def test_torchrun_keeps_its_parts_and_returns_the_result_when_the_merged_write_fails(tmp_cache, monkeypatch):
+    p = get_profile("smoke")
+    monkeypatch.setattr(runner, "world", lambda: (0, 2))
+    monkeypatch.setattr(runner, "_barrier", lambda: None)
+    ident = cache.identity("e", "m", {"n": 4}, p)
+    target = cache.path("e", "m", {"n": 4}, p)
+    part1 = target.with_name(f"{target.stem}.part1of2{cache.SUFFIX}")
+    cache.save(part1, [1, 3], {**ident, "part": [1, 2]})
+    write = cache.atomic_write_bytes
+
+    def full(path, raw):
+        if Path(path) == target:
+            raise OSError(28, "No space left on device")
+        write(path, raw)
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", full)
+    with pytest.warns(UserWarning, match="computed but not cached"):
+        got = runner.sharded("e", "m", {"n": 4}, lambda r, w: list(range(r, 4, w)),
+                             lambda ps, params: sorted(ps[0] + ps[1]), profile=p)
+    assert got == [0, 1, 2, 3] and part1.exists() and not target.exists()
