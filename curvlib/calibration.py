@@ -80,6 +80,8 @@ def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """
     a = np.array(values, dtype=np.float64, copy=True)
     ranks = np.asarray(ranks)
+    if ranks.size and not np.issubdtype(ranks.dtype, np.integer):
+        raise TypeError(f"ranks must be integers, got dtype {ranks.dtype}")
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"values must be a non-empty 1-D array, got shape {a.shape}")
     if np.isnan(a).any():

@@ -29,11 +29,16 @@ def normalize(d: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     if not torch.isfinite(d).all():
         raise ValueError("directions contain NaN or inf")
     flat = d.reshape(len(d), -1)
+    if flat.dtype in (torch.float16, torch.bfloat16):  # the scale factor may not fit in 16 bits
+        flat = flat.float()
     norms = flat.norm(dim=1)
     if (norms <= eps).any():
         bad = torch.nonzero(norms <= eps).flatten()[:5].tolist()
         raise ValueError(f"zero direction for samples {bad}: cannot normalise (e.g. a zero gradient)")
-    return (flat * (flat.shape[1] ** 0.5 / norms)[:, None]).reshape(d.shape)
+    out = (flat * (flat.shape[1] ** 0.5 / norms)[:, None]).to(d.dtype).reshape(d.shape)
+    if not torch.isfinite(out).all():
+        raise ValueError(f"directions of norm √D = {flat.shape[1] ** 0.5:.3g} overflow dtype {d.dtype}")
+    return out
 
 
 def saturation_aware(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -136,8 +136,10 @@ def project_2d(points: torch.Tensor, method: str = "pca", basis: torch.Tensor | 
         if b2.norm() < 1e-12 * max(1.0, basis[1].norm()):
             raise ValueError("basis vectors are parallel: they span no plane")
         basis = torch.stack([b1, b2 / b2.norm()])
-    coords = (flat - c) @ basis.T
-    return coords.reshape(*P.shape[:-1], 2).float(), {"basis": basis, "center": c}
+    coords = ((flat - c) @ basis.T).reshape(*P.shape[:-1], 2).float()
+    if not torch.isfinite(coords).all():
+        raise ValueError("the 2-D coordinates overflow float32 (points or center too large)")
+    return coords, {"basis": basis, "center": c}
 
 
 def theta(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -235,8 +237,10 @@ def interior_directions(x: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, ext
     alone. x, d1, d2: [C, H, W] or [1, C, H, W] (returned in d1's shape); extents in pixel units.
     """
     eb = extent_a if extent_b is None else extent_b
-    if not (extent_a >= 0 and eb >= 0):
-        raise ValueError(f"extents must be ≥ 0, got {extent_a}, {eb}")
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (x, d1, d2)):
+        raise TypeError("x, d1 and d2 must be floating-point torch Tensors")
+    if not (extent_a >= 0 and eb >= 0 and math.isfinite(extent_a) and math.isfinite(eb)):
+        raise ValueError(f"extents must be finite and ≥ 0, got {extent_a}, {eb}")
     xv = x.reshape(d1.shape) if x.numel() == d1.numel() else None
     if xv is None or d2.numel() != d1.numel():
         raise ValueError(f"x, d1 and d2 must have the same number of pixels, got {tuple(x.shape)}, "
@@ -308,6 +312,11 @@ def line_points(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
     """Input points clip(x + ε d) [M, N, S, C, H, W] for images x [N, C, H, W], directions d [M, N, C, H, W]
     and grid eps [S] (the path in input space, for its own θ: the ruler's baseline)."""
     e = _as_grid(eps)
+    if not (isinstance(x, torch.Tensor) and isinstance(d, torch.Tensor)):
+        raise TypeError("x and d must be torch Tensors")
+    if x.ndim != 4 or d.ndim != 5 or d.shape[1:] != x.shape:
+        raise ValueError(f"need images x [N, C, H, W] and directions d [M, N, C, H, W], got {tuple(x.shape)} and "
+                         f"{tuple(d.shape)}")
     return (x[None, :, None] + e.view(1, 1, -1, 1, 1, 1) * d[:, :, None]).clamp(0, 1)
 
 

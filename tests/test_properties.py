@@ -167,6 +167,7 @@ def test_random_directions_are_valid_or_refused(x, kind, seed):
 
 @FAST
 @given(tensors(min_dims=0, max_dims=4))
+@example(torch.tensor([3.5763e-06], dtype=torch.float16))  # found: inf (the scale overflowed float16)
 def test_normalize_is_valid_or_refused(d):
     ok, got = refuses_clearly(lambda: direction.normalize(d))
     if ok:
@@ -269,3 +270,47 @@ def test_median_ratio_of_an_empty_or_single_pair_frame(n):
     df = pd.DataFrame({"eps_jump": [0.5] * n, "eps_direct": [1.0] * n})
     got = random_jump.median_ratio(df, n_boot=20)
     assert got["n_pairs"] == n and (n == 0 and math.isnan(got["median_ratio"]) or got["median_ratio"] == 0.5)
+
+
+@FAST
+@given(tensors(min_dims=0, max_dims=3, max_side=5), st.sampled_from(["pca", "plane", "x"]), st.booleans())
+@example(torch.tensor([[1e300, 0.0], [0.0, 0.0]], dtype=torch.float64), "pca", False)  # found: inf coordinates
+def test_project_2d_is_finite_or_refused(points, method, with_basis):
+    basis = torch.eye(2, points.shape[-1]) if with_basis and points.ndim >= 1 and points.shape[-1] >= 2 else None
+    ok, got = refuses_clearly(lambda: trajectory.project_2d(points, method, basis=basis))
+    if ok:
+        coords, _ = got
+        assert coords.shape == (*points.shape[:-1], 2) and torch.isfinite(coords).all()
+
+
+@FAST
+@given(arrays(max_dims=2, max_side=8), arrays(max_dims=2, max_side=4))
+@example(np.array([0.1, 0.2, 0.3]), np.array([1.7]))  # found: a float rank silently truncated
+def test_order_statistics_are_the_sorted_values_or_refused(values, ranks):
+    ok, got = refuses_clearly(lambda: calibration.order_statistics(values, ranks))
+    if ok:
+        assert ranks.size == 0 or np.issubdtype(ranks.dtype, np.integer), "a non-integer rank was truncated"
+        np.testing.assert_array_equal(got, np.sort(np.asarray(values, dtype=np.float64))[np.asarray(ranks, int)])
+
+
+@FAST
+@given(tensors(min_dims=0, max_dims=4, max_side=4), tensors(min_dims=0, max_dims=5, max_side=3),
+       st.lists(st.floats(-1, 1) | EDGE, max_size=4))
+@example(torch.zeros(0), torch.zeros(0), [0.0])  # found: IndexError
+@example(torch.zeros(0, 0), torch.zeros(0, 0, 2), [0.0])  # found: RuntimeError
+def test_line_points_stay_in_0_1_or_are_refused(x, d, eps):
+    ok, pts = refuses_clearly(lambda: trajectory.line_points(x, d, eps))
+    if ok:
+        v = pts[~torch.isnan(pts)] if pts.is_floating_point() else pts
+        assert ((v >= 0) & (v <= 1)).all()
+
+
+@FAST
+@given(tensors(min_dims=0, max_dims=4, max_side=4), tensors(min_dims=0, max_dims=4, max_side=4),
+       st.floats(-1, 2) | EDGE, st.floats(-1, 2) | EDGE)
+@example(torch.tensor(0.0), torch.tensor(False), 0.0, 0.0)  # found: NotImplementedError for bool directions
+def test_interior_directions_are_valid_or_refused(x, d, extent_a, extent_b):
+    ok, got = refuses_clearly(lambda: trajectory.interior_directions(x, d, d.flip(0) if d.ndim else d, extent_a,
+                                                                     extent_b))
+    if ok:
+        assert got[0].shape == d.shape
