@@ -8,6 +8,14 @@ CHAPTERS := $(filter-out book/references.md book/notation.md,$(wildcard book/*.m
 NB_DIR := .tmp/nb
 export CURVLIB_PROFILE ?= embedded
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Chapters run with book/ as their working directory: relative folders are made absolute here, against
+# the directory make runs in (the repository root), so a chapter finds what `curvlib run` computed.
+ifneq ($(strip $(CURVLIB_DATA)),)
+export CURVLIB_DATA := $(abspath $(CURVLIB_DATA))
+endif
+ifneq ($(strip $(CURVLIB_CACHE)),)
+export CURVLIB_CACHE := $(abspath $(CURVLIB_CACHE))
+endif
 
 .PHONY: all setup vendor exec-cache-guard book book-fast test lint unit unit-fast nbval notebooks bench clean-cache clean
 
@@ -76,8 +84,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
+# Forgets both caches: curvlib's results (the default folder, and the profiles' folders in
+# $$CURVLIB_CACHE where it is set — only those, so a mistyped CURVLIB_CACHE=$$HOME deletes nothing else)
+# and the execution cache of Jupyter Book.
+CACHE_PROFILES := embedded smoke paper-lite paper
 clean-cache:
 	rm -rf .cache/results book/_build/.jupyter_cache
+	$(if $(strip $(CURVLIB_CACHE)),rm -rf $(foreach p,$(CACHE_PROFILES),"$(CURVLIB_CACHE)/$(p)"))
 
 clean:
 	rm -rf book/_build .tmp

@@ -16,12 +16,19 @@ str keys, ``list``, ``tuple``, and int / float (incl. nan, inf) / str / bool / N
 is refused by :func:`save` with a ``TypeError``; :func:`load` refuses any file that is not such an
 entry (a pickle, a truncated file, an unknown format version) with a ``ValueError``.
 
-Layout: ``<cache_dir>/<profile>/<experiment>/<model>-<hash>.npz`` with a readable ``.json``
-beside it holding the parameters the hash was made from.
+Layout: ``<cache_dir>/<profile>/<experiment>/<model>-<hash>.npz``. Each entry stores, in its
+``__meta__``, the full identity its hash was made from (:func:`identity`: experiment, model,
+profile, parameters — data identity, weights and code fingerprint included — and the curvlib /
+torch / timm versions), so data and identity are one atomic file that cannot disagree;
+:func:`cached` verifies it on load and recomputes, with a warning, an entry written for anything
+else (a renamed, swapped or copied file is never served). :func:`describe` reads it back.
+Entries are readable by everyone the umask allows (a shared cache), not only their writer.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import io
 import json
 import math
@@ -51,6 +58,7 @@ _FORMAT = "curvlib.cache"
 _META = "__meta__"
 _ZIP_MAGIC = b"PK\x03\x04"
 _LEGACY_SUFFIX = ".pkl"
+MISS = object()  #: what :func:`try_load` returns for an entry it does not serve
 
 
 def _canonical(params: dict) -> str:
@@ -83,12 +91,47 @@ def _profile(profile, caller: str) -> Profile:
     return profile
 
 
+class StaleEntry(ValueError):
+    """A readable cache entry that was written for another identity (other data, model, code …)."""
+
+
+class CacheNotWritable(OSError):
+    """The results cache cannot be written (checked before anything is computed)."""
+
+
+def _public_version(dist: str) -> str | None:
+    try:  # the public version only: a CUDA and a CPU build of the same torch compute the same results
+        return importlib.metadata.version(dist).split("+")[0]
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.cache
+def versions() -> dict:
+    """The versions of curvlib, torch and timm (public part, without local tags such as ``+cu130``)
+    that every entry's identity includes."""
+    from . import __version__
+
+    return {"curvlib": __version__, "torch": _public_version("torch"), "timm": _public_version("timm")}
+
+
+def identity(experiment: str, model: str, params: dict, profile: Profile) -> dict:
+    """Everything an entry stands for: experiment, model, profile name, ``params`` (which, from
+    :func:`curvlib.runner.cache_key`, hold the data identity, the weights' and the code's
+    fingerprints), the cache version and :func:`versions`. Stored in the entry, hashed into its name."""
+    profile = _profile(profile, "identity")
+    return {"experiment": experiment, "model": model, "profile": profile.name, "params": params,
+            "version": CACHE_VERSION, "versions": versions()}
+
+
 def key(experiment: str, model: str, params: dict, profile: Profile) -> str:
-    """Hash (16 hex digits) of the entry's identity."""
+    """Hash (16 hex digits) of the entry's :func:`identity`."""
     profile = _profile(profile, "key")
-    text = _canonical({"experiment": experiment, "model": model, "profile": profile.name, "params": params,
-                       "version": CACHE_VERSION})
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _hash(identity(experiment, model, params, profile))
+
+
+def _hash(ident: dict) -> str:
+    return hashlib.sha256(_canonical(ident).encode()).hexdigest()[:16]
 
 
 def path(experiment: str, model: str, params: dict, profile: Profile) -> Path:
@@ -99,12 +142,42 @@ def path(experiment: str, model: str, params: dict, profile: Profile) -> Path:
             / f"{_safe(model, 'model')}-{h}{SUFFIX}")
 
 
+def require_writable(folder: Path) -> None:
+    """Raise :class:`CacheNotWritable` naming ``folder`` unless an entry can be written there
+    (called before an expensive computation, so its result is not lost on the write)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        what = "is not a folder" if folder.exists() and not folder.is_dir() else "is not writable"
+        raise CacheNotWritable(
+            f"results cache folder {folder} {what} ({e.strerror or e}); nothing was computed. Point "
+            "CURVLIB_CACHE (or --cache) at a writable folder") from None
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    old = os.umask(0o022)  # pragma: no cover
+    os.umask(old)  # pragma: no cover
+    return old  # pragma: no cover
+
+
 def atomic_write_bytes(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` so readers see the old file or the whole new one."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared cache from other users
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -401,29 +474,67 @@ class _Decoder:
         return pd.Series(pd.array(items, dtype=_str_dtype_from(c["dtype"], pd)), index=pd.RangeIndex(n))
 
 
-def save(target: Path, value: Any, params: dict | None = None) -> None:
-    """Store ``value`` at ``target`` (and ``params`` in the ``.json`` beside it), atomically.
+def save(target: Path, value: Any, ident: dict | None = None) -> None:
+    """Store ``value`` at ``target`` with its identity ``ident`` (:func:`identity`) inside the same
+    file, atomically.
 
     Raises ``TypeError`` naming the offending part (``value['summary']['x']``) for anything but the
     storable types (module docstring); nothing is written then."""
     enc = _Encoder()
     node = enc.value(value, "value")
-    meta = json.dumps({"format": _FORMAT, "version": FORMAT_VERSION, "value": node}, allow_nan=False).encode()
-    side = None
-    if params is not None:
-        side = json.dumps(params, sort_keys=True, indent=1, default=_jsonable).encode()
+    stored = None if ident is None else _canonical(ident)
+    meta = json.dumps({"format": _FORMAT, "version": FORMAT_VERSION, "key": stored, "value": node},
+                      allow_nan=False).encode()
     buf = io.BytesIO()
     np.savez(buf, **{_META: np.frombuffer(meta, np.uint8)}, **enc.arrays)
     atomic_write_bytes(target, buf.getvalue())
-    if side is not None:
-        atomic_write_bytes(Path(target).with_suffix(".json"), side)
 
 
-def load(target: Path) -> Any:
-    """The value stored at ``target`` by :func:`save`.
+def describe(target: Path) -> dict | None:
+    """The identity an entry was written under (what :func:`identity` returned), or None for an
+    entry saved without one. Raises ``ValueError`` like :func:`load` for what is not an entry."""
+    stored = _read(Path(target))[1]
+    return None if stored is None else json.loads(stored)
+
+
+def load(target: Path, expect: dict | None = None) -> Any:
+    """The value stored at ``target`` by :func:`save`; with ``expect`` (an :func:`identity`) only if
+    the entry was written under exactly that identity, else :class:`StaleEntry` naming what differs.
 
     Raises ``ValueError`` naming the file for anything else — a pickle (never unpickled), a
     truncated or corrupt file, an unknown format version, object arrays."""
+    target = Path(target)
+    schema, stored = _read(target)
+    if expect is not None and stored != _canonical(expect):
+        if stored is None:
+            raise StaleEntry(f"{target} does not record the key it was written under")
+        raise StaleEntry(f"{target} was written for another result ({_difference(json.loads(stored), expect)})")
+    arrays = schema.pop("_arrays")
+    try:
+        return _Decoder(arrays).value(schema.get("value"))
+    except _Corrupt as e:
+        raise ValueError(f"{target}: corrupt cache entry ({e})") from None
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, RecursionError) as e:
+        raise ValueError(f"{target}: corrupt cache entry ({type(e).__name__}: {e})") from None
+
+
+def _difference(have: dict, expect: dict) -> str:
+    """Which fields of two identities differ, e.g. ``model 'vit' here, 'resnet' wanted``."""
+    want = json.loads(_canonical(expect))
+    flat = {}
+    for side, d in (("have", have), ("want", want)):
+        for k, v in (d.items() if type(d) is dict else ()):
+            items = v.items() if k == "params" and type(v) is dict else [(None, v)]
+            for sub, x in items:
+                flat.setdefault(k if sub is None else f"{k}.{sub}", {})[side] = x
+    diff = [k for k, v in sorted(flat.items()) if v.get("have", MISS) != v.get("want", MISS)]
+    shown = "; ".join(f"{k}: {flat[k].get('have')!r:.50} here, {flat[k].get('want')!r:.50} wanted" for k in diff[:3])
+    return f"differs in {', '.join(diff)}: {shown}" if diff else "its key differs"
+
+
+def _read(target: Path) -> tuple[dict, str | None]:
+    """(schema with its arrays under ``_arrays``, stored identity as canonical JSON) of an entry;
+    ValueError otherwise."""
     target = Path(target)
     if target.suffix == _LEGACY_SUFFIX:
         raise ValueError(f"{target}: pickle cache entries of older curvlib versions are never loaded "
@@ -452,12 +563,11 @@ def load(target: Path) -> Any:
     if type(schema.get("version")) is not int or schema["version"] != FORMAT_VERSION:
         raise ValueError(f"{target}: cache format version {schema.get('version')!r} is not supported "
                          f"(this curvlib reads version {FORMAT_VERSION}); recompute the entry")
-    try:
-        return _Decoder(arrays).value(schema.get("value"))
-    except _Corrupt as e:
-        raise ValueError(f"{target}: corrupt cache entry ({e})") from None
-    except (KeyError, TypeError, ValueError, IndexError, OverflowError, RecursionError) as e:
-        raise ValueError(f"{target}: corrupt cache entry ({type(e).__name__}: {e})") from None
+    stored = schema.get("key")
+    if stored is not None and type(stored) is not str:
+        raise ValueError(f"{target}: corrupt cache entry (bad key)")
+    schema["_arrays"] = arrays
+    return schema, stored
 
 
 def cached(experiment: str, model: str, params: dict, compute: Callable[[], Any], *,
@@ -466,24 +576,52 @@ def cached(experiment: str, model: str, params: dict, compute: Callable[[], Any]
 
     ``params`` must hold everything the result depends on (sizes, seeds, a model fingerprint).
     ``refresh=True`` recomputes and overwrites. An unreadable entry (corrupt, written by an
-    incompatible version, not an entry at all) is recomputed with a warning rather than trusted;
-    old ``.pkl`` entries are never opened.
+    incompatible version, not an entry at all) or one written under another identity (a swapped or
+    copied file) is recomputed with a warning rather than trusted; old ``.pkl`` entries are never
+    opened. The cache folder must be writable before ``compute`` runs (else
+    :class:`CacheNotWritable`); a write that still fails returns the result with a warning.
     """
     profile = _profile(profile, "cached")
+    ident = identity(experiment, model, params, profile)
     target = path(experiment, model, params, profile)
     if target.exists() and not refresh:
-        try:
-            return load(target)
-        except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
-            warnings.warn(f"cache entry {target} unreadable ({e}); recomputing", stacklevel=2)
+        value = try_load(target, ident, stacklevel=3)
+        if value is not MISS:
+            return value
+    require_writable(target.parent)
     value = compute()
-    save(target, value, {"experiment": experiment, "model": model, "profile": profile.name, "params": params})
+    store(target, value, ident, stacklevel=3)
     return value
+
+
+
+def try_load(target: Path, ident: dict, stacklevel: int = 2) -> Any:
+    """:func:`load` of ``target`` expecting ``ident``, or a sentinel (with a warning saying why) when
+    the entry is unreadable or was written for another result."""
+    try:
+        return load(target, expect=ident)
+    except StaleEntry as e:
+        warnings.warn(f"cache entry not served: {e}; recomputing", stacklevel=stacklevel)
+    except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
+        warnings.warn(f"cache entry {target} unreadable ({e}); recomputing", stacklevel=stacklevel)
+    return MISS
+
+
+def store(target: Path, value: Any, ident: dict | None, stacklevel: int = 2) -> bool:
+    """:func:`save`, turning a failed write (disk full, permissions changed mid-run) into a warning so
+    the computed result is still returned; True when stored. A value of a type that cannot be stored
+    still raises ``TypeError``."""
+    try:
+        save(target, value, ident)
+        return True
+    except OSError as e:
+        warnings.warn(f"result computed but not cached: writing {target} failed ({e})", stacklevel=stacklevel)
+        return False
 
 
 def clear(experiment: str | None = None, *, profile: Profile) -> int:
     """Delete cached entries (of one experiment, or all of the profile), including old ``.pkl``
-    ones, with their ``.json``; returns how many."""
+    ones, with the ``.json`` files older versions wrote beside them; returns how many."""
     profile = _profile(profile, "clear")
     root = Path(profile.cache_dir) / profile.name
     if experiment is not None:

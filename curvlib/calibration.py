@@ -26,7 +26,13 @@ STATS = ("ece", "sece", "mce", "ace", "accuracy")
 
 def _as_numpy(v, name: str) -> np.ndarray:
     if hasattr(v, "detach"):  # torch tensor on any device
-        v = v.detach().cpu().numpy()
+        v = v.detach().cpu()
+        try:
+            v = v.numpy()
+        except TypeError:  # bfloat16 / float8 (autocast confidences): numpy has no such dtype; exact in float32
+            if not v.is_floating_point():
+                raise TypeError(f"{name} has dtype {v.dtype}, which numpy cannot hold") from None
+            v = v.float().numpy()
     a = np.asarray(v)
     if a.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
@@ -74,6 +80,8 @@ def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """
     a = np.array(values, dtype=np.float64, copy=True)
     ranks = np.asarray(ranks)
+    if ranks.size and not np.issubdtype(ranks.dtype, np.integer):
+        raise TypeError(f"ranks must be integers, got dtype {ranks.dtype}")
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"values must be a non-empty 1-D array, got shape {a.shape}")
     if np.isnan(a).any():
@@ -107,7 +115,8 @@ def bin_edges(confidence, n_bins: int = 10, scheme: str = "width") -> np.ndarray
     if scheme == "width":
         return np.linspace(0.0, 1.0, n_bins + 1)
     if scheme == "mass":
-        conf = _as_numpy(confidence, "confidence").astype(np.float64, copy=False)
+        conf = _as_numpy(confidence, "confidence")
+        conf, _ = _check(conf, np.zeros(conf.shape, bool))  # in [0, 1], no NaN, not empty: else edges are junk
         i = np.arange(1, n_bins, dtype=np.int64)
         ranks = np.unique(np.clip((i * conf.size + n_bins - 1) // n_bins - 1, 0, conf.size - 1))  # ⌈iN/M⌉, 0-based
         inner = order_statistics(conf, ranks) if conf.size > 1 else np.repeat(conf, n_bins - 1)

@@ -44,6 +44,8 @@ def parser(experiments) -> argparse.ArgumentParser:
                    "missed crossings; benchmarks/bench_travel_frontier.py)")
     r.add_argument("--no-accuracy-check", action="store_true", help="paper profiles: do not stop when a "
                    "pretrained model's top-1 on a seeded sample of 256 images is far below timm's published value")
+    r.add_argument("--hash-data", action="store_true", help="paper profiles: identify the data folder by its "
+                   "files' sha256 (survives a copy that loses modification times) instead of sizes and times")
     for f in SIZES:
         r.add_argument("--" + f.replace("_", "-"), type=int, help=f"override the profile's {f}")
     return p
@@ -56,6 +58,10 @@ def profile_from_args(a, error):
     from .config import get_profile, parse_checkpoints
 
     changes = {f: getattr(a, f) for f in SIZES if getattr(a, f) is not None}
+    if a.data is not None and a.data.expanduser().exists() and not a.data.expanduser().is_dir():
+        error(f"--data {a.data} is a file, not a folder: give the folder holding one sub-folder per class")
+    if a.hash_data:
+        changes["hash_data"] = True
     for flag, field in (("device", "device"), ("cache", "cache_dir"), ("weights", "weights"), ("search", "search")):
         if getattr(a, flag) is not None:
             changes[field] = getattr(a, flag)
@@ -69,12 +75,46 @@ def profile_from_args(a, error):
         changes["models"] = tuple(m.strip() for m in a.models.split(",") if m.strip())
     try:
         base = get_profile(a.profile)
+        given_checkpoints = dict(parse_checkpoints(",".join(a.checkpoint)))  # malformed: that error first
+        if base.dataset != "imagenet":  # flags the profile would ignore while the banner printed them
+            given = [f for f, on in (("--data", a.data is not None), ("--weights", a.weights is not None),
+                                     ("--checkpoint", bool(a.checkpoint)), ("--hash-data", a.hash_data),
+                                     ("--no-accuracy-check", a.no_accuracy_check)) if on]
+            if given:
+                error(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing on profile {base.name!r} "
+                      f"(it reads the shipped Fashion-MNIST test set and the shipped models); they apply to the "
+                      "ImageNet profiles paper-lite and paper")
         if a.checkpoint:
-            changes["checkpoints"] = tuple(sorted({**dict(base.checkpoints),
-                                                   **dict(parse_checkpoints(",".join(a.checkpoint)))}.items()))
-        return base.replace(**changes)
+            changes["checkpoints"] = tuple(sorted({**dict(base.checkpoints), **given_checkpoints}.items()))
+        profile = base.replace(**changes)
     except ValueError as e:
         error(str(e))
+        return None
+    check_device(profile.device, error)
+    return profile
+
+
+def check_device(name: str, error) -> None:
+    """Call ``error`` with a clear message unless torch can run on device ``name`` here (``cpu``,
+    ``cuda``, ``cuda:N`` with a GPU N, ``mps`` where available), before anything is loaded."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        error(f"device {name!r} (--device / CURVLIB_DEVICE) is not a device name; use cpu, cuda or cuda:N")
+        return
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            error(f"device {name!r} (--device / CURVLIB_DEVICE): no CUDA GPU is available here (use cpu)")
+        elif dev.index is not None and dev.index >= n:
+            error(f"device {name!r} (--device / CURVLIB_DEVICE): only {n} CUDA GPU(s) here (cuda:0 … cuda:{n - 1})")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            error(f"device {name!r} (--device / CURVLIB_DEVICE): Apple's MPS is not available here (use cpu)")
+    elif dev.type != "cpu":
+        error(f"device {name!r} (--device / CURVLIB_DEVICE): curvlib runs on cpu, cuda or mps, not {dev.type}")
 
 
 def main(argv=None) -> int:
@@ -88,6 +128,26 @@ def main(argv=None) -> int:
     chosen = list(experiments) if a.experiment == "all" else [a.experiment]
     say = print if rank == 0 else (lambda *_, **__: None)
     say(f"{profile.summary()}; {size} process(es), cache {profile.cache_dir}")
+    try:
+        return _run(a, profile, experiments, chosen, size, say)
+    except _stops() as e:  # a problem with the inputs, named by its message: no traceback
+        print(f"curvlib: stopped: {e}", file=sys.stderr)
+        return 2
+
+
+def _stops() -> tuple:
+    """Errors about the inputs (an unreadable image or folder, a cache that cannot be written) that
+    stop ``curvlib run`` with their one-line message instead of a traceback."""
+    from . import cache, data
+
+    return (data.ImageReadError, data.FolderError, cache.CacheNotWritable, PermissionError, FileNotFoundError,
+            NotADirectoryError)
+
+
+def _run(a, profile, experiments, chosen, size, say) -> int:
+    from . import cache, runner
+
+    cache.require_writable(profile.cache_dir / profile.name)  # before hours of work, not after
     batch = {name: profile for name in profile.models}
     if profile.device.startswith("cuda") and a.batch_size is None:  # size batches to the GPU's memory
         from . import models

@@ -21,6 +21,7 @@ Environment variables read by :func:`get_profile` (all optional):
 ``CURVLIB_AUTOCAST``     ``bf16`` to autocast forward-only passes (calibration, θ); default off
 ``CURVLIB_SIZES``        sample sizes over the profile's: ``n_travel=200,n_directions=8``
 ``CURVLIB_CHECK_ACCURACY`` ``0`` skips the top-1 check of pretrained ImageNet models (default on)
+``CURVLIB_HASH_DATA``    ``1``: identify the data folder by its files' sha256, not their sizes and times
 ``CURVLIB_SEARCH``       boundary search: ``default`` or ``careful`` (more passes, fewer missed crossings)
 ``CURVLIB_PROGRESS``     ``text``: plain-text progress bars (book builds set it); default ``auto``
 ======================== ======================================================================
@@ -48,7 +49,7 @@ ENV = {
     "CURVLIB_PROFILE": "profile name", "CURVLIB_CACHE": "cache_dir", "CURVLIB_DEVICE": "device",
     "CURVLIB_DATA": "data_dir", "CURVLIB_MODEL_DIR": "model_dir", "CURVLIB_CHECKPOINTS": "checkpoints",
     "CURVLIB_WEIGHTS": "weights", "CURVLIB_AUTOCAST": "autocast", "CURVLIB_SIZES": "sample sizes",
-    "CURVLIB_CHECK_ACCURACY": "check_accuracy", "CURVLIB_SEARCH": "search",
+    "CURVLIB_CHECK_ACCURACY": "check_accuracy", "CURVLIB_HASH_DATA": "hash_data", "CURVLIB_SEARCH": "search",
 }
 #: Profile fields that are sample sizes (``CURVLIB_SIZES`` and the CLI may override them).
 SIZES = ("n_calibration", "n_travel", "n_theta_images", "n_directions", "n_steps", "batch_size")
@@ -84,6 +85,7 @@ class Profile:
     weights: str = "pretrained"  #: paper models: "pretrained" or "random" (tests, benchmarks)
     autocast: str | None = None  #: "bf16": autocast forward-only passes; None: float32
     check_accuracy: bool = True  #: ImageNet profiles: stop when a pretrained model's top-1 is far off
+    hash_data: bool = False  #: identify the data folder by its files' sha256 (else sizes + modification times)
     search: str = "default"  #: boundary search setting (``curvlib.travel.SEARCHES``): "default" or "careful"
 
     def replace(self, **changes) -> "Profile":
@@ -95,12 +97,20 @@ class Profile:
         return dict(self.checkpoints).get(model)
 
     def data_identity(self) -> dict:
-        """What identifies the evaluation data, for cache keys."""
-        return {"dataset": self.dataset, "data": str(self.data_dir) if self.data_dir else None}
+        """What identifies the evaluation data, for cache keys: the folder's contents
+        (:func:`curvlib.data.folder_identity`: class map, relative paths, sizes and modification
+        times, or sha256 with ``hash_data``), read anew on every call; the shipped test set's file."""
+        from . import data
+
+        if self.dataset == "fashion-mnist":
+            return {"dataset": self.dataset, "data": data.shipped_identity()}
+        if self.data_dir is None:
+            return {"dataset": self.dataset, "data": None}
+        return {"dataset": self.dataset, "data": data.folder_identity(self.data_dir, self.hash_data)}
 
     def summary(self) -> str:
         """A short readable description (for pages and logs)."""
-        data = str(self.data_dir) if self.data_dir else "shipped test set"
+        data = str(self.data_dir) if self.data_dir and self.dataset == "imagenet" else "shipped test set"
         return (f"profile {self.name}: {self.dataset} ({data}), models {', '.join(self.models)}, "
                 f"device {self.device}" + (f", autocast {self.autocast}" if self.autocast else ""))
 
@@ -143,8 +153,9 @@ def _validate(p: Profile) -> Profile:
         raise ValueError(f"profile {p.name!r}: device must be a name such as 'cpu' or 'cuda:0', got {p.device!r}")
     if p.weights not in WEIGHTS:
         raise ValueError(f"profile {p.name!r}: weights must be one of {', '.join(WEIGHTS)}, got {p.weights!r}")
-    if not isinstance(p.check_accuracy, bool):
-        raise ValueError(f"profile {p.name!r}: check_accuracy must be True or False, got {p.check_accuracy!r}")
+    for f in ("check_accuracy", "hash_data"):
+        if not isinstance(getattr(p, f), bool):
+            raise ValueError(f"profile {p.name!r}: {f} must be True or False, got {getattr(p, f)!r}")
     if p.search not in SEARCH_NAMES:
         raise ValueError(f"profile {p.name!r}: search must be one of {', '.join(SEARCH_NAMES)}, got {p.search!r}")
     if p.autocast not in AUTOCAST:
@@ -250,16 +261,17 @@ def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, *
         raise ValueError(
             f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
             f"(set CURVLIB_PROFILE or pass the name)")
-    data = env.get("CURVLIB_DATA", "").strip()
-    settings = dict(
+    data, cache_dir = env.get("CURVLIB_DATA", "").strip(), env.get("CURVLIB_CACHE", "").strip()
+    settings = dict(  # relative paths: against the cwd where the profile is made (make passes absolute ones)
         device=env.get("CURVLIB_DEVICE", "").strip() or _default_device(),
-        cache_dir=Path(env.get("CURVLIB_CACHE", "").strip() or DEFAULT_CACHE),
+        cache_dir=Path(cache_dir).expanduser().resolve() if cache_dir else DEFAULT_CACHE,
         data_dir=Path(data).expanduser().resolve() if data else None,  # chapters run with book/ as their cwd
         model_dir=Path(env.get("CURVLIB_MODEL_DIR", "").strip() or MODEL_DIR),
         checkpoints=parse_checkpoints(env.get("CURVLIB_CHECKPOINTS", "")),
         weights=env.get("CURVLIB_WEIGHTS", "").strip() or "pretrained",
         autocast=_autocast(env.get("CURVLIB_AUTOCAST")),
         check_accuracy=_flag("CURVLIB_CHECK_ACCURACY", env.get("CURVLIB_CHECK_ACCURACY"), True),
+        hash_data=_flag("CURVLIB_HASH_DATA", env.get("CURVLIB_HASH_DATA"), False),
         search=env.get("CURVLIB_SEARCH", "").strip() or "default",
         **parse_sizes(env.get("CURVLIB_SIZES")),
     )

@@ -8,11 +8,20 @@
   (``n01440764``: ImageNet val, Imagenette, any class subset) or by its ImageNet-1k index
   (``0`` … ``999``: ImageNet-V2); labels are ImageNet-1k indices whatever subset is present
   (:func:`imagenet_class_index`). Resized and centre-cropped per timm's data config, ``[N, 3, S, S]``.
+
+Image folders are read strictly (:func:`scan_folder`): symbolic links are followed but never in a
+loop, each image file is counted once (by its real path), two class folders that are the same
+folder or share a file are refused naming both, a class folder that cannot be listed is named, and
+an image that cannot be decoded (truncated, not an image) stops the run with :class:`ImageReadError`
+naming the file — it is not skipped, so every model sees the same images. 16-bit images are scaled
+to 8 bits (not clipped to white). :func:`folder_identity` fingerprints a folder's contents for
+cache keys.
 """
 from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
@@ -56,6 +65,15 @@ def _raw_fashion(split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]
             f"Fashion-MNIST {split} set not found in {root} and the download failed ({type(e).__name__}). "
             "Install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or give "
             "a directory holding the four idx .gz files.") from None
+
+
+def shipped_identity() -> str | None:
+    """sha256 (16 hex digits) of the shipped Fashion-MNIST test set file, for cache keys (None where
+    it is missing and the Debian package's test set is read)."""
+    if not SHIPPED_TEST.exists():
+        return None
+    st = SHIPPED_TEST.stat()
+    return "sha256:" + _file_sha256(str(SHIPPED_TEST), st.st_size, st.st_mtime_ns)[:16]
 
 
 def to_pixels(images_uint8: np.ndarray, pad: int = 2) -> torch.Tensor:
@@ -106,6 +124,10 @@ def imagefolder_transform(model_name: str | None = None, input_size: int = 224, 
     ])
 
 
+class FolderError(ValueError):
+    """An image folder curvlib refuses to read (the message names the folders or files)."""
+
+
 #: The forms of class-folder names :func:`imagenet_class_index` accepts (for error messages).
 FOLDER_FORMS = ("WordNet ids of ImageNet-1k (n01440764 … n15075141: ImageNet val, Imagenette, any class subset)",
                 "ImageNet-1k class indices 0 … 999 (ImageNet-V2's folders)")
@@ -129,16 +151,16 @@ def imagenet_class_index(folders) -> dict[str, int]:
     are *not* used: they are right only for exactly the 1,000 WordNet-id folders)."""
     folders = sorted(folders)
     if not folders:
-        raise ValueError("no class folders given")
+        raise FolderError("no class folders given")
     wnids = _wordnet_ids()
-    digits = [f for f in folders if f.isdigit()]
+    digits = [f for f in folders if _is_index(f)]
     if digits and len(digits) != len(folders):
-        other = next(f for f in folders if not f.isdigit())
-        raise ValueError(f"class folders mix integer names ({digits[0]!r}) with others ({other!r}); use one form: "
+        other = next(f for f in folders if not _is_index(f))
+        raise FolderError(f"class folders mix integer names ({digits[0]!r}) with others ({other!r}); use one form: "
                          + "; or ".join(FOLDER_FORMS))
     out, bad = {}, []
     for f in folders:
-        if f.isdigit():
+        if _is_index(f):
             if int(f) >= 1000:
                 bad.append(f)
             out[f] = int(f)
@@ -148,24 +170,161 @@ def imagenet_class_index(folders) -> dict[str, int]:
             bad.append(f)
     if bad:
         shown = ", ".join(repr(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ValueError(f"class folder name(s) {shown} are not ImageNet-1k classes; accepted forms: "
+        raise FolderError(f"class folder name(s) {shown} are not ImageNet-1k classes; accepted forms: "
                          + "; or ".join(FOLDER_FORMS))
     if len(set(out.values())) != len(out):
-        raise ValueError("two class folders name the same ImageNet-1k class (e.g. '7' and '007')")
+        raise FolderError("two class folders name the same ImageNet-1k class (e.g. '7' and '007')")
     return out
+
+
+def _is_index(name: str) -> bool:
+    """A class index folder name: ASCII digits only (``str.isdigit`` also accepts '١' or '²')."""
+    return name.isascii() and name.isdigit()
+
+
+class ImageReadError(ValueError):
+    """An image file of a folder cannot be read or decoded (the message names the file)."""
+
+
+def load_image(path: str):
+    """The RGB PIL image at ``path``. 16-bit (and 32-bit integer) greyscale images are scaled by
+    1/257 to 8 bits instead of being clipped to white; other modes go through PIL's ``convert``
+    (palette, greyscale, CMYK, alpha dropped). Raises :class:`ImageReadError` naming the file when it
+    cannot be read or decoded (truncated, not an image)."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            img = Image.open(f)
+            img.load()
+            if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                a = np.asarray(img, dtype=np.float64)
+                img = Image.fromarray(np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8), "L")
+            elif img.mode == "F":
+                raise ValueError("floating-point images (PIL mode F) have no defined pixel range")
+            return img.convert("RGB")
+    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError … for a bad file
+        raise ImageReadError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
+
+
+def _listdir(folder: str, what: str) -> list:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        raise PermissionError(e.errno, f"cannot read {what} {folder}: {e.strerror or e}") from None
+
+
+def scan_folder(root: str | Path) -> tuple[list[str], dict[str, int], list[tuple[str, int]]]:
+    """(class folder names, name → ImageNet-1k index, [(image path, index)]) of an ImageNet-labelled
+    folder, in torchvision ImageFolder's order (classes sorted; within one, ``sorted(os.walk)``).
+
+    Stricter than ImageFolder: a symbolic link back into a folder already walked is not followed
+    again, an image file reached twice (by links) is counted once, and two class folders that are
+    one folder, or share an image file, are refused naming both; a folder that cannot be listed
+    raises ``PermissionError`` naming it."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    directory = os.path.expanduser(str(root))
+    classes = [e.name for e in _listdir(directory, "image folder") if not e.name.startswith(".") and e.is_dir()]
+    if not classes:
+        raise FileNotFoundError(f"no class sub-folders in {directory}")
+    class_to_idx = imagenet_class_index(classes)
+    real_class = {}
+    for c in classes:
+        real = os.path.realpath(os.path.join(directory, c))
+        if real in real_class:
+            raise FolderError(f"class folders {real_class[real]!r} and {c!r} of {directory} are the same folder "
+                             f"({real}): its images would be labelled twice; keep one")
+        real_class[real] = c
+    samples, owner, empty = [], {}, []
+    for c in sorted(class_to_idx):
+        start = os.path.join(directory, c)
+        seen_dirs, walked, stack = set(), [], [start]
+        while stack:  # os.walk(followlinks=True) without its loops
+            d = stack.pop()
+            real = os.path.realpath(d)
+            if real in seen_dirs:
+                continue
+            seen_dirs.add(real)
+            entries = _listdir(d, "class folder" if d == start else "folder")
+            walked.append((d, [e.name for e in entries if not e.is_dir()]))
+            stack.extend(os.path.join(d, e.name) for e in entries if e.is_dir())
+        n0 = len(samples)
+        for d, names in sorted(walked):
+            for name in sorted(names):
+                if not name.lower().endswith(IMG_EXTENSIONS):
+                    continue
+                path = os.path.join(d, name)
+                real = os.path.realpath(path)
+                if real in owner:
+                    if owner[real][0] != c:
+                        raise FolderError(f"image {path} (class folder {c!r}) is the same file as {owner[real][1]} "
+                                         f"(class folder {owner[real][0]!r}): it would be labelled twice")
+                    continue  # the same file again through a link: counted once
+                owner[real] = (c, path)
+                samples.append((path, class_to_idx[c]))
+        if len(samples) == n0:
+            empty.append(c)
+    if empty:
+        raise FileNotFoundError(f"no image files in class folder(s) {', '.join(sorted(empty))} of {directory} "
+                                f"(image files end in {', '.join(IMG_EXTENSIONS)})")
+    return sorted(class_to_idx), class_to_idx, samples
+
+
+def folder_identity(root: str | Path, content_hash: bool = False) -> str:
+    """Fingerprint (``"stat:<16 hex>"`` or ``"sha256:<16 hex>"``) of what :func:`imagefolder` reads
+    from ``root``: the class → index map and every image's path relative to ``root``, label, and size
+    and modification time (``content_hash``: the sha256 of its bytes instead, slower but the same
+    after a copy that does not keep modification times). Not the folder's absolute path: the same
+    images elsewhere are the same data."""
+    root = Path(root)
+    _require_folder(root)
+    _, class_to_idx, samples = scan_folder(root)
+    h = hashlib.sha256(repr(sorted(class_to_idx.items())).encode())
+    for path, target in samples:
+        st = os.stat(path)
+        what = _file_sha256(path, st.st_size, st.st_mtime_ns) if content_hash else f"{st.st_size}:{st.st_mtime_ns}"
+        h.update(f"{os.path.relpath(path, root)}\0{target}\0{what};".encode())
+    return f"{'sha256' if content_hash else 'stat'}:{h.hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=200_000)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _require_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(
+            f"image folder {root} is a file, not a folder; point CURVLIB_DATA (or --data) at the folder holding "
+            "one sub-folder per class (e.g. val/ with val/n01440764/*.JPEG)")
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"image folder {root} does not exist; point CURVLIB_DATA (or --data) at ImageNet-labelled images "
+            "arranged as one sub-folder per class (e.g. val/n01440764/*.JPEG, or ImageNet-V2's 0/ … 999/)")
 
 
 def _imagenet_folder_class():
     from torchvision.datasets import ImageFolder
 
     class ImageNetFolder(ImageFolder):
-        """An ImageFolder whose targets are ImageNet-1k indices (:func:`imagenet_class_index`)."""
+        """An ImageFolder whose targets are ImageNet-1k indices (:func:`imagenet_class_index`), read
+        by :func:`scan_folder` and :func:`load_image`."""
+
+        def __init__(self, root, transform=None):
+            super().__init__(root, transform=transform, loader=load_image)
 
         def find_classes(self, directory):
-            names = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
-            if not names:
-                raise FileNotFoundError(f"no class sub-folders in {directory}")
-            return names, imagenet_class_index(names)
+            classes, class_to_idx, self._scanned = scan_folder(directory)
+            return classes, class_to_idx
+
+        def make_dataset(self, directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+            return self._scanned
 
     return ImageNetFolder
 
@@ -177,10 +336,7 @@ def imagefolder(root: str | Path, n: int | None = None, seed: int = 0, transform
     ``n`` draws a seeded random subset of n images (the same subset for every model).
     """
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"image folder {root} does not exist; point CURVLIB_DATA (or --data) at ImageNet-labelled images "
-            "arranged as one sub-folder per class (e.g. val/n01440764/*.JPEG, or ImageNet-V2's 0/ … 999/)")
+    _require_folder(root)
     try:
         ds = _imagenet_folder_class()(root, transform=transform or imagefolder_transform(**transform_kw))
     except FileNotFoundError as e:
@@ -241,21 +397,17 @@ def shard_index(n_total: int, shard: tuple[int, int] | None) -> torch.Tensor:
     return torch.tensor(list(_shard_indices(n_total, shard)), dtype=torch.long)
 
 
-@functools.lru_cache(maxsize=8)
-def _folder_size(root: str) -> int:
-    return len(imagefolder(root))
-
-
 def n_available(profile: Profile, n: int | None = None) -> int:
-    """How many evaluation images ``test_set(profile, n)`` returns (without loading them; the
-    ImageFolder is scanned once per process)."""
+    """How many evaluation images ``test_set(profile, n)`` returns (without loading them; the folder
+    is scanned anew each call, so a folder changed in between is counted as it is now)."""
     profile = require(profile)
     if profile.dataset == "fashion-mnist":
         total = len(fashion_mnist("test")[1])
     else:
         if profile.data_dir is None:
             raise FileNotFoundError("the paper profile needs ImageNet val: set CURVLIB_DATA=/path/to/imagenet/val")
-        total = _folder_size(str(profile.data_dir))
+        _require_folder(profile.data_dir)
+        total = len(scan_folder(profile.data_dir)[2])
     return total if n is None else min(n, total)
 
 

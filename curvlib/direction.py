@@ -20,12 +20,25 @@ KINDS = ("fgsm", "random", "random_sign", "perp", "target")
 
 def normalize(d: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Scale each sample of ``d`` [N, ...] to L2 norm √D; a zero direction is an error."""
+    if not isinstance(d, torch.Tensor):
+        raise TypeError(f"directions must be a torch.Tensor, got {type(d).__name__}")
+    if not d.is_floating_point():
+        raise TypeError(f"directions must be floating point, got dtype {d.dtype}")
+    if d.ndim < 1 or len(d) == 0 or d[0].numel() == 0:
+        raise ValueError(f"directions must be a non-empty batch [N, ...] of non-empty samples, got {tuple(d.shape)}")
+    if not torch.isfinite(d).all():
+        raise ValueError("directions contain NaN or inf")
     flat = d.reshape(len(d), -1)
+    if flat.dtype in (torch.float16, torch.bfloat16):  # the scale factor may not fit in 16 bits
+        flat = flat.float()
     norms = flat.norm(dim=1)
     if (norms <= eps).any():
         bad = torch.nonzero(norms <= eps).flatten()[:5].tolist()
         raise ValueError(f"zero direction for samples {bad}: cannot normalise (e.g. a zero gradient)")
-    return (flat * (flat.shape[1] ** 0.5 / norms)[:, None]).reshape(d.shape)
+    out = (flat * (flat.shape[1] ** 0.5 / norms)[:, None]).to(d.dtype).reshape(d.shape)
+    if not torch.isfinite(out).all():
+        raise ValueError(f"directions of norm √D = {flat.shape[1] ** 0.5:.3g} overflow dtype {d.dtype}")
+    return out
 
 
 def saturation_aware(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -33,8 +46,12 @@ def saturation_aware(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     input path clip(x + ε d) starts straight instead of kinking where saturated pixels (the
     Fashion-MNIST background is 0) would be clipped. d, x: [N, C, H, W]; a sample with no
     unsaturated pixel is an error."""
+    if not (isinstance(d, torch.Tensor) and isinstance(x, torch.Tensor)):
+        raise TypeError("d and x must be torch Tensors")
     if d.shape != x.shape:
         raise ValueError(f"d and x must have the same shape, got {tuple(d.shape)} and {tuple(x.shape)}")
+    if d.ndim < 1 or len(d) == 0:
+        raise ValueError(f"d and x must be a non-empty batch [N, ...], got {tuple(d.shape)}")
     inside = (x > 0) & (x < 1)
     empty = ~inside.reshape(len(x), -1).any(1)
     if empty.any():

@@ -267,6 +267,8 @@ class CurvModel(nn.Module):
             if tuple(x.shape[1:]) != self.input_size:
                 raise ValueError(f"{self.name} expects images of shape [N, {', '.join(map(str, self.input_size))}], "
                                  f"got {list(x.shape)}")
+        if x.is_floating_point() and x.dtype != self.mean.dtype:  # e.g. float64 pixels: the weights' dtype
+            x = x.to(self.mean.dtype)
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

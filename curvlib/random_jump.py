@@ -45,14 +45,27 @@ def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
     return (x + eps_r * d).clamp(0.0, 1.0)
 
 
+def _pair(x, x2) -> None:
+    """Two image batches [N, ...] of one shape, N ≥ 1, with pixels (else a clear error)."""
+    if not (isinstance(x, torch.Tensor) and isinstance(x2, torch.Tensor)):
+        raise TypeError(f"images must be torch Tensors, got {type(x).__name__} and {type(x2).__name__}")
+    if x.shape != x2.shape:
+        raise ValueError(f"images differ in shape: {tuple(x.shape)} vs {tuple(x2.shape)}")
+    if x.ndim < 2 or len(x) == 0 or x[0].numel() == 0:
+        raise ValueError(f"need a non-empty batch [N, ...] of images with pixels, got shape {tuple(x.shape)}")
+    if x.is_complex() or x2.is_complex():
+        raise TypeError("images must be real")
+
+
 def psnr(x: torch.Tensor, x_perturbed: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image [N]; +inf where the images are identical."""
-    if x.shape != x_perturbed.shape:
-        raise ValueError(f"images differ in shape: {tuple(x.shape)} vs {tuple(x_perturbed.shape)}")
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"need a non-empty batch [N, ...], got shape {tuple(x.shape)}")
-    if not data_range > 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
+    _pair(x, x_perturbed)
+    try:
+        ok = 0 < float(data_range) ** 2 < float("inf")
+    except OverflowError:
+        ok = False
+    if not ok:  # also refuses NaN, inf and ranges whose square under/overflows
+        raise ValueError(f"data_range must be a positive finite number, got {data_range}")
     mse = (x.double() - x_perturbed.double()).pow(2).flatten(1).mean(1)
     with np.errstate(divide="ignore"):
         return (10 * torch.log10(data_range ** 2 / mse)).float()  # mse = 0 → +inf
@@ -60,12 +73,50 @@ def psnr(x: torch.Tensor, x_perturbed: torch.Tensor, data_range: float = 1.0) ->
 
 def rms_distance(x: torch.Tensor, x_final: torch.Tensor) -> torch.Tensor:
     """‖x_final − x‖₂ / √D per image: the total perturbation in pixel units."""
+    _pair(x, x_final)
     return (x_final.double() - x.double()).flatten(1).norm(dim=1).float() / (x[0].numel() ** 0.5)
 
 
 #: The four routes of :func:`jump_travel`: (column suffix, start, direction).
 ROUTES = {"direct": ("x", "FGSM(x)"), "jump": ("x_r", "FGSM(x_r)"),
           "ctrl_point": ("x_r", "FGSM(x)"), "ctrl_direction": ("x", "FGSM(x_r)")}
+
+
+def _check_direct(model, direct: pd.DataFrame, x, y, eps_max: float, tol: float, batch_size: int, index) -> None:
+    """Refuse a ``direct`` frame that is not the FGSM travel of these very images: other length,
+    labels, sample numbers, eps_max (a "never" row ends at its own eps_max, a crossing lies below
+    it) or images (its confidences at x differ from the model's)."""
+    from .inference import predict
+
+    need = {"label", "confidence", "status", "eps", "eps_lo"}
+    if not isinstance(direct, pd.DataFrame) or need - set(direct.columns):
+        raise ValueError(f"direct must be a travel() frame with columns {', '.join(sorted(need))}")
+    if len(direct) != len(x):
+        raise ValueError(f"direct has {len(direct)} rows for {len(x)} images")
+
+    def first(bad) -> str:
+        return f"first at row {int(np.flatnonzero(bad)[0])}"
+
+    bad = direct["label"].to_numpy() != y.cpu().numpy()
+    if bad.any():
+        raise ValueError(f"direct's labels differ from y ({first(bad)}): it is another run's frame or its images "
+                         "are in another order")
+    if index is not None and "index" in direct.columns:
+        bad = direct["index"].to_numpy() != np.asarray(index)
+        if bad.any():
+            raise ValueError(f"direct's sample numbers differ from index ({first(bad)})")
+    eps, eps_lo, status = (direct[c].to_numpy() for c in ("eps", "eps_lo", "status"))
+    bad = ((status == "crossed") & ~(eps <= eps_max * (1 + 1e-9))) | \
+          ((status == "never") & ~(np.abs(eps_lo - eps_max) <= tol))
+    if bad.any():
+        raise ValueError(f"direct was computed with another eps_max than {eps_max:g} ({first(bad)}: status "
+                         f"{status[bad][0]}, eps {eps[bad][0]:.6g}, eps_lo {eps_lo[bad][0]:.6g})")
+    conf = predict(model, x, batch_size).amax(-1).double().numpy()
+    bad = ~(np.abs(conf - direct["confidence"].to_numpy(dtype=float)) <= 1e-3)
+    if bad.any():
+        raise ValueError(f"direct's confidences at x differ from the model's ({first(bad)}: {conf[bad][0]:.4f} vs "
+                         f"{direct['confidence'].to_numpy()[bad][0]:.4f}): it belongs to other images, another "
+                         "order of them, or another model")
 
 
 def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
@@ -82,12 +133,13 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     then x_final = x_r) and ``psnr_<r>`` (final image vs x, dB). Also ``index``,
     ``label``, ``confidence`` (at x), ``jump_correct`` (x_r still classified y), ``psnr_jump_only``
     (x_r vs x) and ``eps_r``. ``direct`` may pass an already computed :func:`travel` frame from x
-    along FGSM(x). With ``return_images`` also returns (x_direct_final, x_jump_final). ``search``: the
+    along FGSM(x) with the same ``eps_max``; one of other images, labels, order or eps_max is
+    refused (``ValueError``). With ``return_images`` also returns (x_direct_final, x_jump_final). ``search``: the
     boundary search's setting (:data:`curvlib.travel.SEARCHES`), the same for every route.
     """
     _check_eps(eps_r)
-    if direct is not None and len(direct) != len(x):
-        raise ValueError(f"direct has {len(direct)} rows for {len(x)} images")
+    if direct is not None:
+        _check_direct(model, direct, x, y, eps_max, tol, batch_size, index)
     d0 = direction(model, x, y, "fgsm", batch_size=batch_size)
     if direct is None:
         direct = travel(model, x, y, d0, eps_max=eps_max, tol=tol, batch_size=batch_size, search=search)

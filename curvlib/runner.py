@@ -34,8 +34,9 @@ from typing import Any
 from . import cache
 from .config import Profile, require
 
-#: Modules whose code every experiment runs (data loading, models, batched inference, directions).
-COMMON_CODE = ("data", "models", "inference", "direction")
+#: Modules whose code every experiment runs (data loading, models, batched inference, directions,
+#: the profile's defaults and this runner, which builds the key and shards the work).
+COMMON_CODE = ("data", "models", "inference", "direction", "config", "runner")
 #: Modules that register experiments (imported by :func:`registry`).
 EXPERIMENT_MODULES = ("calibration", "travel", "certify", "trajectory", "random_jump", "attention")
 #: The order ``curvlib run all`` computes them in (cheap and most-read first).
@@ -83,22 +84,31 @@ def sharded(experiment: str, model: str, params: dict, compute_part: Callable[[i
     if size == 1:
         return cache.cached(experiment, model, params, lambda: merge([compute_part(0, 1)], params),
                             profile=profile, refresh=refresh)
+    ident = cache.identity(experiment, model, params, profile)
     target = cache.path(experiment, model, params, profile)
     if target.exists() and not refresh:
         _barrier()
-        return cache.load(target)
+        value = cache.try_load(target, ident, stacklevel=3)  # every rank reads the same file: the same verdict
+        if value is not cache.MISS:
+            return value
+    cache.require_writable(target.parent)
     parts = [target.with_name(f"{target.stem}.part{r}of{size}{cache.SUFFIX}") for r in range(size)]
-    if refresh or not parts[rank].exists():
-        cache.save(parts[rank], compute_part(rank, size))
+    part_ident = [{**ident, "part": [r, size]} for r in range(size)]
+    # a part left by an interrupted run is reused only if readable and written for this very part
+    if refresh or not parts[rank].exists() or cache.try_load(parts[rank], part_ident[rank]) is cache.MISS:
+        cache.save(parts[rank], compute_part(rank, size), part_ident[rank])
     _barrier()  # every part written
+    stored = True
     if rank == 0:
-        value = merge([cache.load(p) for p in parts], params)
-        cache.save(target, value, {"experiment": experiment, "model": model, "profile": profile.name,
-                                   "params": params, "merged_from": size})
-        for p in parts:
-            p.unlink(missing_ok=True)
+        value = merge([cache.load(p, expect=i) for p, i in zip(parts, part_ident)], params)
+        stored = cache.store(target, value, ident, stacklevel=3)  # a failed write: a warning, not lost work
+        if stored:
+            for p in parts:
+                p.unlink(missing_ok=True)
     _barrier()  # the merged entry exists
-    return cache.load(target)
+    if not stored:  # rank 0 keeps the parts (a rerun merges them again) and returns what it merged
+        return value
+    return cache.load(target, expect=ident)
 
 
 def concat_frames(parts: list, params: dict | None = None) -> "Any":

@@ -38,6 +38,10 @@ SOURCE = ("timm's results table, github.com/huggingface/pytorch-image-models res
           "(commit 0173a139)")
 #: Images evaluated (the profile's seeded subset, the same for every model).
 N_CHECK = 256
+#: Fewest images the check runs on; a smaller folder is reported "too few images to check". Below 6
+#: images not even 0 correct can fail (the 99 % interval's upper end stays above every threshold:
+#: 1 image at 0 % "passed"); 10 leaves a margin, and catches shuffled labels (≈ 0 % top-1).
+MIN_CHECK = 10
 #: Allowed drop (in top-1 points) below the reference before a run stops.
 MAX_DROP = 20.0
 #: Confidence of the interval the decision uses.
@@ -52,13 +56,17 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     """Wilson score interval (fractions) for k successes in n trials."""
     if n < 1 or not 0 <= k <= n:
         raise ValueError(f"need 0 ≤ k ≤ n and n ≥ 1, got k={k}, n={n}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + level / 2)
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: rounding left ~1e-20 above 0 for k = 0
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def judge(correct: int, n: int, reference: float, max_drop: float = MAX_DROP, level: float = LEVEL) -> dict:
@@ -95,8 +103,11 @@ def check(model, profile: Profile, n: int = N_CHECK, refresh: bool = False) -> d
     if ref is None or profile.dataset != "imagenet":
         return None
     tag, top1, how = ref
+    from . import data
     from .runner import COMMON_CODE, code_fingerprint
 
+    if data.n_available(profile) < MIN_CHECK:  # see why_unchecked
+        return None
     key = {"n": n, **profile.data_identity(), "weights": model.fingerprint, "folder": _folder_signature(profile, n),
            "code": code_fingerprint(COMMON_CODE + ("sanity",))}
     got = cache.cached("accuracy_check", model.name, key, lambda: _measure(model, profile, n), profile=profile,
@@ -130,6 +141,10 @@ def why_unchecked(name: str, profile: Profile) -> str:
         return "accuracy check switched off"
     if profile.weights == "random":
         return "no accuracy check (random-init weights have no reference)"
+    from . import data
+
+    if profile.dataset == "imagenet" and (k := data.n_available(profile)) < MIN_CHECK:
+        return f"too few images to check ({k} in {profile.data_dir}; the accuracy check needs at least {MIN_CHECK})"
     return f"no accuracy check (no published top-1 recorded for {name} in curvlib.sanity.REFERENCE_TOP1)"
 
 

@@ -11,6 +11,8 @@ the model's device without gradients.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
@@ -134,8 +136,10 @@ def project_2d(points: torch.Tensor, method: str = "pca", basis: torch.Tensor | 
         if b2.norm() < 1e-12 * max(1.0, basis[1].norm()):
             raise ValueError("basis vectors are parallel: they span no plane")
         basis = torch.stack([b1, b2 / b2.norm()])
-    coords = (flat - c) @ basis.T
-    return coords.reshape(*P.shape[:-1], 2).float(), {"basis": basis, "center": c}
+    coords = ((flat - c) @ basis.T).reshape(*P.shape[:-1], 2).float()
+    if not torch.isfinite(coords).all():
+        raise ValueError("the 2-D coordinates overflow float32 (points or center too large)")
+    return coords, {"basis": basis, "center": c}
 
 
 def theta(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -157,7 +161,12 @@ def theta(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 def theta_summary(th: torch.Tensor) -> pd.DataFrame:
     """Per step n (last dim of θ [..., S−2]): min, q1, median, q3, max, mean over all other dims (NaN ignored)."""
-    t = torch.as_tensor(th).reshape(-1, th.shape[-1]).double().numpy()
+    th = torch.as_tensor(th)
+    if th.ndim < 1 or th.shape[-1] == 0:
+        raise ValueError(f"θ must be [..., S−2] with at least one step, got shape {tuple(th.shape)}")
+    if th.is_complex():
+        raise TypeError(f"θ must be real, got dtype {th.dtype}")
+    t = th.reshape(-1, th.shape[-1]).double().numpy()
     with np.errstate(all="ignore"):
         return pd.DataFrame({
             "step": np.arange(1, t.shape[1] + 1), "min": np.nanmin(t, 0), "q1": np.nanquantile(t, 0.25, 0),
@@ -198,6 +207,8 @@ def affine_residual(features, a, b) -> torch.Tensor:
     if f.ndim < 3 or f.shape[-3:-1] != (len(A_), len(B_)):
         raise ValueError(f"features must be [..., A, B, F] with A = len(a) = {len(A_)}, B = len(b) = {len(B_)}, "
                          f"got {tuple(f.shape)}")
+    if f.shape[-1] == 0:
+        raise ValueError(f"features need at least one feature dimension F, got {tuple(f.shape)}")
     if len(A_) < 2 or len(B_) < 2 or A_.std() == 0 or B_.std() == 0:
         raise ValueError("a and b need at least two distinct values each (a 2-D grid)")
     if not torch.isfinite(f).all():
@@ -205,7 +216,7 @@ def affine_residual(features, a, b) -> torch.Tensor:
     ga, gb = torch.meshgrid(A_, B_, indexing="ij")
     X = torch.stack([torch.ones_like(ga), ga, gb], -1).reshape(-1, 3)  # [A·B, 3] design matrix
     Q, _ = torch.linalg.qr(X)  # orthonormal basis of the affine functions on the grid
-    flat = f.reshape(*f.shape[:-3], -1, f.shape[-1])  # [..., A·B, F]
+    flat = f.reshape(*f.shape[:-3], len(A_) * len(B_), f.shape[-1])  # [..., A·B, F]
     resid = flat - Q @ (Q.T @ flat)
     centred = flat - flat.mean(-2, keepdim=True)
     num, den = resid.square().sum((-2, -1)), centred.square().sum((-2, -1))
@@ -226,8 +237,10 @@ def interior_directions(x: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, ext
     alone. x, d1, d2: [C, H, W] or [1, C, H, W] (returned in d1's shape); extents in pixel units.
     """
     eb = extent_a if extent_b is None else extent_b
-    if not (extent_a >= 0 and eb >= 0):
-        raise ValueError(f"extents must be ≥ 0, got {extent_a}, {eb}")
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (x, d1, d2)):
+        raise TypeError("x, d1 and d2 must be floating-point torch Tensors")
+    if not (extent_a >= 0 and eb >= 0 and math.isfinite(extent_a) and math.isfinite(eb)):
+        raise ValueError(f"extents must be finite and ≥ 0, got {extent_a}, {eb}")
     xv = x.reshape(d1.shape) if x.numel() == d1.numel() else None
     if xv is None or d2.numel() != d1.numel():
         raise ValueError(f"x, d1 and d2 must have the same number of pixels, got {tuple(x.shape)}, "
@@ -254,13 +267,18 @@ def grid_step(eps_star, fraction: float = 0.25, nice: bool = True) -> float:
             raise ValueError("a travel frame needs columns eps and status")
         e = eps_star.loc[eps_star.status == "crossed", "eps"].to_numpy(dtype=float)
     else:
-        e = np.asarray(eps_star, dtype=float).ravel()
+        e = np.asarray(eps_star)
+        if not (np.issubdtype(e.dtype, np.floating) or np.issubdtype(e.dtype, np.integer)):
+            raise TypeError(f"ε* must be real numbers, got dtype {e.dtype}")
+        e = e.astype(float).ravel()
     e = e[np.isfinite(e)]
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if e.size == 0 or np.median(e) <= 0:
         raise ValueError("need at least one positive ε* (no sample crossed the boundary?)")
     step = fraction * float(np.median(e))
+    if not (0 < step < math.inf):
+        raise ValueError(f"the grid step {fraction} × median ε* = {step} is not a positive finite number")
     if nice:
         k = 10.0 ** (np.floor(np.log10(step)) - 1)
         step = min(step, float(f"{np.floor(step / k * (1 + 1e-9)) * k:.2g}"))  # 1e-9: 0.0050 stays 0.0050
@@ -282,13 +300,23 @@ def eps_grid(protocol: str, eps_range: float, n_steps: int) -> torch.Tensor:
     if not (eps_range > 0 and np.isfinite(eps_range)):
         raise ValueError(f"eps_range must be positive and finite, got {eps_range!r}")
     lo = 0.0 if protocol == "oneway" else -eps_range
-    return torch.linspace(lo, eps_range, n_steps + 1)
+    if eps_range > float(np.finfo(np.float32).max):
+        raise ValueError(f"eps_range {eps_range!r} does not fit in float32")
+    grid = torch.linspace(lo, eps_range, n_steps + 1)
+    if not (grid.diff() > 0).all():
+        raise ValueError(f"eps_range {eps_range!r} over {n_steps} steps is below float32's resolution (steps of 0)")
+    return grid
 
 
 def line_points(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
     """Input points clip(x + ε d) [M, N, S, C, H, W] for images x [N, C, H, W], directions d [M, N, C, H, W]
     and grid eps [S] (the path in input space, for its own θ: the ruler's baseline)."""
     e = _as_grid(eps)
+    if not (isinstance(x, torch.Tensor) and isinstance(d, torch.Tensor)):
+        raise TypeError("x and d must be torch Tensors")
+    if x.ndim != 4 or d.ndim != 5 or d.shape[1:] != x.shape:
+        raise ValueError(f"need images x [N, C, H, W] and directions d [M, N, C, H, W], got {tuple(x.shape)} and "
+                         f"{tuple(d.shape)}")
     return (x[None, :, None] + e.view(1, 1, -1, 1, 1, 1) * d[:, :, None]).clamp(0, 1)
 
 

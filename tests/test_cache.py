@@ -44,11 +44,11 @@ def test_key_is_order_independent_and_sensitive(tmp_cache):
     assert cache.path("e", "m", {"a": 1}, p).suffix == cache.SUFFIX == ".npz"
 
 
-def test_sidecar_json_lists_parameters(tmp_cache):
+def test_the_entry_records_its_parameters(tmp_cache):
     p = get_profile("smoke")
     cache.cached("exp", "m", {"n": 5, "seeds": (1, 2)}, lambda: 1, profile=p)
-    side = cache.path("exp", "m", {"n": 5, "seeds": (1, 2)}, p).with_suffix(".json")
-    assert '"n": 5' in side.read_text()
+    stored = cache.describe(cache.path("exp", "m", {"n": 5, "seeds": (1, 2)}, p))
+    assert stored["params"] == {"n": 5, "seeds": [1, 2]}
 
 
 def test_interrupted_write_leaves_old_entry_and_no_temp(tmp_cache, monkeypatch):

@@ -44,6 +44,18 @@ def test_stamp_covers_the_source_the_cards_and_the_environment(tree):
     assert ecg.stamp(tree, env) != base
 
 
+def test_stamp_covers_the_data_folder_s_contents(tree, tmp_path):
+    """A folder refilled at the same path (issue #30) is another book, even with the same variables."""
+    val = tmp_path / "val"
+    (val / "n01440764").mkdir(parents=True)
+    (val / "n01440764" / "a.png").write_bytes(b"a")
+    (val / "n01440764" / "loop").symlink_to(val, target_is_directory=True)  # followed once, not forever
+    env = {"CURVLIB_PROFILE": "paper", "CURVLIB_DATA": str(val)}
+    base = ecg.stamp(tree, env)
+    (val / "n01440764" / "a.png").rename(val / "n01440764" / "b.png")
+    assert ecg.stamp(tree, env) != base
+
+
 def test_guard_deletes_the_cache_only_when_the_stamp_changes(tree):
     env = {"CURVLIB_PROFILE": "embedded"}
     build = tree / "book" / "_build"

@@ -2,7 +2,6 @@
 the accuracy check that stops a wrongly labelled run, the weights' identity in cache entries and
 pages, ``CURVLIB_SIZES``, and ``paper-lite`` end to end (CLI, then one chapter built from the cache).
 All offline: random-init timm models and synthetic 224 px-able images."""
-import json
 import os
 import shutil
 import subprocess
@@ -188,7 +187,7 @@ def test_weights_identity_names_timm_tag_and_hash(tmp_path, arranged):
     from curvlib import calibration
 
     calibration.predictions("resnet18", prof)
-    side = json.loads(next(tmp_path.rglob("calibration/*.json")).read_text())
+    side = cache.describe(next(tmp_path.rglob("calibration/*" + cache.SUFFIX)))
     assert side["params"]["weights"] == m.fingerprint == m.card["sha256"][:16]
 
 

@@ -1,7 +1,8 @@
 """Forget Jupyter Book's execution cache when a chapter's output may change without its code changing.
 
 The cache is keyed by the chapters' code cells only. This script hashes everything else the
-outputs depend on — the profile and the ``CURVLIB_*`` environment variables, the model,
+outputs depend on — the profile and the ``CURVLIB_*`` environment variables, the files of the
+``CURVLIB_DATA`` folder (relative paths, sizes, modification times), the model,
 checkpoint and seed cards, and the source of every ``curvlib/*.py`` (which includes the results
 cache's version) — and deletes ``<build>/.jupyter_cache`` when that stamp differs from the one
 stored in ``<build>/.curvlib-stamp``. Run by ``make book`` / ``make book-fast``:
@@ -28,6 +29,19 @@ def stamp(root: Path = ROOT, env: dict | None = None) -> str:
     h = hashlib.sha256()
     for k in sorted(k for k in env if k.startswith("CURVLIB_")):
         h.update(f"env {k}={env[k]}\n".encode())
+    data = env.get("CURVLIB_DATA", "").strip()
+    if data and Path(data).is_dir():  # a folder refilled at the same path changes the chapters' output
+        seen = set()
+        for top, dirs, files in os.walk(data, followlinks=True):
+            seen.add(os.path.realpath(top))
+            dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(top, d)) not in seen)  # no loops
+            for name in sorted(files):
+                path = os.path.join(top, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                h.update(f"data {os.path.relpath(path, data)} {st.st_size} {st.st_mtime_ns}\n".encode())
     root = Path(root)
     for pattern in INPUTS:
         for path in sorted(root.glob(pattern)):
