@@ -8,7 +8,7 @@ misclassified at the start and the earlier-verified ones, shown again as ``(earl
 ``false never`` are the failures). Targets (issue #27):
 
 * ``default`` (budget 26): mean ≤ 9 passes, max ≤ 26, no false "never", agreement ≥ 99.6 %;
-* ``careful`` (steps grow ≤ 3× per probe, ≤ eps_max/32, budget 40): agreement ≥ 99.9 %, mean ≤ 14.
+* ``careful`` (steps grow ≤ 3× per probe, ≤ eps_max/32, budget 36): agreement ≥ 99.9 %, mean ≤ 14.
 
 The dense scans are the cached ones of ``bench_travel.py`` (``benchmarks/.cache``). The last full
 output is kept in ``benchmarks/results/travel_frontier.txt``.

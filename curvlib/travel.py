@@ -133,9 +133,9 @@ class Search:
 
 
 #: The named settings: ``default`` (budget 26: mean ≤ 9 passes, ≥ 99.6 % agreement with a dense scan on the
-#: embedded models) and ``careful`` (steps grow ≤ 3× per probe and never exceed eps_max/32, budget 40: ≥ 99.9 %
+#: embedded models) and ``careful`` (steps grow ≤ 3× per probe and never exceed eps_max/32, budget 36: ≥ 99.9 %
 #: agreement at about 1.5× the passes along random directions). Measured: ``benchmarks/results/``.
-SEARCHES = {"default": Search(), "careful": Search(budget=40, growth=3.0, max_step=1 / 32)}
+SEARCHES = {"default": Search(), "careful": Search(budget=36, growth=3.0, max_step=1 / 32)}
 #: Default worst-case forward passes per sample (start included); see :func:`max_passes`.
 DEFAULT_BUDGET = SEARCHES["default"].budget
 

@@ -345,7 +345,7 @@ def test_careful_search_finds_a_steep_island_the_default_steps_over():
     careful = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False, search="careful")
     first = c.double().numpy()
     assert np.all(careful.eps.to_numpy() >= first - 1e-6) and np.all(careful.eps.to_numpy() <= first + 1e-4 + 1e-6)
-    assert careful.passes.max() <= travel_module.SEARCHES["careful"].budget == 40
+    assert careful.passes.max() <= travel_module.SEARCHES["careful"].budget == 36
 
 
 def test_search_settings_are_named_validated_and_the_default_budget_is_26():
