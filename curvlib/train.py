@@ -82,15 +82,17 @@ def validation_split(n_total: int, val_size: int = VAL_SIZE, seed: int = VAL_SEE
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random shifts in [-2, 2] px (the 2-px zero border makes rolling exact) and h-flips."""
-    n = x.shape[0]
+    """Random shifts in [-2, 2] px (the 2-px zero border makes rolling exact) and h-flips of
+    ``x`` [N, C, H, W]: image i is ``torch.roll(x[i], shifts_i, dims=(1, 2))``, then flipped if
+    drawn — done as one gather for the whole batch (no per-image loop)."""
+    n, c, h, w = x.shape
     shifts = torch.randint(-2, 3, (n, 2), generator=g)
     flips = torch.rand(n, generator=g) < 0.5
-    out = torch.empty_like(x)
-    for i in range(n):
-        xi = torch.roll(x[i], shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(1, 2))
-        out[i] = xi.flip(-1) if flips[i] else xi
-    return out
+    rows = (torch.arange(h)[None] - shifts[:, :1]) % h  # [N, H]: source row of each output row
+    cols = (torch.arange(w)[None] - shifts[:, 1:]) % w  # [N, W]
+    cols = torch.where(flips[:, None], cols.flip(-1), cols)
+    src = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, h * w).expand(n, c, h * w)
+    return x.reshape(n, c, h * w).gather(2, src).view(n, c, h, w)
 
 
 @torch.inference_mode()

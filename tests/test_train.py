@@ -213,3 +213,15 @@ def test_half_precision_weights_load_as_float32(tmp_path, fashion_train_root):
     m = models.load_embedded("resnet", path)
     assert m.net.fc.weight.dtype == torch.float32
     torch.testing.assert_close(m.net.fc.weight, stored["net.fc.weight"].float(), rtol=0, atol=0)
+
+
+def test_augment_is_a_per_image_roll_then_flip():
+    """The batched gather equals rolling and flipping each image on its own, draw for draw."""
+    x = torch.rand(64, 1, 32, 32)
+    got = train.augment(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    shifts, flips = torch.randint(-2, 3, (64, 2), generator=g), torch.rand(64, generator=g) < 0.5
+    for i in range(64):
+        xi = torch.roll(x[i], shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(1, 2))
+        assert torch.equal(got[i], xi.flip(-1) if flips[i] else xi), i
+    assert flips.any() and not flips.all() and (shifts != 0).any()
