@@ -302,7 +302,7 @@ def file_sha256(path: Path) -> str:
 
 def load_embedded(name: str, path: str | Path) -> CurvModel:
     """Embedded model ``name`` with the weights in ``path`` (safetensors; its card ``.json`` beside
-    it), in eval mode."""
+    it), in eval mode. Weights stored in half precision (seed replicates) are upcast to float32."""
     from safetensors.torch import load_file
 
     model = build(name)
@@ -311,7 +311,7 @@ def load_embedded(name: str, path: str | Path) -> CurvModel:
         raise FileNotFoundError(
             f"no weights for {name!r} at {path}; train them with `python -m curvlib.train --model {name}` "
             "(or restore data/ from the repository)")
-    state = load_file(str(path))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shape mismatches

@@ -3,13 +3,15 @@
 :func:`bootstrap` resamples *units* (test images, usually) with replacement, seeded and vectorised:
 the statistic receives an index array [B, n] and returns B values, so the same resample of images
 can be applied to every model at once (a *paired* comparison). ``strata`` resamples within groups
-(e.g. the layers of each model and component separately). :func:`verdict` reads an interval
-against the value of "no effect".
+(e.g. the layers of each model and component separately). :func:`hierarchical_bootstrap` adds the
+training seeds: it resamples the seeds of each model, then the images (paired across models that
+share them), so an interval holds the seed-to-seed variance as well as the images'.
+:func:`verdict` reads an interval against the value of "no effect".
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -52,6 +54,20 @@ def resamples(n: int, n_boot: int = 1000, seed: int = 0, strata=None, chunk: int
         yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
 
 
+def _percentile_interval(est: float, vals: np.ndarray, n_boot: int, level: float, min_defined: float
+                         ) -> tuple[float, float, float]:
+    """(est, lo, hi) from the resampled values [n_boot] (NaN: undefined; see :func:`bootstrap`)."""
+    vals = vals[~np.isnan(vals)]
+    if len(vals) == 0 or len(vals) < min_defined * n_boot:
+        return est, math.nan, math.nan
+    a = (1 - level) / 2
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.quantile(vals, [a, 1 - a])
+    if np.isnan(lo) or np.isnan(hi):  # interpolating between two infinite values (censored statistics)
+        lo, hi = np.quantile(vals, a, method="lower"), np.quantile(vals, 1 - a, method="higher")
+    return est, float(lo), float(hi)
+
+
 def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = 1000, level: float = 0.95,
               seed: int = 0, strata=None, chunk: int | None = None, min_defined: float = 0.9
               ) -> tuple[float, float, float]:
@@ -78,16 +94,92 @@ def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = 10
         if v.shape != (len(idx),):
             raise ValueError(f"stat must return one value per resample, shape ({len(idx)},), got {v.shape}")
         vals.append(v)
-    vals = np.concatenate(vals)
-    vals = vals[~np.isnan(vals)]
-    if len(vals) == 0 or len(vals) < min_defined * n_boot:
-        return float(est[0]), math.nan, math.nan
-    a = (1 - level) / 2
-    with np.errstate(invalid="ignore"):
-        lo, hi = np.quantile(vals, [a, 1 - a])
-    if np.isnan(lo) or np.isnan(hi):  # interpolating between two infinite values (censored statistics)
-        lo, hi = np.quantile(vals, a, method="lower"), np.quantile(vals, 1 - a, method="higher")
-    return float(est[0]), float(lo), float(hi)
+    return _percentile_interval(float(est[0]), np.concatenate(vals), n_boot, level, min_defined)
+
+
+def hierarchical_resamples(n_seeds: Sequence[int], n: int | Sequence[int], n_boot: int = 1000, seed: int = 0,
+                           chunk: int | None = None):
+    """Yield two-stage resamples ``(seed_idx, img_idx)`` in chunks of b ≤ ``chunk`` rows (n_boot rows in all).
+
+    ``seed_idx``: one int array [b, S_m] per model — the seeds of model m drawn with replacement, a
+    fresh draw for each model. ``img_idx``: one int array [b, n_m] per model — the images drawn with
+    replacement. ``n`` an int: all models share the images, and every model gets the *same* array
+    (a paired comparison; every seed of a model is measured on the same images too); ``n`` a
+    sequence: each model has its own image set, resampled independently. The draws are the same
+    whatever ``chunk`` is (one random stream per model for seeds, one per image set)."""
+    n_seeds = [int(s) for s in n_seeds]
+    if not n_seeds or min(n_seeds) < 1:
+        raise ValueError(f"n_seeds must give at least one seed per model, got {n_seeds}")
+    shared = isinstance(n, (int, np.integer))
+    sizes = [int(n)] * len(n_seeds) if shared else [int(k) for k in n]
+    if len(sizes) != len(n_seeds):
+        raise ValueError(f"n gives {len(sizes)} image-set sizes for {len(n_seeds)} models")
+    for k in sizes:
+        _check(k, n_boot, 0.5)
+    if min(sizes) < 1:
+        raise ValueError(f"every model needs at least one image, got sizes {sizes}")
+    streams = np.random.SeedSequence(seed).spawn(len(n_seeds) + (1 if shared else len(n_seeds)))
+    seed_rngs = [np.random.default_rng(s) for s in streams[:len(n_seeds)]]
+    img_rngs = [np.random.default_rng(s) for s in streams[len(n_seeds):]]
+    chunk = n_boot if chunk is None else max(1, int(chunk))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        s_idx = [r.integers(0, k, size=(b, k)) for r, k in zip(seed_rngs, n_seeds)]
+        if shared:
+            one = img_rngs[0].integers(0, sizes[0], size=(b, sizes[0]))
+            i_idx = [one] * len(n_seeds)
+        else:
+            i_idx = [r.integers(0, k, size=(b, k)) for r, k in zip(img_rngs, sizes)]
+        yield s_idx, i_idx
+
+
+def resampled_means(values: np.ndarray, seed_idx: np.ndarray, img_idx: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` [S, n] (one row per seed, one column per image; finite) over resampled
+    seeds ``seed_idx`` [B, S] and resampled images ``img_idx`` [B, n] → [B]. Memory O(B·(n + S))."""
+    values = np.asarray(values, dtype=float)
+    seed_idx, img_idx = np.atleast_2d(seed_idx), np.atleast_2d(img_idx)
+    S, n = values.shape
+    B = len(img_idx)
+    if seed_idx.shape[0] != B or img_idx.shape[1] != n or seed_idx.max() >= S:
+        raise ValueError(f"values [{S}, {n}] do not match seed_idx {seed_idx.shape} and img_idx {img_idx.shape}")
+    counts = np.bincount((np.arange(B)[:, None] * n + img_idx).ravel(), minlength=B * n).reshape(B, n)
+    per_seed = counts @ values.T / img_idx.shape[1]  # [B, S]: each seed's mean over the resampled images
+    return np.take_along_axis(per_seed, seed_idx, axis=1).mean(1)
+
+
+def hierarchical_bootstrap(stat: Callable[[list, list], np.ndarray], n_seeds: Sequence[int],
+                           n: int | Sequence[int], n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                           chunk: int | None = None, min_defined: float = 0.9) -> tuple[float, float, float]:
+    """(estimate, lower, upper) with a two-stage percentile bootstrap: seeds within each model, then
+    images (see :func:`hierarchical_resamples`).
+
+    Args:
+        stat: (seed_idx, img_idx) → [B] values, where seed_idx is a list over models of [B, S_m]
+              seed indices and img_idx a list over models of [B, n_m] image indices. The estimate
+              is ``stat`` on every seed and image once (identity indices, B = 1).
+        n_seeds: seeds per model, [M]. n: images shared by all models (int, paired) or per model.
+        n_boot, level, seed, chunk, min_defined: as in :func:`bootstrap`.
+
+    Example — a family gap in a per-image quantity, ``vals[m]`` of shape [S_m, n]::
+
+        gap = lambda si, ii: (resampled_means(vals[2], si[2], ii[2]) + resampled_means(vals[3], si[3], ii[3])
+                              - resampled_means(vals[0], si[0], ii[0]) - resampled_means(vals[1], si[1], ii[1])) / 2
+        est, lo, hi = hierarchical_bootstrap(gap, [len(v) for v in vals], n=vals[0].shape[1])
+    """
+    _check(1, n_boot, level)
+    ident_s = [np.arange(k)[None] for k in n_seeds]
+    ident_i = ([np.arange(int(n))[None]] * len(n_seeds) if isinstance(n, (int, np.integer))
+               else [np.arange(int(k))[None] for k in n])
+    est = np.asarray(stat(ident_s, ident_i), dtype=float)
+    if est.shape != (1,):
+        raise ValueError(f"stat must return one value per resample, got shape {est.shape} for one resample")
+    vals = []
+    for s_idx, i_idx in hierarchical_resamples(n_seeds, n, n_boot, seed, chunk):
+        v = np.asarray(stat(s_idx, i_idx), dtype=float)
+        if v.shape != (len(i_idx[0]),):
+            raise ValueError(f"stat must return one value per resample, shape ({len(i_idx[0])},), got {v.shape}")
+        vals.append(v)
+    return _percentile_interval(float(est[0]), np.concatenate(vals), n_boot, level, min_defined)
 
 
 def verdict(lo: float, hi: float, null: float = 0.0, expect: str = ">") -> str:

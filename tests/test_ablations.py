@@ -86,7 +86,7 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch, fashi
     for suffix in (".safetensors", ".json"):
         shutil.copy(models.MODEL_DIR / f"resnet{suffix}", md / f"resnet{suffix}")
     train("resnet_gelu", epochs=1, subset=256, test_subset=200, max_steps=2, out=md, data_root=fashion_train_root,
-          checkpoints=tmp_path / "ck", state_dir=tmp_path / "state", snapshots=(), progress=False)
+          checkpoints=tmp_path / "ck", state_dir=tmp_path / "state", snapshots=(), progress=False, val_size=0)
     seeds = tmp_path / "seeds" / "seed3"
     seeds.mkdir(parents=True)
     for suffix in (".safetensors", ".json"):  # a stand-in replicate: the epoch-1 snapshot

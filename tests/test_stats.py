@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from curvlib.stats import bootstrap, resamples, verdict
+from curvlib.stats import bootstrap, hierarchical_bootstrap, hierarchical_resamples, resampled_means, resamples, verdict
 
 
 def test_bootstrap_brackets_the_statistic_and_narrows_with_n():
@@ -88,3 +88,89 @@ def test_bad_input_is_named():
         verdict(0, 1, expect="!=")
     with pytest.raises(ValueError, match="reversed"):
         verdict(1, 0)
+
+
+def _seeded_values(tau, n_seeds, n, seed=7):
+    """Per-image values [S, n] of S seeds: tau·z_s (between-seed, variance tau²) + b_i (per image,
+    shared by the seeds, variance 1) + e_si (variance 1). The same z, b, e for every tau."""
+    rng = np.random.default_rng(seed)
+    z, b, e = rng.normal(size=n_seeds), rng.normal(size=n), rng.normal(size=(n_seeds, n))
+    return tau * z[:, None] + b[None] + e
+
+
+def _boot_variance(values, n_boot, seed=0):
+    draws = [resampled_means(values, s[0], i[0])
+             for s, i in hierarchical_resamples([len(values)], values.shape[1], n_boot, seed, chunk=500)]
+    return np.concatenate(draws).var()
+
+
+def _two_stage_variance(w):
+    """Exact variance of the two-stage bootstrap mean given the data w [S, n]: the mean is dᵀ w c with
+    d, c independent multinomial weights (seeds, images), so Var = tr(E[ddᵀ] w E[ccᵀ] wᵀ) − (mean w)²."""
+    S, n = w.shape
+    edd = (np.eye(S) - 1 / S) / S**2 + 1 / S**2
+    ecc = (np.eye(n) - 1 / n) / n**2 + 1 / n**2
+    return np.trace(edd @ w @ ecc @ w.T) - w.mean() ** 2
+
+
+def test_hierarchical_interval_widens_with_the_seed_variance_and_matches_its_analytic_variance():
+    """Three seeds' worth of between-seed variance: the bootstrap variance equals the exact two-stage
+    variance of these data within 10 %, and the interval widens with tau, far beyond images alone."""
+    widths = []
+    for tau in (0.0, 0.5, 1.0):
+        w = _seeded_values(tau, 5, 400)
+        assert _boot_variance(w, 4000) == pytest.approx(_two_stage_variance(w), rel=0.1)
+        est, lo, hi = hierarchical_bootstrap(lambda si, ii: resampled_means(w, si[0], ii[0]), [5], 400, n_boot=2000)
+        assert est == pytest.approx(w.mean()) and lo < est < hi
+        widths.append(hi - lo)
+    assert widths[0] < widths[1] < widths[2]
+    _, lo, hi = bootstrap(lambda i: w[:, i].mean((0, 2)), 400, n_boot=2000)  # images only, tau = 1
+    assert widths[2] > 2 * (hi - lo)
+
+
+def test_hierarchical_variance_matches_the_sampling_variance_of_the_mean():
+    """Known variances (between seeds tau², per image 1, residual 1) and many seeds and images: the
+    bootstrap variance of the grand mean matches tau²/S + 1/n + 1/(S·n) within 10 %."""
+    S = n = 1000
+    for tau in (0.0, 1.0):
+        analytic = tau**2 / S + 1 / n + 1 / (S * n)
+        assert _boot_variance(_seeded_values(tau, S, n, seed=11), 4000) == pytest.approx(analytic, rel=0.1)
+
+
+def test_hierarchical_pairing_removes_the_images_shared_by_models():
+    rng = np.random.default_rng(4)
+    shared = rng.normal(0, 1, 300)
+    a = shared + rng.normal(0, 0.05, (3, 300)) + 0.1
+    b = shared + rng.normal(0, 0.05, (4, 300))
+
+    def gap(si, ii):
+        return resampled_means(a, si[0], ii[0]) - resampled_means(b, si[1], ii[1])
+
+    est, lo, hi = hierarchical_bootstrap(gap, [3, 4], 300)  # the same images: paired
+    _, ulo, uhi = hierarchical_bootstrap(gap, [3, 4], [300, 300])  # as if each had its own images
+    assert lo < est < hi and est == pytest.approx(a.mean() - b.mean())
+    assert 10 * (hi - lo) < uhi - ulo and lo > 0
+
+
+def test_hierarchical_resamples_are_seeded_and_independent_of_chunking():
+    whole = list(hierarchical_resamples([3, 5], 40, n_boot=50, seed=2))
+    parts = list(hierarchical_resamples([3, 5], 40, n_boot=50, seed=2, chunk=7))
+    for m in range(2):
+        assert np.array_equal(whole[0][0][m], np.concatenate([p[0][m] for p in parts]))
+        assert np.array_equal(whole[0][1][m], np.concatenate([p[1][m] for p in parts]))
+    s_idx, i_idx = whole[0]
+    assert i_idx[0] is i_idx[1] and s_idx[0].shape == (50, 3) and s_idx[1].shape == (50, 5)
+    assert s_idx[0].max() < 3 and not np.array_equal(s_idx[0], s_idx[1][:, :3])  # seeds drawn per model
+    other = next(hierarchical_resamples([3, 5], 40, n_boot=50, seed=3))
+    assert not np.array_equal(other[1][0], i_idx[0])
+
+
+def test_hierarchical_bad_input_is_named():
+    with pytest.raises(ValueError, match="at least one seed per model"):
+        next(hierarchical_resamples([3, 0], 10))
+    with pytest.raises(ValueError, match="2 image-set sizes for 3 models"):
+        next(hierarchical_resamples([3, 3, 3], [10, 10]))
+    with pytest.raises(ValueError, match=r"values \[3, 10\] do not match"):
+        resampled_means(np.zeros((3, 10)), np.zeros((2, 3), int), np.zeros((2, 9), int))
+    with pytest.raises(ValueError, match="one value per resample"):
+        hierarchical_bootstrap(lambda si, ii: np.zeros(2), [2], 10)
