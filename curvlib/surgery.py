@@ -1,0 +1,279 @@
+r"""Taking the bends out: linearise one kind of component at the image (issue #26).
+
+Along a line x(ε) = clip(x + ε d), every module of one *kind* is replaced by its first-order
+Taylor expansion at the input it receives for the anchor image x:
+
+.. math:: c_\mathrm{lin}(u) = c(u_0) + J_c(u_0)\,(u - u_0),
+
+computed with forward-mode AD (``torch.func.jvp``; no Jacobian is materialised). Each replaced
+module keeps its value and first derivative at its anchor input, so the surgered network has the
+*same* f(x) and the same first-order response f'(x)·d as the original: only the bending that the
+chosen kind contributes along the path is gone. :func:`linearized` builds such a model:
+
+- ``attention``: a timm ``Attention`` (ViT) or ``WindowAttention`` (Swin, with its relative-position
+  bias and the shift mask it receives as the keyword ``mask``), scores, softmax and value mixing;
+- ``norm``: ``LayerNorm`` / ``LayerNorm2d`` (BatchNorm in eval mode is already affine — a per-channel
+  scale and shift with stored statistics — so it needs no surgery: :func:`is_affine` checks it);
+- ``activation``: GELU, ReLU, ReLU6 (and SiLU, LeakyReLU): elementwise, so the expansion is the
+  anchor's value plus its slope (a ReLU's slope is its gate at the anchor) times the change — the
+  Jacobian's diagonal, stored per anchor;
+- ``pooling``: max-pooling (the expansion selects the anchor's arg-max);
+- ``all``: every one of the above (the tests check that nothing non-linear is left: the surgered
+  features are then exactly f(x) + J(x)(x(ε) − x)).
+
+Point i of a batch is expanded around anchor i. Where a caller passes a subset of the samples
+(:func:`curvlib.travel.travel` probes only the samples still searching) or many points per sample
+(:func:`curvlib.trajectory.curvature`), it passes ``index=`` (the anchor number of every point):
+such callers check :func:`takes_index`; plain models are called as before.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+#: The kinds of component :func:`linearized` can linearise, by module type name.
+KIND_TYPES = {
+    "attention": ("Attention", "WindowAttention"),
+    "norm": ("LayerNorm", "LayerNorm2d"),
+    "activation": ("GELU", "ReLU", "ReLU6", "SiLU", "LeakyReLU"),
+    "pooling": ("MaxPool2d",),
+}
+KINDS = (*KIND_TYPES, "all")
+#: Elementwise kinds: stored slope per anchor instead of a jvp per call.
+_ELEMENTWISE = set(KIND_TYPES["activation"])
+#: Modules that are affine in eval mode (need no surgery; :func:`is_affine`).
+AFFINE_IN_EVAL = ("BatchNorm1d", "BatchNorm2d", "TokenBatchNorm")
+
+
+def check_kinds(kinds) -> tuple[str, ...]:
+    """``kinds`` as a tuple of known kind names ("all" expanded); a clear error otherwise."""
+    if isinstance(kinds, str):
+        raise TypeError(f"kinds must be a tuple of names such as ('attention',), not the string {kinds!r}")
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise TypeError(f"kinds must be a tuple of names from {', '.join(KINDS)}, got {kinds!r}") from None
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise ValueError(f"unknown kind(s) {', '.join(map(repr, bad))}; choose from {', '.join(KINDS)}")
+    if "all" in kinds:
+        return tuple(KIND_TYPES)
+    return tuple(dict.fromkeys(kinds))
+
+
+def takes_index(model) -> bool:
+    """Whether ``model`` wants the anchor number of every point (``model(x, index=…)``)."""
+    return bool(getattr(model, "takes_index", False))
+
+
+def call(model, x: torch.Tensor, index: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
+    """``model(x)`` (or ``model.features(x)``), with ``index=`` for a model that asks for it."""
+    fn = model.features if features else model
+    if index is not None and takes_index(model):
+        return fn(x, index=index)
+    return fn(x)
+
+
+def is_affine(module: nn.Module, x: torch.Tensor, v: torch.Tensor, atol: float = 1e-5) -> bool:
+    """Whether ``module`` is affine around x along v: m(x + v) − m(x) == J(x)v (one jvp)."""
+    from torch.func import jvp
+
+    with torch.no_grad():
+        y0, t = jvp(module, (x,), (v,))
+        return bool(torch.allclose(module(x + v) - y0, t, atol=atol, rtol=1e-5))
+
+
+class _Index:
+    """The anchor numbers of the points of the current call, shared by the expanded modules."""
+
+    def __init__(self):
+        self.value: torch.Tensor | None = None
+        self.n_anchors = 0
+
+
+def _rows(t: torch.Tensor, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """Rows of a captured tensor [n·r, …] (sample-major) for anchors idx [B] → [B·r, …]."""
+    r = t.shape[0] // n
+    return t.view(n, r, *t.shape[1:])[idx].reshape(len(idx) * r, *t.shape[1:])
+
+
+class _Expanded(nn.Module):
+    """A module replaced by its first-order expansion at its anchor inputs (one per anchor)."""
+
+    def __init__(self, module: nn.Module, u0: torch.Tensor, args: tuple, kwargs: dict, state: _Index):
+        super().__init__()
+        self.inner = module
+        self.state = state
+        self.args, self.kwargs = args, kwargs
+        self.elementwise = type(module).__name__ in _ELEMENTWISE
+        if u0.shape[0] % state.n_anchors:
+            raise ValueError(f"{type(module).__name__}: its input's leading size {u0.shape[0]} is not a multiple of "
+                             f"the {state.n_anchors} anchors")
+        if self.elementwise:  # value and slope at the anchor: the Jacobian's diagonal
+            from torch.func import jvp
+
+            with torch.no_grad():
+                y0, s0 = jvp(module, (u0,), (torch.ones_like(u0),))
+            self.register_buffer("y0", y0, persistent=False)
+            self.register_buffer("s0", s0, persistent=False)
+        self.register_buffer("u0", u0, persistent=False)
+
+    def forward(self, u, *args, **kwargs):
+        idx, n = self.state.value, self.state.n_anchors
+        r = self.u0.shape[0] // n
+        if u.shape[0] != len(idx) * r:
+            raise ValueError(f"{type(self.inner).__name__}: input of {u.shape[0]} rows for {len(idx)} points "
+                             f"(expected {len(idx) * r})")
+        u0 = _rows(self.u0, idx, n)
+        if self.elementwise:
+            return _rows(self.y0, idx, n) + _rows(self.s0, idx, n) * (u - u0)
+        from torch.func import jvp
+
+        # the anchor's own extra inputs (e.g. Swin's shift mask, passed as the keyword ``mask``)
+        y0, t = jvp(lambda z: self.inner(z, *self.args, **self.kwargs), (u0,), (u - u0,))
+        return y0 + t
+
+
+def _copy(v):
+    return v.detach().clone() if isinstance(v, torch.Tensor) else v
+
+
+class Linearized(nn.Module):
+    """A model with some of its modules linearised at anchor images (built by :func:`linearized`).
+
+    Same interface as :class:`curvlib.models.CurvModel`: ``model(x, index=None)`` → logits [B, K],
+    ``features(x, index=None)`` → [B, F], ``head``, ``num_classes``, ``name``, ``input_size``. ``index``
+    [B]: the anchor of every point (default: point i ↔ anchor i, which needs B = number of anchors).
+    ``replaced``: qualified names of the linearised modules; ``kinds``: the kinds linearised.
+    """
+
+    takes_index = True
+
+    def __init__(self, model: nn.Module, anchors: torch.Tensor, kinds: tuple[str, ...], replaced: list[str],
+                 state: _Index):
+        super().__init__()
+        self.model = model
+        self.kinds = kinds
+        self.replaced = replaced
+        self._state = state
+        self.register_buffer("anchors", anchors, persistent=False)
+
+    # the CurvModel interface
+    name = property(lambda self: self.model.name)
+    input_size = property(lambda self: self.model.input_size)
+    num_classes = property(lambda self: self.model.num_classes)
+    card = property(lambda self: self.model.card)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.model.fingerprint}+lin({','.join(self.kinds)})"
+
+    @property
+    def check_inputs(self) -> bool:
+        return self.model.check_inputs
+
+    @check_inputs.setter
+    def check_inputs(self, value: bool) -> None:
+        self.model.check_inputs = value
+
+    def _set(self, x: torch.Tensor, index) -> None:
+        n = len(self.anchors)
+        if index is None:
+            if x.shape[0] != n:
+                raise ValueError(f"{x.shape[0]} points for {n} anchors: pass index= (the anchor of every point)")
+            index = torch.arange(n)
+        index = torch.as_tensor(index).long().flatten().to(self.anchors.device)
+        if len(index) != x.shape[0]:
+            raise ValueError(f"index must name one anchor per point ({x.shape[0]}), got {len(index)}")
+        if len(index) and (index.min() < 0 or index.max() >= n):
+            raise ValueError(f"index must be anchor numbers in 0 … {n - 1}")
+        self._state.value = index
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixels [B, C, H, W] in [0, 1] → logits [B, K]; point i expanded around anchor index[i]."""
+        self._set(x, index)
+        return self.model(x)
+
+    def features(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixels [B, C, H, W] in [0, 1] → penultimate representation [B, F]."""
+        self._set(x, index)
+        return self.model.features(x)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.model.head(f)
+
+
+def targets(model: nn.Module, kinds) -> list[tuple[str, nn.Module]]:
+    """The outermost modules of ``model`` of the given kinds (a module inside another one is left to it)."""
+    types = {t for k in check_kinds(kinds) for t in KIND_TYPES[k]}
+    out = []
+    for name, mod in model.named_modules():
+        if type(mod).__name__ in types and not any(name.startswith(o + ".") for o, _ in out):
+            out.append((name, mod))
+    return out
+
+
+@torch.no_grad()
+def linearized(model: nn.Module, anchors: torch.Tensor, kinds=("all",), batch_size: int = 100) -> Linearized:
+    """``model`` with every module of ``kinds`` replaced by its first-order expansion at the input it
+    receives for each anchor image.
+
+    Args:
+        model: a :class:`curvlib.models.CurvModel` (pixels → logits, ``features``, ``head``), in eval mode.
+        anchors: images [N, C, H, W] in [0, 1]; point i of a call is expanded around anchor i (or
+            around ``anchors[index[i]]`` with ``index=``).
+        kinds: a tuple of names in :data:`KINDS`; ``()`` linearises nothing (the outputs equal the
+            original's), ``("all",)`` every kind.
+        batch_size: anchors per forward pass while the anchor inputs are captured.
+
+    The model is deep-copied (in-place activations and timm's fused attention switched off); the
+    anchor inputs of every replaced module — first positional argument, further positional ones and
+    keyword ones (Swin's shift ``mask``) — are cloned when captured and replayed at every call.
+    Memory: the replaced modules' inputs for all N anchors (and, for activations, value and slope).
+    """
+    kinds = check_kinds(kinds)
+    if not isinstance(anchors, torch.Tensor) or anchors.ndim != 4 or len(anchors) == 0:
+        raise ValueError(f"anchors must be images [N, C, H, W], got {getattr(anchors, 'shape', type(anchors))}")
+    if getattr(model, "training", False):
+        raise ValueError("linearize a model in eval mode (BatchNorm and dropout must be fixed maps)")
+    if not hasattr(model, "features"):
+        raise TypeError(f"expected a curvlib model with features(), got {type(model).__name__}")
+    net = copy.deepcopy(model)
+    for m in net.modules():
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
+        if getattr(m, "fused_attn", None) is True:  # forward-mode AD has no rule for the fused kernel
+            m.fused_attn = False
+    dev = next((p.device for p in net.parameters()), torch.device("cpu"))
+    anchors = anchors.to(dev).float()
+    found = targets(net, kinds)
+    captured: dict[str, list] = {name: [] for name, _ in found}
+    hooks = []
+    for name, mod in found:
+        def hook(m, args, kwargs, name=name):
+            captured[name].append((_copy(args[0]), tuple(_copy(a) for a in args[1:]),
+                                   {k: _copy(v) for k, v in kwargs.items()}))
+        hooks.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
+    try:
+        for i in range(0, len(anchors), batch_size):
+            calls = {n: len(c) for n, c in captured.items()}
+            net.features(anchors[i:i + batch_size])
+            twice = [n for n, c in captured.items() if len(c) != calls[n] + 1]
+            if twice:
+                raise ValueError(f"module(s) {', '.join(twice)} ran other than once per forward: their anchor "
+                                 "input is ambiguous")
+    finally:
+        for h in hooks:
+            h.remove()
+    state = _Index()
+    state.n_anchors = len(anchors)
+    for name, mod in found:
+        parts = captured[name]
+        u0 = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        args, kwargs = parts[0][1], parts[0][2]
+        parent_name, _, child = name.rpartition(".")
+        parent = net.get_submodule(parent_name) if parent_name else net
+        setattr(parent, child, _Expanded(mod, u0, args, kwargs, state))
+    return Linearized(net, anchors, kinds, [n for n, _ in found], state).eval()
