@@ -394,13 +394,13 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
             for i in tqdm(range(0, P, batch_size), desc="curvature", disable=not progress, leave=False):
                 idx = torch.arange(i, min(i + batch_size, P))
                 m, n, k = idx // (N * E), (idx // E) % N, idx % E
-                xb, db, eb = x[n].to(dev), dd[m, n].to(dev), e[k].to(dev)
+                xb, db, eb, nb = x[n].to(dev), dd[m, n].to(dev), e[k].to(dev), n.to(dev)
 
-                def g(t, xb=xb, db=db, n=n.to(dev)):
+                def g(t, xb=xb, db=db, nb=nb):
                     captured = []
                     hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for _, m in named]
                     try:
-                        f = _features(model, (xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1), n)
+                        f = _features(model, (xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1), nb)
                     finally:
                         for h in hooks:
                             h.remove()

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 from torch.func import jvp
 
-from curvlib import models, surgery, trajectory, travel
+from curvlib import data, models, surgery, trajectory, travel
 from curvlib.config import get_profile
-from curvlib import data
 
 EMBEDDED = ("resnet", "mobilenetv2", "vit", "swin")
 PROFILE = get_profile("embedded", env={}, device="cpu")
