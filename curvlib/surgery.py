@@ -30,8 +30,12 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
+
+from . import runner
 
 #: The kinds of component :func:`linearized` can linearise, by module type name.
 KIND_TYPES = {
@@ -277,3 +281,378 @@ def linearized(model: nn.Module, anchors: torch.Tensor, kinds=("all",), batch_si
         parent = net.get_submodule(parent_name) if parent_name else net
         setattr(parent, child, _Expanded(mod, u0, args, kwargs, state))
     return Linearized(net, anchors, kinds, [n for n, _ in found], state).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiments (cached, keyed by parameters + data + weights + code): ω and θ, travel, turning
+
+#: The surgeries the experiments take: "none" (the original model) or one kind.
+SURGERIES = ("none", *KINDS)
+
+
+def _check_surgery(surgery: str) -> str:
+    if surgery not in SURGERIES:
+        raise ValueError(f"unknown surgery {surgery!r}; choose one of {', '.join(SURGERIES)}")
+    return surgery
+
+
+def _surgered(model, x, surgery: str, batch_size: int):
+    """The original model for "none", else the model linearised on ``surgery`` at the images x."""
+    return model if _check_surgery(surgery) == "none" else linearized(model, x, (surgery,), batch_size)
+
+
+def _chunk(profile) -> int:
+    """Anchors per linearised model (memory: their captured inputs); the experiments loop over chunks."""
+    return max(1, profile.batch_size // 4) if profile.dataset == "imagenet" else profile.batch_size
+
+
+def applies(model, surgery: str) -> bool:
+    """Whether ``surgery`` changes ``model`` at all (it has modules of that kind; "none" always applies)."""
+    return _check_surgery(surgery) == "none" or bool(targets(model, (surgery,)))
+
+
+def _images(model, profile, n, kind, seed, shard=None):
+    """(images, labels, directions, global numbers) of the profile's first n test images (a shard of
+    them); directions of the *original* model (FGSM) or seeded random: the same for every surgery."""
+    from . import data
+    from .direction import direction
+
+    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None,
+                         shard=shard)
+    index = data.shard_index(data.n_available(profile, n), shard)
+    d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size, index=index)
+    return x, y, d, index
+
+
+def path_experiment(model_name: str, surgery: str = "none", profile=None, kind: str = "fgsm",
+                    refresh: bool = False, checkpoint=None, **params) -> dict:
+    """Cached ω (step-free) and θ (the paper's one-way ruler) of ``model_name`` with ``surgery``
+    (a kind, or "none") along ``kind`` directions, anchor = the image x, on the profile's first
+    ``n_images`` test images (default ``profile.n_theta_images``).
+
+    Returns ``omega`` [N, E] (radians per unit ε, on ``omega_eps`` = linspace(0, omega_range, E)),
+    ``theta`` [N, n_steps − 1] (radians, on the one-way grid ``theta_eps`` up to eps_range), ``index``
+    [N] (test-image numbers) and ``replaced`` (the linearised modules)."""
+    return runner.run("surgery_path", model_name, profile, checkpoint=checkpoint, refresh=refresh,
+                      surgery=surgery, kind=kind, **params)
+
+
+def _path_defaults(p) -> dict:
+    return {"n_images": p.n_theta_images, "surgery": "none", "kind": "fgsm", "eps_range": 0.1,
+            "n_steps": p.n_steps, "omega_range": 0.04, "omega_steps": 4, "seed": 0}
+
+
+def _path_part(model, profile, shard, context, *, n_images, surgery, kind, eps_range, n_steps, omega_range,
+               omega_steps, seed):
+    from .trajectory import curvature, eps_grid, probe_line, theta
+
+    x, _, d, index = _images(model, profile, n_images, kind, seed, shard)
+    ew, et = torch.linspace(0, omega_range, omega_steps + 1), eps_grid("oneway", eps_range, n_steps)
+    omega, th, replaced = [], [], []
+    dev = profile.device
+    for s in range(0, len(x), _chunk(profile)):
+        xs, ds = x[s:s + _chunk(profile)].to(dev), d[s:s + _chunk(profile)].to(dev)
+        m = _surgered(model, xs, surgery, profile.batch_size)
+        replaced = getattr(m, "replaced", [])
+        omega.append(curvature(m, xs, ds, ew, batch_size=max(1, profile.batch_size // 2))["omega"].cpu())
+        th.append(theta(probe_line(m, xs, ds, et, profile.batch_size)["features"]).cpu())
+    return {"omega": torch.cat(omega), "theta": torch.cat(th), "index": index, "replaced": replaced}
+
+
+def _interleave_images(parts: list, params: dict) -> dict:
+    """Image-sharded parts back into image order (every size-th image from rank)."""
+    out = {}
+    for key in ("omega", "theta", "index"):
+        n = sum(len(p[key]) for p in parts)
+        t = torch.empty(n, *parts[0][key].shape[1:], dtype=parts[0][key].dtype)
+        for r, p in enumerate(parts):
+            t[r::len(parts)] = p[key]
+        out[key] = t
+    out["replaced"] = list(parts[0]["replaced"])
+    out["omega_eps"] = torch.linspace(0, params["omega_range"], params["omega_steps"] + 1)
+    from .trajectory import eps_grid
+
+    out["theta_eps"] = eps_grid("oneway", params["eps_range"], params["n_steps"])
+    return out
+
+
+runner.experiment("surgery_path", defaults=_path_defaults, merge=_interleave_images,
+                  code=("surgery", "trajectory"),
+                  calls=tuple({"surgery": s} for s in ("none", "attention", "norm", "activation", "all")),
+                  summary=lambda r: f"ω {tuple(r['omega'].shape)}, {len(r['replaced'])} modules linearised"
+                  )(_path_part)
+
+
+def travel_experiment(model_name: str, surgery: str = "none", kind: str = "fgsm", profile=None,
+                      refresh: bool = False, checkpoint=None, **params) -> pd.DataFrame:
+    """Cached :func:`curvlib.travel.travel` of ``model_name`` with ``surgery`` (anchor held at the image
+    x) on the profile's first ``n`` test images (default ``max(4, profile.n_travel // 8)``) along
+    ``kind`` (FGSM of the original model, or seeded random): the travel frame plus ``model``, ``kind``,
+    ``surgery`` and ``n_replaced``. Confidence and prediction at x equal the original's."""
+    return runner.run("surgery_travel", model_name, profile, checkpoint=checkpoint, refresh=refresh,
+                      surgery=surgery, kind=kind, **params)
+
+
+def _travel_defaults(p) -> dict:
+    return {"n": max(4, p.n_travel // 8), "surgery": "none", "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
+            "seed": 0, "search": p.search}
+
+
+def _travel_part(model, profile, shard, context, *, n, surgery, kind, eps_max, tol, seed, search):
+    from .travel import travel
+
+    x, y, d, index = _images(model, profile, n, kind, seed, shard)
+    out, c = [], _chunk(profile)
+    n_rep = 0
+    for s in range(0, len(x), c):
+        m = _surgered(model, x[s:s + c].to(profile.device), surgery, profile.batch_size)
+        n_rep = len(getattr(m, "replaced", []))
+        out.append(travel(m, x[s:s + c], y[s:s + c], d[s:s + c], eps_max=eps_max, tol=tol,
+                          batch_size=profile.batch_size, search=search, progress=False))
+    df = pd.concat(out, ignore_index=True)
+    return df.assign(index=index.numpy(), model=model.name, kind=kind, surgery=surgery, n_replaced=n_rep)
+
+
+runner.experiment("surgery_travel", defaults=_travel_defaults, code=("surgery", "travel"),
+                  calls=tuple({"surgery": s, "kind": k} for k in ("fgsm", "random")
+                              for s in ("none", "attention", "norm", "activation", "all")),
+                  summary=lambda df: f"{df.surgery.iloc[0]} {df.kind.iloc[0]}: "
+                                     f"{int((df.status == 'crossed').sum())}/{len(df)} crossed")(_travel_part)
+
+
+def turning_experiment(model_name: str, kind: str = "fgsm", profile=None, refresh: bool = False,
+                       checkpoint=None, **params) -> pd.DataFrame:
+    """Cached turning accumulated before the boundary, ∫₀^ε* ω dε (radians), of the *original* model
+    per image, on the images of :func:`travel_experiment` ("none"): ω on ``n_t`` + 1 evenly spaced
+    points of [0, ε*] (trapezoid rule; d scaled by ε*, so ω per unit of that scaled step is ω·ε*).
+    One row per image: ``index``, ``confidence``, ``eps``, ``status``, ``turning`` (NaN unless crossed)."""
+    return runner.run("surgery_turning", model_name, profile, checkpoint=checkpoint, refresh=refresh, kind=kind,
+                      **params)
+
+
+def _turning_defaults(p) -> dict:
+    return {**{k: v for k, v in _travel_defaults(p).items() if k != "surgery"}, "n_t": 4}
+
+
+def _turning_prepare(model_name, profile, params, checkpoint):
+    keep = {k: v for k, v in params.items() if k != "n_t"}
+    return runner.run("surgery_travel", model_name, profile, checkpoint=checkpoint, surgery="none", **keep)
+
+
+def _turning_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed, search, n_t):
+    from .trajectory import curvature
+
+    x, y, d, index = _images(model, profile, n, kind, seed, shard)
+    tr = context.set_index("index").loc[index.numpy()]
+    ok = (tr.status == "crossed").to_numpy()
+    turning = np.full(len(x), np.nan)
+    if ok.any():
+        e = torch.as_tensor(tr.eps.to_numpy()[ok], dtype=torch.float32).view(-1, 1, 1, 1)
+        t = torch.linspace(0, 1, n_t + 1)
+        w = curvature(model, x[ok].to(profile.device), (d[ok] * e).to(profile.device), t,
+                      batch_size=max(1, profile.batch_size // 2))["omega"].double().numpy()
+        turning[ok] = np.trapezoid(w, t.double().numpy(), axis=1)
+    return pd.DataFrame({"index": index.numpy(), "confidence": tr.confidence.to_numpy(), "eps": tr.eps.to_numpy(),
+                         "status": tr.status.astype(str).to_numpy(), "turning": turning, "model": model.name,
+                         "kind": kind})
+
+
+runner.experiment("surgery_turning", defaults=_turning_defaults, prepare=_turning_prepare,
+                  code=("surgery", "travel", "trajectory"),
+                  summary=lambda df: f"turning on {int(df.turning.notna().sum())} images")(_turning_part)
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts: paired bootstrap over images (curvlib.stats), the same rule as every ledger row
+
+def _per_image_mean(t: torch.Tensor) -> np.ndarray:
+    """Mean over the last axis (NaN ignored) per image [N]."""
+    a = torch.as_tensor(t).double().numpy()
+    with np.errstate(all="ignore"):
+        return np.nanmean(a.reshape(a.shape[0], -1), axis=1)
+
+
+def omega_shares(paths: dict, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Share of the original's ω each surgery removes, per model, with a paired bootstrap over images.
+
+    ``paths``: (model, surgery) → :func:`path_experiment` result, with surgery "none" for every model.
+    One row per (model, surgery ≠ "none"): ``omega`` (mean ω, rad per unit ε, over images and ε),
+    ``omega_none`` (the original's), ``share`` = 1 − omega / omega_none with ``lo``, ``hi``; ``theta``
+    and ``theta_none`` (mean θ, degrees, the paper's one-way ruler); ``n`` images, ``modules`` (how many
+    were linearised). A share is NaN where the original does not bend (ω = 0: a ReLU network)."""
+    from .stats import bootstrap
+
+    rows = []
+    for (model, surgery), r in paths.items():
+        if surgery == "none":
+            continue
+        if (model, "none") not in paths:
+            raise ValueError(f"{model!r}: no original ('none') result to compare {surgery!r} with")
+        o = paths[(model, "none")]
+        if not torch.equal(torch.as_tensor(o["index"]), torch.as_tensor(r["index"])):
+            raise ValueError(f"{model!r}: {surgery!r} was measured on other images than the original")
+        wo, ws = _per_image_mean(o["omega"]), _per_image_mean(r["omega"])
+
+        def share(i, wo=wo, ws=ws):
+            den = wo[i].mean(1)
+            with np.errstate(all="ignore"):
+                return np.where(den > 0, 1 - ws[i].mean(1) / den, np.nan)
+
+        est, lo, hi = bootstrap(share, len(wo), n_boot=n_boot, level=level, seed=seed)
+        rows.append({"model": model, "surgery": surgery, "modules": len(r["replaced"]),
+                     "omega_none": float(wo.mean()), "omega": float(ws.mean()), "share": est, "lo": lo, "hi": hi,
+                     "theta_none": float(np.degrees(np.nanmean(o["theta"].double().numpy()))),
+                     "theta": float(np.degrees(np.nanmean(r["theta"].double().numpy()))), "n": len(wo)})
+    return pd.DataFrame(rows)
+
+
+def _paired_ratios(frames: dict, model: str, surgery: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ε*_surgery / ε*_original per image, the original's confidence): +inf where only the surgered
+    model never crossed, 1 where neither did, NaN where misclassified at the start."""
+    from .claims import _ratio, _same_images, distance
+
+    o, s = frames[(model, "none", kind)], frames[(model, surgery, kind)]
+    _same_images({"none": o, surgery: s})
+    return _ratio(distance(s), distance(o)), o["confidence"].to_numpy(float)
+
+
+def eps_ratios(frames: dict, families: dict | None = None, edges=None, n_boot: int = 1000, level: float = 0.95,
+               seed: int = 0) -> pd.DataFrame:
+    """Median paired ratio ε*_surgery / ε*_original per family, surgery and direction kind, over all
+    images and within the boundary chapter's confidence bands (the original's confidence at x).
+
+    ``frames``: (model, surgery, kind) → :func:`travel_experiment` frame, every model with surgery "none"
+    and all on the same images. The median pools the family's models (as the boundary chapter does);
+    the interval resamples images, the same resample for every model. One tidy row per (family,
+    surgery, kind, band): ``median``, ``lo``, ``hi``, ``n_pairs``, ``verdict`` (below 1: the surgery
+    shortens the travel)."""
+    from .claims import BANDS, _band_label, _family_of, _in_band, _pooled_median
+    from .stats import bootstrap, verdict
+
+    edges = BANDS if edges is None else edges
+    names = list(dict.fromkeys(m for m, _, _ in frames))
+    families = _family_of(names, families)
+    combos = sorted({(s, k) for _, s, k in frames if s != "none"}, key=lambda sk: (SURGERIES.index(sk[0]), sk[1]))
+    bands = [("all", None, None)] + [(_band_label(a, b), a, b) for a, b in zip(edges[:-1], edges[1:])]
+    rows = []
+    for fam in dict.fromkeys(families[m] for m in names):
+        for surgery, kind in combos:
+            ms = [m for m in names if families[m] == fam and (m, surgery, kind) in frames]
+            if not ms:
+                continue
+            pairs = [_paired_ratios(frames, m, surgery, kind) for m in ms]
+            n = len(pairs[0][0])
+            for label, a, b in bands:
+                vals = [np.where(np.ones_like(c, bool) if a is None else _in_band(c, a, b), r, np.nan)
+                        for r, c in pairs]
+                est, lo, hi = bootstrap(_pooled_median(vals), n, n_boot=n_boot, level=level, seed=seed)
+                rows.append({"family": fam, "surgery": surgery, "kind": kind, "band": label, "models": ", ".join(ms),
+                             "median": est, "lo": lo, "hi": hi, "n_pairs": int(sum((~np.isnan(v)).sum() for v in vals)),
+                             "verdict": verdict(lo, hi, 1.0, "<")})
+    return pd.DataFrame(rows)
+
+
+def turning_table(turning: dict, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per model: does more turning before the boundary go with a longer travel, or with lower confidence?
+
+    ``turning``: model → :func:`turning_experiment` frame. Crossed images only: ``turning_median``
+    (radians accumulated up to ε*), Spearman ρ of turning with ε* (``rho_eps``, ``lo_eps``, ``hi_eps``)
+    and with the confidence at x (``rho_conf`` …), intervals over images; ``n`` images."""
+    from .claims import spearman
+    from .stats import bootstrap
+
+    rows = []
+    for model, df in turning.items():
+        ok = df[(df.status == "crossed") & df.turning.notna()]
+        t, e, c = (ok[k].to_numpy(float) for k in ("turning", "eps", "confidence"))
+        row = {"model": model, "n": len(ok), "turning_median": float(np.median(t)) if len(t) else np.nan,
+               "eps_median": float(np.median(e)) if len(e) else np.nan}
+        for key, v in (("eps", e), ("conf", c)):
+            est, lo, hi = bootstrap(spearman(t, v), len(t), n_boot=n_boot, level=level, seed=seed) if len(t) > 2 \
+                else (np.nan,) * 3
+            row.update({f"rho_{key}": est, f"lo_{key}": lo, f"hi_{key}": hi})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ledger's rows
+
+#: Confidence at or below which the "low confidence" row compares travel (the boundary chapter's threshold).
+LOW_CONFIDENCE = 0.9
+
+
+def claim_rows(paths: dict, frames: dict, families: dict | None = None, n_boot: int = 1000, level: float = 0.95,
+               seed: int = 0) -> list[dict]:
+    """The ledger's surgery rows (:data:`curvlib.claims.CLAIMS` "surgery (…)"), from the chapter's results.
+
+    ``paths``: (model, surgery) → :func:`path_experiment` (the Transformers, "none" and "attention");
+    ``frames``: (model, surgery, "fgsm") → :func:`travel_experiment` ("none" and "all" for every model).
+    Rows: the share of the Transformers' ω that linearising attention removes (holds above ½: attention
+    carries most of the bend); the Transformers' median ε*_all / ε*_none, overall and at confidence ≤
+    :data:`LOW_CONFIDENCE` (holds below 1: taking the bend out shortens the travel); the control, that
+    ratio for the Transformers over the CNNs' (holds below 1: the surgery matters more for them)."""
+    from .claims import _families, _family_of, _in_band, _pooled_median, _row
+    from .stats import bootstrap, verdict
+
+    kw = {"n_boot": n_boot, "level": level, "seed": seed}
+    names = list(dict.fromkeys(m for m, _, _ in frames))
+    families = _family_of(names, families)
+    fams = _families(names, families)
+    rows = []
+    # 1. what bends: the share of ω removed by linearising attention, pooled over the Transformers
+    tr = [m for m in fams["Transformer"] if (m, "attention") in paths and (m, "none") in paths]
+    wo = np.stack([_per_image_mean(paths[(m, "none")]["omega"]) for m in tr], 1) if tr else np.zeros((0, 1))
+    ws = np.stack([_per_image_mean(paths[(m, "attention")]["omega"]) for m in tr], 1) if tr else np.zeros((0, 1))
+
+    def share(i):
+        den = wo[i].mean((1, 2))
+        with np.errstate(all="ignore"):
+            return np.where(den > 0, 1 - ws[i].mean((1, 2)) / den, np.nan)
+
+    est, lo, hi = bootstrap(share, len(wo), **kw)
+    rows.append(_row("surgery (what bends)", f"share of the Transformers' mean ω removed by linearising attention "
+                     f"({', '.join(tr)}; FGSM, anchor = the image)", est, lo, hi, verdict(lo, hi, 0.5, ">"),
+                     "holds if the interval lies above ½ (attention carries most of the bend), opposite if below ½; "
+                     "paired over images", n=len(wo)))
+    # 2.–4. does the bend buy distance
+    n = len(frames[(names[0], "none", "fgsm")])
+    pairs = {m: _paired_ratios(frames, m, "all", "fgsm") for m in names if (m, "all", "fgsm") in frames}
+    stat = {}
+    for fam, ms in fams.items():
+        stat[fam] = _pooled_median([pairs[m][0] for m in ms if m in pairs])
+        stat[fam + " low"] = _pooled_median([np.where(_in_band(pairs[m][1], 0.0, LOW_CONFIDENCE), pairs[m][0], np.nan)
+                                             for m in ms if m in pairs])
+    rule = "holds if the interval lies below 1 (the surgered model's boundary is nearer); paired over images"
+    for claim, key, what in (("surgery (distance)", "Transformer", "all images"),
+                             ("surgery (low confidence)", "Transformer low", f"confidence ≤ {LOW_CONFIDENCE:g}")):
+        est, lo, hi = bootstrap(stat[key], n, **kw)
+        rows.append(_row(claim, f"median ε*(all linearised) / ε*(original), Transformers, FGSM, {what}", est, lo, hi,
+                         verdict(lo, hi, 1.0, "<"), rule, n=n))
+
+    def control(i):
+        with np.errstate(all="ignore"):
+            return stat["Transformer"](i) / stat["CNN"](i)
+
+    est, lo, hi = bootstrap(control, n, **kw)
+    cnn = float(stat["CNN"](np.arange(n)[None])[0])
+    rows.append(_row("surgery (control)", "median ratio ε*(all)/ε*(original): Transformers over CNNs, FGSM", est, lo,
+                     hi, verdict(lo, hi, 1.0, "<"),
+                     "holds if the interval lies below 1 (the surgery shortens the Transformers' travel more than the "
+                     "CNNs'); paired over images", n=n,
+                     note=f"The CNNs' own median ratio is {cnn:.3g}: for a ReLU network 'all' keeps every unit's gate "
+                          "from the image, so its path is straight as long as no unit switches."))
+    return rows
+
+
+def ledger_rows(profile, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """:func:`claim_rows` for the profile's models, from the cached experiments (computed on a miss)."""
+    from . import models
+    from .config import require
+
+    profile = require(profile)
+    names = list(profile.models)
+    paths = {(m, s): path_experiment(m, s, profile) for m in names if models.family(m) == "Transformer"
+             for s in ("none", "attention")}
+    frames = {(m, s, "fgsm"): travel_experiment(m, s, "fgsm", profile) for m in names for s in ("none", "all")}
+    return claim_rows(paths, frames, n_boot=n_boot, seed=seed)

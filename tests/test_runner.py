@@ -11,7 +11,8 @@ from curvlib.config import get_profile
 
 def test_registry_holds_the_book_s_experiments_in_order():
     exps = runner.registry()
-    assert list(exps) == ["calibration", "travel", "theta", "theta_step", "curvature", "random_jump", "attention"]
+    assert list(exps) == ["calibration", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump",
+                          "attention", "surgery_path", "surgery_travel", "surgery_turning"]
     for e in exps.values():
         assert e.calls and callable(e.compute_part) and callable(e.merge)
     assert [c["kind"] for c in exps["travel"].calls] == ["fgsm", "random"]
