@@ -284,6 +284,52 @@ def linearized(model: nn.Module, anchors: torch.Tensor, kinds=("all",), batch_si
 
 
 # ---------------------------------------------------------------------------------------------
+# A path to check by hand
+
+
+class _GeluPath(nn.Module):
+    """Features (u, GELU(u)) of one value u, logits (c − GELU(u), 0): class 0 while GELU(u) < c."""
+
+    num_classes = 2
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.act = nn.GELU()
+        self.fc = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor([[0.0, -1.0], [0.0, 0.0]]))
+            self.fc.bias.copy_(torch.tensor([float(threshold), 0.0]))
+
+    def forward_features(self, u):
+        u = u.flatten(1)
+        return torch.cat([u, self.act(u)], 1)
+
+    def forward_head(self, f, pre_logits: bool = False):
+        return f if pre_logits else self.fc(f)
+
+    def get_classifier(self):
+        return self.fc
+
+    def forward(self, u):
+        return self.forward_head(self.forward_features(u))
+
+
+def gelu_toy(threshold: float):
+    """A one-pixel model whose feature path is the graph of GELU: pixel p → u = 4p − 2 (the
+    normalisation (p − ½)/¼), features f = (u, GELU(u)) [N, 2], logits (threshold − GELU(u), 0).
+
+    From the image p = ½ (u = 0) along d = +1 the path is f(ε) = (4ε, GELU(4ε)); class 0 holds while
+    GELU(4ε) < threshold, so ε* = GELU⁻¹(threshold)/4, and the path linearised at the image,
+    (4ε, 2ε) (GELU(0) = 0, GELU'(0) = Φ(0) = ½), crosses at ε*_lin = threshold/2."""
+    from .models import CurvModel
+
+    if not 0 < threshold < 1.9:  # GELU(0) = 0 at the image, GELU(2) ≈ 1.95 at the pixel's end
+        raise ValueError(f"threshold must be in (0, 1.9): class 0 at the image, a crossing before p = 1, got "
+                         f"{threshold}")
+    return CurvModel(_GeluPath(threshold), (0.5,), (0.25,), "gelu_toy", (1, 1, 1)).eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------------------------
 # Experiments (cached, keyed by parameters + data + weights + code): ω and θ, travel, turning
 
 #: The surgeries the experiments take: "none" (the original model) or one kind.
@@ -444,14 +490,14 @@ def _turning_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed
 
     x, y, d, index = _images(model, profile, n, kind, seed, shard)
     tr = context.set_index("index").loc[index.numpy()]
-    ok = (tr.status == "crossed").to_numpy()
+    ok = torch.from_numpy((tr.status == "crossed").to_numpy().copy())
     turning = np.full(len(x), np.nan)
     if ok.any():
-        e = torch.as_tensor(tr.eps.to_numpy()[ok], dtype=torch.float32).view(-1, 1, 1, 1)
+        e = torch.as_tensor(tr.eps.to_numpy()[ok.numpy()], dtype=torch.float32).view(-1, 1, 1, 1)
         t = torch.linspace(0, 1, n_t + 1)
         w = curvature(model, x[ok].to(profile.device), (d[ok] * e).to(profile.device), t,
                       batch_size=max(1, profile.batch_size // 2))["omega"].double().numpy()
-        turning[ok] = np.trapezoid(w, t.double().numpy(), axis=1)
+        turning[ok.numpy()] = np.trapezoid(w, t.double().numpy(), axis=1)
     return pd.DataFrame({"index": index.numpy(), "confidence": tr.confidence.to_numpy(), "eps": tr.eps.to_numpy(),
                          "status": tr.status.astype(str).to_numpy(), "turning": turning, "model": model.name,
                          "kind": kind})

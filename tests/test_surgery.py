@@ -283,3 +283,19 @@ def test_paper_models_small_random_init(name):
         f0, t = jvp(f, (x,), (xe - x,))
         assert _rel(lin.features(xe), f0 + t) < 1e-4
         assert _rel(lin.features(x), f0) < 1e-6
+
+
+def test_gelu_toy_distances_and_bend_follow_the_pencil_formulas():
+    import math
+
+    phi1 = 0.5 * (1 + math.erf(1 / math.sqrt(2)))  # GELU(1) = Φ(1): the original crosses at u = 1, ε = ¼
+    model = surgery.gelu_toy(phi1)
+    x, y, d = torch.full((1, 1, 1, 1), 0.5), torch.zeros(1, dtype=torch.long), torch.ones(1, 1, 1, 1)
+    lin = surgery.linearized(model, x, ("activation",))
+    assert abs(travel.travel(model, x, y, d, progress=False).eps[0] - 0.25) < 1e-4
+    assert abs(travel.travel(lin, x, y, d, progress=False).eps[0] - phi1 / 2) < 1e-4  # the tangent (4ε, 2ε)
+    w = trajectory.curvature(model, x, d, torch.tensor([0.0]))["omega"]
+    assert abs(float(w) - 4 * 2 / math.sqrt(2 * math.pi) / 1.25) < 1e-4  # 4·GELU''(0)/(1 + GELU'(0)²)
+    assert float(trajectory.curvature(lin, x, d, torch.tensor([0.0, 0.1]))["omega"].abs().max()) == 0
+    with pytest.raises(ValueError, match="threshold"):
+        surgery.gelu_toy(0.0)
