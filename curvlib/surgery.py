@@ -90,54 +90,94 @@ def is_affine(module: nn.Module, x: torch.Tensor, v: torch.Tensor, atol: float =
 
 
 class _Index:
-    """The anchor numbers of the points of the current call, shared by the expanded modules."""
+    """The anchor numbers of the points of the current call, shared by the expanded modules
+    (``identity``: the call is the anchors themselves, in order, so no rows need gathering)."""
 
     def __init__(self):
         self.value: torch.Tensor | None = None
+        self.identity = False
         self.n_anchors = 0
 
 
-def _rows(t: torch.Tensor, idx: torch.Tensor, n: int) -> torch.Tensor:
-    """Rows of a captured tensor [n·r, …] (sample-major) for anchors idx [B] → [B·r, …]."""
+def _rows(t: torch.Tensor, state: _Index) -> torch.Tensor:
+    """Rows of a captured tensor [n·r, …] (sample-major) for the call's anchors idx [B] → [B·r, …]."""
+    if state.identity:
+        return t
+    n, idx = state.n_anchors, state.value
     r = t.shape[0] // n
     return t.view(n, r, *t.shape[1:])[idx].reshape(len(idx) * r, *t.shape[1:])
 
 
+def _plain_attention(module: nn.Module) -> bool:
+    """A timm Attention / WindowAttention whose tangent :class:`_Expanded` writes out (no q/k/out norm)."""
+    from .attention import _is_attention
+
+    return _is_attention(module) and all(isinstance(getattr(module, a, nn.Identity()), nn.Identity)
+                                         for a in ("q_norm", "k_norm", "norm"))
+
+
 class _Expanded(nn.Module):
-    """A module replaced by its first-order expansion at its anchor inputs (one per anchor)."""
+    """A module replaced by its first-order expansion at its anchor inputs (one per anchor).
+
+    Three ways to the same expansion: elementwise modules (activations) store value and slope at the
+    anchor (the Jacobian's diagonal); timm attention stores q, k, v, the softmax weights and the output
+    at the anchor and applies their derivative (scores dS = (dq k₀ᵀ + q₀ dkᵀ)·s — the bias and the shift
+    mask are constants —, weights dA = A₀ ⊙ (dS − Σⱼ A₀ dS), output proj(dA v₀ + A₀ dv)); any other
+    module runs ``torch.func.jvp`` at its anchor input with the captured extra inputs."""
 
     def __init__(self, module: nn.Module, u0: torch.Tensor, args: tuple, kwargs: dict, state: _Index):
         super().__init__()
         self.inner = module
         self.state = state
         self.args, self.kwargs = args, kwargs
-        self.elementwise = type(module).__name__ in _ELEMENTWISE
         if u0.shape[0] % state.n_anchors:
             raise ValueError(f"{type(module).__name__}: its input's leading size {u0.shape[0]} is not a multiple of "
                              f"the {state.n_anchors} anchors")
-        if self.elementwise:  # value and slope at the anchor: the Jacobian's diagonal
-            from torch.func import jvp
-
-            with torch.no_grad():
-                y0, s0 = jvp(module, (u0,), (torch.ones_like(u0),))
-            self.register_buffer("y0", y0, persistent=False)
-            self.register_buffer("s0", s0, persistent=False)
+        self.mode = "elementwise" if type(module).__name__ in _ELEMENTWISE else \
+            "attention" if _plain_attention(module) and not args and set(kwargs) <= {"mask", "attn_mask", "is_causal"} \
+            and not kwargs.get("is_causal", False) and kwargs.get("attn_mask") is None else "jvp"
         self.register_buffer("u0", u0, persistent=False)
+        with torch.no_grad():
+            if self.mode == "elementwise":  # value and slope at the anchor: the Jacobian's diagonal
+                from torch.func import jvp
+
+                y0, s0 = jvp(module, (u0,), (torch.ones_like(u0),))
+                self.register_buffer("y0", y0, persistent=False)
+                self.register_buffer("s0", s0, persistent=False)
+            elif self.mode == "attention":
+                from .attention import attention_parts
+
+                parts = attention_parts(module, u0, kwargs.get("mask"))
+                for k in ("q", "k", "v", "weights", "out"):
+                    self.register_buffer(k + "0", parts[k].contiguous(), persistent=False)
 
     def forward(self, u, *args, **kwargs):
-        idx, n = self.state.value, self.state.n_anchors
-        r = self.u0.shape[0] // n
-        if u.shape[0] != len(idx) * r:
-            raise ValueError(f"{type(self.inner).__name__}: input of {u.shape[0]} rows for {len(idx)} points "
-                             f"(expected {len(idx) * r})")
-        u0 = _rows(self.u0, idx, n)
-        if self.elementwise:
-            return _rows(self.y0, idx, n) + _rows(self.s0, idx, n) * (u - u0)
+        st = self.state
+        r = self.u0.shape[0] // st.n_anchors
+        if u.shape[0] != len(st.value) * r:
+            raise ValueError(f"{type(self.inner).__name__}: input of {u.shape[0]} rows for {len(st.value)} points "
+                             f"(expected {len(st.value) * r})")
+        du = u - _rows(self.u0, st)
+        if self.mode == "elementwise":
+            return _rows(self.y0, st) + _rows(self.s0, st) * du
+        if self.mode == "attention":
+            return _rows(self.out0, st) + self._attention_tangent(du)
         from torch.func import jvp
 
         # the anchor's own extra inputs (e.g. Swin's shift mask, passed as the keyword ``mask``)
-        y0, t = jvp(lambda z: self.inner(z, *self.args, **self.kwargs), (u0,), (u - u0,))
+        y0, t = jvp(lambda z: self.inner(z, *self.args, **self.kwargs), (_rows(self.u0, st),), (du,))
         return y0 + t
+
+    def _attention_tangent(self, du: torch.Tensor) -> torch.Tensor:
+        """J(u₀)·du of a timm attention module [B, T, D] (linear in du: biases drop out)."""
+        m, st = self.inner, self.state
+        B, T, _ = du.shape
+        q0, k0, v0, a0 = (_rows(t, st) for t in (self.q0, self.k0, self.v0, self.weights0))
+        dq, dk, dv = (du @ m.qkv.weight.T).reshape(B, T, 3, m.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        ds = (dq @ k0.transpose(-2, -1) + q0 @ dk.transpose(-2, -1)) * m.scale
+        da = a0 * (ds - (a0 * ds).sum(-1, keepdim=True))
+        ctx = (da @ v0 + a0 @ dv).transpose(1, 2).reshape(B, T, -1)
+        return ctx @ m.proj.weight.T
 
 
 def _copy(v):
@@ -194,6 +234,7 @@ class Linearized(nn.Module):
         if len(index) and (index.min() < 0 or index.max() >= n):
             raise ValueError(f"index must be anchor numbers in 0 … {n - 1}")
         self._state.value = index
+        self._state.identity = len(index) == n and bool((index == torch.arange(n, device=index.device)).all())
 
     def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Pixels [B, C, H, W] in [0, 1] → logits [B, K]; point i expanded around anchor index[i]."""
@@ -602,8 +643,10 @@ def turning_table(turning: dict, n_boot: int = 1000, level: float = 0.95, seed: 
     """Per model: does more turning before the boundary go with a longer travel, or with lower confidence?
 
     ``turning``: model → :func:`turning_experiment` frame. Crossed images only: ``turning_median``
-    (radians accumulated up to ε*), Spearman ρ of turning with ε* (``rho_eps``, ``lo_eps``, ``hi_eps``)
-    and with the confidence at x (``rho_conf`` …), intervals over images; ``n`` images."""
+    (radians accumulated up to ε*), Spearman ρ of turning with ε* (``rho_eps``, ``lo_eps``, ``hi_eps``),
+    with the confidence at x (``rho_conf`` …) and with the mean rate turning/ε* (``rho_rate`` …: a longer
+    path accumulates more turning at a constant ω; the rate asks whether it also bends faster),
+    intervals over images; ``n`` images."""
     from .claims import spearman
     from .stats import bootstrap
 
@@ -613,12 +656,26 @@ def turning_table(turning: dict, n_boot: int = 1000, level: float = 0.95, seed: 
         t, e, c = (ok[k].to_numpy(float) for k in ("turning", "eps", "confidence"))
         row = {"model": model, "n": len(ok), "turning_median": float(np.median(t)) if len(t) else np.nan,
                "eps_median": float(np.median(e)) if len(e) else np.nan}
-        for key, v in (("eps", e), ("conf", c)):
+        for key, v in (("eps", e), ("conf", c), ("rate", t / e)):
             est, lo, hi = bootstrap(spearman(t, v), len(t), n_boot=n_boot, level=level, seed=seed) if len(t) > 2 \
                 else (np.nan,) * 3
             row.update({f"rho_{key}": est, f"lo_{key}": lo, f"hi_{key}": hi})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_ratio(num: pd.DataFrame, den: pd.DataFrame, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> dict:
+    """Median over images of ε*(num) / ε*(den) for two travel frames on the same images (e.g. a
+    component-swap variant over its parent), with its bootstrap interval: ``median``, ``lo``, ``hi``,
+    ``n`` (images with a defined ratio)."""
+    from .claims import _pooled_median, _ratio, _same_images, distance
+    from .stats import bootstrap
+
+    _same_images({"num": num, "den": den})
+    r = _ratio(distance(num), distance(den))
+    est, lo, hi = bootstrap(_pooled_median([r]), len(r), n_boot=n_boot, level=level, seed=seed)
+    return {"median": est, "lo": lo, "hi": hi, "n": int((~np.isnan(r)).sum())}
 
 
 # ---------------------------------------------------------------------------------------------

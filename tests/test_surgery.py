@@ -189,6 +189,13 @@ def test_swin_window_attention_keeps_its_shift_mask_and_bias(loaded, images):
         delta = 1e-3 * torch.randn_like(cap.input)
         err = _rel(expanded(cap.input + delta) - want, cap.call()(cap.input + delta) - want)
         unmasked = _rel(expanded.inner(cap.input + delta), cap.call()(cap.input + delta))
+        # the written-out attention tangent against forward-mode AD of the module (with its mask)
+        assert expanded.mode == "attention"
+        written = expanded(cap.input + delta)
+        expanded.mode = "jvp"
+        by_jvp = expanded(cap.input + delta)
+        expanded.mode = "attention"
+    assert _rel(written - want, by_jvp - want) < 1e-4
     assert err < 1e-2
     assert unmasked > 1e-2  # dropping the mask would be visible
 
