@@ -133,16 +133,18 @@ class _Expanded(nn.Module):
         if u0.shape[0] % state.n_anchors:
             raise ValueError(f"{type(module).__name__}: its input's leading size {u0.shape[0]} is not a multiple of "
                              f"the {state.n_anchors} anchors")
+        self.rows = u0.shape[0] // state.n_anchors  # rows per anchor (Swin: windows)
         self.mode = "elementwise" if type(module).__name__ in _ELEMENTWISE else \
             "attention" if _plain_attention(module) and not args and set(kwargs) <= {"mask", "attn_mask", "is_causal"} \
             and not kwargs.get("is_causal", False) and kwargs.get("attn_mask") is None else "jvp"
-        self.register_buffer("u0", u0, persistent=False)
+        if self.mode != "elementwise":
+            self.register_buffer("u0", u0, persistent=False)
         with torch.no_grad():
             if self.mode == "elementwise":  # value and slope at the anchor: the Jacobian's diagonal
                 from torch.func import jvp
 
                 y0, s0 = jvp(module, (u0,), (torch.ones_like(u0),))
-                self.register_buffer("y0", y0, persistent=False)
+                self.register_buffer("b0", y0 - s0 * u0, persistent=False)  # c_lin(u) = b0 + s0·u
                 self.register_buffer("s0", s0, persistent=False)
             elif self.mode == "attention":
                 from .attention import attention_parts
@@ -153,13 +155,13 @@ class _Expanded(nn.Module):
 
     def forward(self, u, *args, **kwargs):
         st = self.state
-        r = self.u0.shape[0] // st.n_anchors
+        r = self.rows
         if u.shape[0] != len(st.value) * r:
             raise ValueError(f"{type(self.inner).__name__}: input of {u.shape[0]} rows for {len(st.value)} points "
                              f"(expected {len(st.value) * r})")
-        du = u - _rows(self.u0, st)
         if self.mode == "elementwise":
-            return _rows(self.y0, st) + _rows(self.s0, st) * du
+            return torch.addcmul(_rows(self.b0, st), _rows(self.s0, st), u)
+        du = u - _rows(self.u0, st)  # (not b0 + J·u: J·du keeps small differences exact)
         if self.mode == "attention":
             return _rows(self.out0, st) + self._attention_tangent(du)
         from torch.func import jvp
@@ -169,14 +171,16 @@ class _Expanded(nn.Module):
         return y0 + t
 
     def _attention_tangent(self, du: torch.Tensor) -> torch.Tensor:
-        """J(u₀)·du of a timm attention module [B, T, D] (linear in du: biases drop out)."""
+        """J(u₀)·du of a timm attention module for inputs du [B, T, D] (biases drop out: linear in du)."""
         m, st = self.inner, self.state
         B, T, _ = du.shape
         q0, k0, v0, a0 = (_rows(t, st) for t in (self.q0, self.k0, self.v0, self.weights0))
         dq, dk, dv = (du @ m.qkv.weight.T).reshape(B, T, 3, m.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        ds = (dq @ k0.transpose(-2, -1) + q0 @ dk.transpose(-2, -1)) * m.scale
-        da = a0 * (ds - (a0 * ds).sum(-1, keepdim=True))
-        ctx = (da @ v0 + a0 @ dv).transpose(1, 2).reshape(B, T, -1)
+        ds = dq @ k0.transpose(-2, -1)  # in place below: the [B, H, T, T] tensors are the largest
+        ds.add_(q0 @ dk.transpose(-2, -1)).mul_(m.scale)
+        mean = (a0.unsqueeze(-2) @ ds.unsqueeze(-1)).squeeze(-1)  # Σⱼ A₀ dS per row, [B, H, T, 1]
+        da = ds.sub_(mean).mul_(a0)
+        ctx = (da @ v0).add_(a0 @ dv).transpose(1, 2).reshape(B, T, -1)
         return ctx @ m.proj.weight.T
 
 
