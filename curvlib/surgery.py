@@ -402,6 +402,15 @@ def applies(model, surgery: str) -> bool:
     return _check_surgery(surgery) == "none" or bool(targets(model, (surgery,)))
 
 
+def canonical(model, surgery: str) -> str:
+    """``surgery``, or "all" where it linearises exactly the modules "all" does (a ReLU/BatchNorm CNN's
+    "activation"): the two experiments would compute the same numbers, so a chapter runs one."""
+    if _check_surgery(surgery) in ("none", "all"):
+        return surgery
+    same = [n for n, _ in targets(model, (surgery,))] == [n for n, _ in targets(model, ("all",))]
+    return "all" if same else surgery
+
+
 def _images(model, profile, n, kind, seed, shard=None):
     """(images, labels, directions, global numbers) of the profile's first n test images (a shard of
     them); directions of the *original* model (FGSM) or seeded random: the same for every surgery."""
@@ -430,7 +439,7 @@ def path_experiment(model_name: str, surgery: str = "none", profile=None, kind: 
 
 def _path_defaults(p) -> dict:
     return {"n_images": p.n_theta_images, "surgery": "none", "kind": "fgsm", "eps_range": 0.1,
-            "n_steps": p.n_steps, "omega_range": 0.04, "omega_steps": 4, "seed": 0}
+            "n_steps": p.n_steps, "omega_range": 0.04, "omega_steps": 3, "seed": 0}
 
 
 def _path_part(model, profile, shard, context, *, n_images, surgery, kind, eps_range, n_steps, omega_range,
@@ -477,7 +486,7 @@ runner.experiment("surgery_path", defaults=_path_defaults, merge=_interleave_ima
 def travel_experiment(model_name: str, surgery: str = "none", kind: str = "fgsm", profile=None,
                       refresh: bool = False, checkpoint=None, **params) -> pd.DataFrame:
     """Cached :func:`curvlib.travel.travel` of ``model_name`` with ``surgery`` (anchor held at the image
-    x) on the profile's first ``n`` test images (default ``max(4, profile.n_travel // 8)``) along
+    x) on the profile's first ``n`` test images (default ``max(4, profile.n_travel // 10)``) along
     ``kind`` (FGSM of the original model, or seeded random): the travel frame plus ``model``, ``kind``,
     ``surgery`` and ``n_replaced``. Confidence and prediction at x equal the original's."""
     return runner.run("surgery_travel", model_name, profile, checkpoint=checkpoint, refresh=refresh,
@@ -485,7 +494,7 @@ def travel_experiment(model_name: str, surgery: str = "none", kind: str = "fgsm"
 
 
 def _travel_defaults(p) -> dict:
-    return {"n": max(4, p.n_travel // 8), "surgery": "none", "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
+    return {"n": max(4, p.n_travel // 10), "surgery": "none", "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
             "seed": 0, "search": p.search}
 
 
@@ -522,7 +531,7 @@ def turning_experiment(model_name: str, kind: str = "fgsm", profile=None, refres
 
 
 def _turning_defaults(p) -> dict:
-    return {**{k: v for k, v in _travel_defaults(p).items() if k != "surgery"}, "n_t": 4}
+    return {**{k: v for k, v in _travel_defaults(p).items() if k != "surgery"}, "n_t": 3}
 
 
 def _turning_prepare(model_name, profile, params, checkpoint):
