@@ -5,7 +5,10 @@ Taylor expansion at the input it receives for the anchor image x:
 
 .. math:: c_\mathrm{lin}(u) = c(u_0) + J_c(u_0)\,(u - u_0),
 
-computed with forward-mode AD (``torch.func.jvp``; no Jacobian is materialised). Each replaced
+applied without materialising a Jacobian: elementwise modules keep their slope at the anchor (the
+Jacobian's diagonal), timm attention applies its derivative written out from the anchor's q, k, v and
+softmax weights (checked against AD), any other module runs forward-mode AD (``torch.func.jvp``) at
+its anchor input. Each replaced
 module keeps its value and first derivative at its anchor input, so the surgered network has the
 *same* f(x) and the same first-order response f'(x)·d as the original: only the bending that the
 chosen kind contributes along the path is gone. :func:`linearized` builds such a model:
@@ -25,6 +28,10 @@ Point i of a batch is expanded around anchor i. Where a caller passes a subset o
 (:func:`curvlib.travel.travel` probes only the samples still searching) or many points per sample
 (:func:`curvlib.trajectory.curvature`), it passes ``index=`` (the anchor number of every point):
 such callers check :func:`takes_index`; plain models are called as before.
+
+Below the model: the cached experiments the chapter "Taking the bends out" runs (ω and θ per
+surgery, travel to the boundary with the anchor held at x, the turning accumulated before the
+boundary), their verdicts with paired bootstrap intervals, and the claims ledger's rows.
 """
 from __future__ import annotations
 
@@ -486,7 +493,7 @@ runner.experiment("surgery_path", defaults=_path_defaults, merge=_interleave_ima
 def travel_experiment(model_name: str, surgery: str = "none", kind: str = "fgsm", profile=None,
                       refresh: bool = False, checkpoint=None, **params) -> pd.DataFrame:
     """Cached :func:`curvlib.travel.travel` of ``model_name`` with ``surgery`` (anchor held at the image
-    x) on the profile's first ``n`` test images (default ``max(4, profile.n_travel // 10)``) along
+    x) on the profile's first ``n`` test images (default ``max(4, profile.n_travel // 12)``) along
     ``kind`` (FGSM of the original model, or seeded random): the travel frame plus ``model``, ``kind``,
     ``surgery`` and ``n_replaced``. Confidence and prediction at x equal the original's."""
     return runner.run("surgery_travel", model_name, profile, checkpoint=checkpoint, refresh=refresh,
@@ -494,7 +501,7 @@ def travel_experiment(model_name: str, surgery: str = "none", kind: str = "fgsm"
 
 
 def _travel_defaults(p) -> dict:
-    return {"n": max(4, p.n_travel // 10), "surgery": "none", "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
+    return {"n": max(4, p.n_travel // 12), "surgery": "none", "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
             "seed": 0, "search": p.search}
 
 

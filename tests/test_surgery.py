@@ -306,3 +306,80 @@ def test_gelu_toy_distances_and_bend_follow_the_pencil_formulas():
     assert float(trajectory.curvature(lin, x, d, torch.tensor([0.0, 0.1]))["omega"].abs().max()) == 0
     with pytest.raises(ValueError, match="threshold"):
         surgery.gelu_toy(0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# verdicts (synthetic results: known answers) and the cached experiments
+
+
+def _path(omega, index=(0, 1, 2, 3), replaced=("m",)):
+    o = torch.as_tensor(omega, dtype=torch.float32)
+    return {"omega": o, "theta": torch.zeros(len(o), 3), "index": torch.tensor(index), "replaced": list(replaced)}
+
+
+def test_omega_shares_are_one_minus_the_ratio_of_means_with_a_paired_interval():
+    g = torch.Generator().manual_seed(0)
+    w = 1 + torch.rand(20, 4, generator=g)
+    paths = {("vit", "none"): _path(w, range(20)), ("vit", "attention"): _path(0.25 * w, range(20))}
+    t = surgery.omega_shares(paths, n_boot=200)
+    r = t.iloc[0]
+    assert r.surgery == "attention" and abs(r.share - 0.75) < 1e-6 and r.lo <= 0.75 <= r.hi
+    assert r.hi - r.lo < 1e-5  # paired: the same factor on every image leaves no spread
+    paths[("vit", "norm")] = _path(w, range(1, 21))
+    with pytest.raises(ValueError, match="other images"):
+        surgery.omega_shares(paths)
+
+
+def _frame(eps, conf, status=None):
+    import pandas as pd
+
+    eps = list(eps)
+    status = status or ["crossed"] * len(eps)
+    return pd.DataFrame({"index": range(len(eps)), "eps": eps, "confidence": conf,
+                         "status": pd.Categorical(status, categories=travel.STATUSES)})
+
+
+def test_eps_ratios_pair_images_and_read_the_interval_against_one():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 40
+    conf = np.r_[np.full(20, 0.6), np.full(20, 0.995)]
+    frames = {}
+    for m, factor in (("vit", 0.5), ("swin", 0.5), ("resnet", 1.0), ("mobilenetv2", 1.0)):
+        e = rng.uniform(0.01, 0.05, n)
+        frames[(m, "none", "fgsm")] = _frame(e, conf)
+        frames[(m, "all", "fgsm")] = _frame(e * factor, conf)
+    t = surgery.eps_ratios(frames, n_boot=200).set_index(["family", "band"])
+    assert abs(t.loc[("Transformer", "all"), "median"] - 0.5) < 1e-9
+    assert t.loc[("Transformer", "all"), "verdict"] == "holds"
+    assert t.loc[("CNN", "all"), "verdict"] == "inconclusive"  # ratio 1 exactly: no effect
+    assert t.loc[("Transformer", "(0.5, 0.7]"), "n_pairs"] == 40  # 20 images × 2 models in the band
+    rows = surgery.claim_rows({}, frames, n_boot=200)
+    by = {r["claim"]: r for r in rows}
+    assert by["surgery (distance)"]["verdict"] == "holds" and by["surgery (control)"]["verdict"] == "holds"
+    assert by["surgery (what bends)"]["verdict"] == "no data"  # no ω given
+    # a surgered path that never crosses counts as farther than any measured one (ratio +inf), not as missing
+    frames[("vit", "all", "fgsm")] = _frame([np.nan] * n, conf, ["never"] * n)
+    t = surgery.eps_ratios(frames, n_boot=200).set_index(["family", "band"])
+    assert t.loc[("Transformer", "all"), "n_pairs"] == 2 * n
+
+
+def test_cached_experiments_run_on_the_smoke_profile(tmp_cache):
+    prof = get_profile("smoke")
+    p = surgery.path_experiment("vit", "attention", prof)
+    assert p["omega"].shape == (prof.n_theta_images, 4) and p["theta"].shape == (prof.n_theta_images, prof.n_steps - 1)
+    assert len(p["replaced"]) == 4 and torch.isfinite(p["omega"]).all()
+    t = surgery.travel_experiment("vit", "attention", "fgsm", prof)
+    t0 = surgery.travel_experiment("vit", "none", "fgsm", prof)
+    assert t["index"].tolist() == t0["index"].tolist() and (t.n_replaced == 4).all() and (t0.n_replaced == 0).all()
+    assert (t.confidence - t0.confidence).abs().max() < 1e-4  # the same f(x)
+    tu = surgery.turning_experiment("vit", "fgsm", prof)
+    assert (tu.turning.dropna() > 0).all() and tu.turning.notna().sum() == (t0.status == "crossed").sum()
+    n_files = len(list(tmp_cache.rglob("*.json")))
+    surgery.path_experiment("vit", "attention", prof)  # served from the cache
+    assert len(list(tmp_cache.rglob("*.json"))) == n_files
+    with pytest.raises(ValueError, match="unknown surgery"):
+        surgery.travel_experiment("vit", "softmax", "fgsm", prof)
+    assert surgery.canonical(models.build("resnet").eval(), "activation") == "all"
+    assert surgery.canonical(models.build("vit").eval(), "activation") == "activation"
