@@ -185,8 +185,7 @@ class _Expanded(nn.Module):
         dq, dk, dv = (du @ m.qkv.weight.T).reshape(B, T, 3, m.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         ds = dq @ k0.transpose(-2, -1)  # in place below: the [B, H, T, T] tensors are the largest
         ds.add_(q0 @ dk.transpose(-2, -1)).mul_(m.scale)
-        mean = (a0.unsqueeze(-2) @ ds.unsqueeze(-1)).squeeze(-1)  # Σⱼ A₀ dS per row, [B, H, T, 1]
-        da = ds.sub_(mean).mul_(a0)
+        da = ds.sub_((a0 * ds).sum(-1, keepdim=True)).mul_(a0)  # A₀ ⊙ (dS − Σⱼ A₀ dS)
         ctx = (da @ v0).add_(a0 @ dv).transpose(1, 2).reshape(B, T, -1)
         return ctx @ m.proj.weight.T
 
