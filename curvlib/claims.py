@@ -134,6 +134,13 @@ CLAIMS = {
                       "FGSM", "curvature"),
     "attention": ("Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths — tested "
                   "as: attention bends an FGSM segment more than the CNNs' ReLUs do", "attention"),
+    "surgery (what bends)": ("Attention is what bends the Transformers' paths (eq. 8–13) — tested causally: "
+                             "linearising attention at the image removes most of their bending ω", "surgery"),
+    "surgery (distance)": ("The curve causes the long travel: taking the Transformers' bend out (every non-linear "
+                           "component linearised at the image) brings their boundary closer along FGSM", "surgery"),
+    "surgery (low confidence)": ("… most at low confidence, where the paper finds the Transformers' travel longest "
+                                 "(Figure 3)", "surgery"),
+    "surgery (control)": ("The same surgery matters less for the CNNs, whose paths barely bend", "surgery"),
     "random jump": ("After a small random jump, FGSM reaches the boundary with far less total perturbation: the "
                     "boundary was near all along (Figure 10)", "random_jump"),
 }
@@ -576,8 +583,8 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     experiments (computed on a miss): calibration on the profile's test images, FGSM travel,
     θ along random directions (one-way travel, the curvature chapter's first ruler), ω along FGSM
     (with the profile's component-swap variants, if any, in the note), per-component bends along
-    FGSM, and the random jump at ε_r = :data:`EPS_R`."""
-    from . import models
+    FGSM, the surgery rows (:func:`curvlib.surgery.ledger_rows`) and the random jump at ε_r = :data:`EPS_R`."""
+    from . import models, surgery
     from .attention import attention_experiment
     from .calibration import predictions
     from .config import require
@@ -604,6 +611,7 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
                   variants={v: curvature_experiment(v, "fgsm", profile) for v in variants}, **kw),
         attention_claim(pd.concat([attention_experiment(m, profile, per_sample=True) for m in names],
                                   ignore_index=True), fam, **kw),
+        *surgery.ledger_rows(profile, **kw),
         random_jump_claim({m: jump_experiment(m, EPS_R, profile) for m in names}, fam, **kw),
     ]
     return pd.DataFrame(rows)

@@ -38,9 +38,10 @@ from .config import Profile, require
 #: the profile's defaults and this runner, which builds the key and shards the work).
 COMMON_CODE = ("data", "models", "inference", "direction", "config", "runner")
 #: Modules that register experiments (imported by :func:`registry`).
-EXPERIMENT_MODULES = ("calibration", "travel", "certify", "trajectory", "random_jump", "attention")
+EXPERIMENT_MODULES = ("calibration", "travel", "certify", "trajectory", "random_jump", "attention", "surgery")
 #: The order ``curvlib run all`` computes them in (cheap and most-read first).
-BOOK_ORDER = ("calibration", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump", "attention")
+BOOK_ORDER = ("calibration", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump", "attention",
+              "surgery_path", "surgery_travel", "surgery_turning")
 
 
 def world() -> tuple[int, int]:

@@ -30,10 +30,19 @@ def _as_grid(eps, name="eps") -> torch.Tensor:
     return e
 
 
+def _features(model, xb: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    """model.features(xb), with the points' image numbers ``index`` for a model that asks for them
+    (:func:`curvlib.surgery.takes_index`: a linearised model expands each point around its own image)."""
+    if index is not None and getattr(model, "takes_index", False):
+        return model.features(xb, index=index)
+    return model.features(xb)
+
+
 @torch.inference_mode()
-def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, desc: str, bf16: bool = False):
+def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, desc: str, bf16: bool = False,
+                    index: torch.Tensor | None = None):
     """Features and logits of many points; kept on the device until the end (no per-batch sync);
-    ``bf16``: autocast the forward passes."""
+    ``bf16``: autocast the forward passes; ``index`` [len(pts)]: each point's image number."""
     from .inference import autocast
 
     dev = model_device(model)
@@ -42,7 +51,7 @@ def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, d
     for i in tqdm(range(0, len(pts), batch_size), desc=desc, disable=not progress, leave=False):
         xb = pts[i:i + batch_size].to(dev, non_blocking=True)
         with autocast(dev, on):
-            f = model.features(xb)
+            f = _features(model, xb, None if index is None else index[i:i + batch_size])
             z = model.head(f)
         feats.append(f.float())
         logits.append(z.float())
@@ -71,7 +80,8 @@ def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 5
     dd, e, multi = _lines(x, d, eps)
     M, N, S = dd.shape[0], x.shape[0], e.numel()
     pts = (x[None, :, None] + e.view(1, 1, S, 1, 1, 1) * dd[:, :, None]).clamp_(0, 1)  # [M, N, S, C, H, W]
-    f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe line", bf16)
+    image = torch.arange(N).view(1, N, 1).expand(M, N, S).reshape(-1)  # each point's image
+    f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe line", bf16, image)
     f, lg = f.view(M, N, S, -1), lg.view(M, N, S, -1)
     if not multi:
         f, lg = f[0], lg[0]
@@ -412,13 +422,13 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
             for i in tqdm(range(0, P, batch_size), desc="curvature", disable=not progress, leave=False):
                 idx = torch.arange(i, min(i + batch_size, P))
                 m, n, k = idx // (N * E), (idx // E) % N, idx % E
-                xb, db, eb = x[n].to(dev), dd[m, n].to(dev), e[k].to(dev)
+                xb, db, eb, nb = x[n].to(dev), dd[m, n].to(dev), e[k].to(dev), n.to(dev)
 
-                def g(t, xb=xb, db=db):
+                def g(t, xb=xb, db=db, nb=nb):
                     captured = []
                     hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for _, m in named]
                     try:
-                        f = model.features((xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1))
+                        f = _features(model, (xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1), nb)
                     finally:
                         for h in hooks:
                             h.remove()

@@ -85,10 +85,19 @@ def _logit_margin(z: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     return (zy - other).double()
 
 
+def _call(model, xs, index):
+    """model(xs), with each point's sample number ``index`` [M] for a model that asks for it
+    (:func:`curvlib.surgery.takes_index`: a linearised model expands point i around its own sample)."""
+    if getattr(model, "takes_index", False):
+        return model(xs, index=index)
+    return model(xs)
+
+
 @torch.inference_mode()
-def _margin(model, xs, ys, dev):
-    """(prediction, margin z_y − max_{j≠y} z_j) of images xs [M, ...] with labels ys [M]."""
-    z = model(xs.to(dev, non_blocking=True)).float()
+def _margin(model, xs, ys, dev, index=None):
+    """(prediction, margin z_y − max_{j≠y} z_j) of images xs [M, ...] with labels ys [M] (``index``:
+    their sample numbers, for a model that asks for them)."""
+    z = _call(model, xs.to(dev, non_blocking=True), index).float()
     return z.argmax(-1).cpu(), _logit_margin(z, ys.to(z.device)).cpu()
 
 
@@ -263,11 +272,11 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
                   leave=False):
         sl = slice(s, min(n, s + batch_size))
         xb, yb, db = x[sl].float(), y[sl].long(), d[sl].float()
-        z0 = model(xb.to(dev)).float().cpu()
+        z0 = _call(model, xb.to(dev), torch.arange(sl.start, sl.stop)).float().cpu()
         p = z0.softmax(-1)
         conf0[sl], pred0[sl] = p.max(-1)
         alive = pred0[sl] == yb  # correctly classified at the start
-        st = _search(model, xb, yb, db, _logit_margin(z0, yb), alive, eps_max, tol, setting, budget, caps, dev)
+        st = _search(model, xb, yb, db, _logit_margin(z0, yb), alive, eps_max, tol, setting, budget, caps, dev, s)
         eps_star[sl], eps_lo[sl], new_class[sl], passes[sl] = st["hi"], st["lo"], st["cls"], st["used"]
         status[sl] = np.where(alive.numpy(), np.where(torch.isnan(st["hi"]).numpy(), "never", "crossed"),
                               "misclassified_at_start")
@@ -280,8 +289,10 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
     })
 
 
-def _search(model, xb, yb, db, m0, alive, eps_max, tol, S: Search, budget, caps, dev) -> dict:
-    """The march and the refinement of one chunk; every sample's state is a row of float64 tensors."""
+def _search(model, xb, yb, db, m0, alive, eps_max, tol, S: Search, budget, caps, dev, offset: int = 0) -> dict:
+    """The march and the refinement of one chunk; every sample's state is a row of float64 tensors.
+    Each probe hands the model its samples' numbers (``offset`` + position in the chunk): the probed
+    samples are a subset, so batch position does not identify them."""
     b = len(yb)
     nan = torch.full((b,), float("nan"), dtype=torch.float64)
     st = {"lo": torch.zeros(b, dtype=torch.float64), "m_lo": m0.clone(),  # last accepted correct point
@@ -341,7 +352,7 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, S: Search, budget, caps,
             st["checked"][chk] = True
             ga, gb = st["g_a"][chk], st["g_b"][chk]
             q = ((ga + gb) / 2).float().double()
-            pr, m = _margin(model, positions(xb[chk], db[chk], q.float()), yb[chk], dev)
+            pr, m = _margin(model, positions(xb[chk], db[chk], q.float()), yb[chk], dev, offset + chk)
             st["used"][chk] += 1
             wrong = pr != yb[chk]
             i, q, m, pr = chk[wrong], q[wrong], m[wrong], pr[wrong]
@@ -408,7 +419,7 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, S: Search, budget, caps,
         q32 = q.float()
         up = ~bracket & ~has_pend & (q32.double() < q)
         q = torch.where(up, torch.nextafter(q32, torch.full_like(q32, math.inf)), q32).double()
-        pr, m = _margin(model, positions(xb[act], db[act], q.float()), yb[act], dev)
+        pr, m = _margin(model, positions(xb[act], db[act], q.float()), yb[act], dev, offset + act)
         st["used"][act] += 1
         st["j"][act] += bracket.double()
         # steepest slope seen: chords from the new point to its neighbours
