@@ -52,12 +52,13 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
                      "--models", models, "--cache", str(tmp_path), "--device", "cpu", *SMALL]) == 0
     assert dict(os.environ) == before  # the CLI passes its settings in the profile, not the environment
     files = _entries(tmp_path)
-    # every registered call (travel, travel_check, theta and curvature with two kinds each) for the one
-    # model; random_jump reuses travel's FGSM entry
+    # every registered call for the one model (travel, travel_check, theta and curvature with two kinds each;
+    # five surgeries on the path; ten (surgery, kind) travels); random_jump reuses travel's FGSM entry and
+    # surgery_turning the unsurgered surgery_travel one
     from curvlib import runner
 
     calls = sum(len(e.calls) for e in runner.registry().values())
-    assert calls == 12 and len(files) == calls and not list(tmp_path.rglob("*.part*"))
+    assert calls == 28 and len(files) == calls and not list(tmp_path.rglob("*.part*"))
     preds = cache.load(next(p for p in files if "calibration" in str(p) and "vit_tiny" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]
