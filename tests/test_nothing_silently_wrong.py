@@ -164,12 +164,16 @@ def test_a_failed_write_returns_the_result_with_a_warning(tmp_cache, monkeypatch
         assert cache.cached("e", "m", {}, lambda: "finished work", profile=get_profile("smoke")) == "finished work"
 
 
-def test_torchrun_recomputes_a_corrupt_part_like_one_process(tmp_cache, monkeypatch):
+def _rank0_of_two(monkeypatch):
+    """Rank 0 of a two-process torchrun (no real barrier): the smoke profile, an entry's identity and path."""
     p = get_profile("smoke")
     monkeypatch.setattr(runner, "world", lambda: (0, 2))
     monkeypatch.setattr(runner, "_barrier", lambda: None)
-    ident = cache.identity("e", "m", {"n": 4}, p)
-    target = cache.path("e", "m", {"n": 4}, p)
+    return p, cache.identity("e", "m", {"n": 4}, p), cache.path("e", "m", {"n": 4}, p)
+
+
+def test_torchrun_recomputes_a_corrupt_part_like_one_process(tmp_cache, monkeypatch):
+    p, ident, target = _rank0_of_two(monkeypatch)
     parts = [target.with_name(f"{target.stem}.part{r}of2{cache.SUFFIX}") for r in range(2)]
     cache.save(parts[1], [1, 3], {**ident, "part": [1, 2]})  # rank 1's part, finished
     cache.save(parts[0], [0, 2], {**ident, "part": [0, 2]})
@@ -462,11 +466,7 @@ def test_the_cli_checks_the_cache_before_loading_anything(tmp_path, capsys, monk
 
 
 def test_torchrun_keeps_its_parts_and_returns_the_result_when_the_merged_write_fails(tmp_cache, monkeypatch):
-    p = get_profile("smoke")
-    monkeypatch.setattr(runner, "world", lambda: (0, 2))
-    monkeypatch.setattr(runner, "_barrier", lambda: None)
-    ident = cache.identity("e", "m", {"n": 4}, p)
-    target = cache.path("e", "m", {"n": 4}, p)
+    p, ident, target = _rank0_of_two(monkeypatch)
     part1 = target.with_name(f"{target.stem}.part1of2{cache.SUFFIX}")
     cache.save(part1, [1, 3], {**ident, "part": [1, 2]})
     write = cache.atomic_write_bytes
