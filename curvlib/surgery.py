@@ -492,7 +492,7 @@ runner.experiment("surgery_path", defaults=_path_defaults, merge=_interleave_ima
 def travel_experiment(model_name: str, surgery: str = "none", kind: str = "fgsm", profile=None,
                       refresh: bool = False, checkpoint=None, **params) -> pd.DataFrame:
     """Cached :func:`curvlib.travel.travel` of ``model_name`` with ``surgery`` (anchor held at the image
-    x) on the profile's first ``n`` test images (default ``max(4, profile.n_travel // 12)``) along
+    x) on the profile's first ``n`` test images (default ``max(4, profile.n_travel // 5)``) along
     ``kind`` (FGSM of the original model, or seeded random): the travel frame plus ``model``, ``kind``,
     ``surgery`` and ``n_replaced``. Confidence and prediction at x equal the original's."""
     return runner.run("surgery_travel", model_name, profile, checkpoint=checkpoint, refresh=refresh,
@@ -500,7 +500,7 @@ def travel_experiment(model_name: str, surgery: str = "none", kind: str = "fgsm"
 
 
 def _travel_defaults(p) -> dict:
-    return {"n": max(4, p.n_travel // 12), "surgery": "none", "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
+    return {"n": max(4, p.n_travel // 5), "surgery": "none", "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
             "seed": 0, "search": p.search}
 
 
