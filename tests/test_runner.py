@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from curvlib import cli, runner
+from curvlib import cli, data, runner
 from curvlib.config import get_profile
 
 
@@ -16,18 +16,24 @@ def test_registry_holds_the_book_s_experiments_in_order():
     for e in exps.values():
         assert e.calls and callable(e.compute_part) and callable(e.merge)
     assert [c["kind"] for c in exps["travel"].calls] == ["fgsm", "random"]
+    assert exps["travel_check"].calls == exps["travel"].calls  # every travel entry the chapter reads is checked
 
 
 def test_every_key_names_the_data_the_weights_and_the_code(tmp_path):
     """The same recipe for every experiment: a result for one data folder is never served for
     another (the θ key used to lack the data path)."""
+    from PIL import Image
+
+    for folder, value in (("a", 0), ("b", 255)):  # two folders with other images
+        (tmp_path / folder / "n01440764").mkdir(parents=True)
+        Image.new("RGB", (8, 8 + value % 7)).save(tmp_path / folder / "n01440764" / "0.png")
     a = get_profile("paper", env={}, device="cpu", data_dir=tmp_path / "a")
     b = a.replace(data_dir=tmp_path / "b")
     model = SimpleNamespace(fingerprint="w1")
     for name in runner.registry():
         ka = runner.cache_key(name, model, a, runner.params_for(name, a))
         kb = runner.cache_key(name, model, b, runner.params_for(name, b))
-        assert ka["data"] == str(tmp_path / "a") and kb["data"] == str(tmp_path / "b"), name
+        assert ka["data"] == data.folder_identity(tmp_path / "a") != kb["data"], name
         assert ka["weights"] == "w1" and len(ka["code"]) == 16 and ka["dataset"] == "imagenet"
         assert runner.cache_key(name, SimpleNamespace(fingerprint="w2"), a, runner.params_for(name, a)) != ka
 
