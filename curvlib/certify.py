@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import runner
+from . import runner, sanity
 from .inference import model_device
 from .travel import _logit_margin, positions, travel_experiment
 
@@ -112,19 +112,10 @@ def categories(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, df: pd.
 
 
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion k / n (NaN, NaN when n = 0); exact at k = n for the
-    upper end (1.0), unlike the normal approximation."""
-    if not (0 <= k <= n):
-        raise ValueError(f"need 0 ≤ k ≤ n, got k={k}, n={n}")
-    if n == 0:
+    """:func:`curvlib.sanity.wilson` for a proportion k / n, and (NaN, NaN) when nothing was checked (n = 0)."""
+    if n == 0 and k == 0:
         return float("nan"), float("nan")
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return sanity.wilson(k, n, level)
 
 
 def summary(checks: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -187,11 +178,14 @@ def chosen_rows(frame: pd.DataFrame, n_check: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(searched, size=n_check, replace=False))
 
 
-def _images(profile, n: int, rows: np.ndarray, model_name: str):
-    """Images and labels of rows ``rows`` of the travel sample (its first n images; on ImageNet the seeded
-    subset of n, preprocessed for ``model_name``)."""
+def travel_images(profile, rows, model_name: str, n: int | None = None):
+    """Images [R, C, H, W] (pixels in [0, 1]) and labels [R] of rows ``rows`` of the travel experiment's
+    sample: its first n images (default ``profile.n_travel``; on ImageNet the seeded subset of n,
+    preprocessed for ``model_name``), so that row i matches row i of a travel frame."""
     from . import data
 
+    n = profile.n_travel if n is None else n
+    rows = np.asarray(rows, dtype=np.int64)
     if profile.dataset == "fashion-mnist":
         x, y = data.test_set(profile, n=n)
         return x[rows], y[rows]
@@ -213,7 +207,7 @@ def _check_part(model, profile, shard, frame, *, n, kind, eps_max, tol, seed, se
         rows = rows[shard[0]::shard[1]]
     if len(rows) == 0:
         return pd.DataFrame(columns=["index", "category", "status", "eps_lo", "eps", "first_wrong", "model", "kind"])
-    x, y = _images(profile, n, rows, model.name)
+    x, y = travel_images(profile, rows, model.name, n)
     sub = frame.iloc[rows].reset_index(drop=True)
     if not (sub.label.to_numpy() == y.numpy()).all():
         raise RuntimeError("travel_check: the images' labels differ from the travel frame's (the data changed?)")
@@ -229,4 +223,4 @@ def _check_part(model, profile, shard, frame, *, n, kind, eps_max, tol, seed, se
 
 
 __all__ = ["CATEGORIES", "AGREEING", "dense_scan", "categories", "wilson", "summary", "chosen_rows",
-           "check_experiment"]
+           "check_experiment", "travel_images"]
