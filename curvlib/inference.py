@@ -71,3 +71,14 @@ def batch_for_budget(bytes_per_image: float, budget_bytes: float, max_batch: int
     while b * 2 <= max_batch and bytes_per_image * b * 2 <= budget_bytes:
         b *= 2
     return b
+
+
+def call(model, x: torch.Tensor, index: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
+    """``model(x)`` (``features``: ``model.features(x)``) for points x [M, C, H, W], handing their sample
+    numbers ``index`` [M] to a model that asks for them (``model.takes_index``: a linearised model,
+    :func:`curvlib.surgery.linearized`, expands point i around its own sample); plain models are
+    called exactly as before."""
+    fn = model.features if features else model
+    if index is not None and getattr(model, "takes_index", False):
+        return fn(x, index=index)
+    return fn(x)

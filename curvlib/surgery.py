@@ -27,7 +27,7 @@ chosen kind contributes along the path is gone. :func:`linearized` builds such a
 Point i of a batch is expanded around anchor i. Where a caller passes a subset of the samples
 (:func:`curvlib.travel.travel` probes only the samples still searching) or many points per sample
 (:func:`curvlib.trajectory.curvature`), it passes ``index=`` (the anchor number of every point):
-such callers check :func:`takes_index`; plain models are called as before.
+such callers check :func:`curvlib.inference.call`; plain models are called as before.
 
 Below the model: the cached experiments the chapter "Taking the bends out" runs (ω and θ per
 surgery, travel to the boundary with the anchor held at x, the turning accumulated before the
@@ -72,19 +72,6 @@ def check_kinds(kinds) -> tuple[str, ...]:
     if "all" in kinds:
         return tuple(KIND_TYPES)
     return tuple(dict.fromkeys(kinds))
-
-
-def takes_index(model) -> bool:
-    """Whether ``model`` wants the anchor number of every point (``model(x, index=…)``)."""
-    return bool(getattr(model, "takes_index", False))
-
-
-def call(model, x: torch.Tensor, index: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
-    """``model(x)`` (or ``model.features(x)``), with ``index=`` for a model that asks for it."""
-    fn = model.features if features else model
-    if index is not None and takes_index(model):
-        return fn(x, index=index)
-    return fn(x)
 
 
 def is_affine(module: nn.Module, x: torch.Tensor, v: torch.Tensor, atol: float = 1e-5) -> bool:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from . import runner
 from .data import check_pixels
-from .inference import model_device
+from .inference import call, model_device
 
 
 def _as_grid(eps, name="eps") -> torch.Tensor:
@@ -28,14 +28,6 @@ def _as_grid(eps, name="eps") -> torch.Tensor:
     if e.numel() == 0 or not torch.isfinite(e).all():
         raise ValueError(f"{name} must be a non-empty finite 1-D grid")
     return e
-
-
-def _features(model, xb: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-    """model.features(xb), with the points' image numbers ``index`` for a model that asks for them
-    (:func:`curvlib.surgery.takes_index`: a linearised model expands each point around its own image)."""
-    if index is not None and getattr(model, "takes_index", False):
-        return model.features(xb, index=index)
-    return model.features(xb)
 
 
 @torch.inference_mode()
@@ -51,7 +43,7 @@ def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, d
     for i in tqdm(range(0, len(pts), batch_size), desc=desc, disable=not progress, leave=False):
         xb = pts[i:i + batch_size].to(dev, non_blocking=True)
         with autocast(dev, on):
-            f = _features(model, xb, None if index is None else index[i:i + batch_size])
+            f = call(model, xb, None if index is None else index[i:i + batch_size], features=True)
             z = model.head(f)
         feats.append(f.float())
         logits.append(z.float())
@@ -428,7 +420,7 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
                     captured = []
                     hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for _, m in named]
                     try:
-                        f = _features(model, (xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1), nb)
+                        f = call(model, (xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1), nb, features=True)
                     finally:
                         for h in hooks:
                             h.remove()

@@ -62,7 +62,7 @@ from tqdm.auto import tqdm
 
 from . import runner
 from .direction import _check
-from .inference import model_device
+from .inference import call, model_device
 
 STATUSES = ("crossed", "never", "misclassified_at_start")
 #: ITP truncation κ1 (× 1 / initial bracket width): smaller trusts the interpolation more.
@@ -85,19 +85,11 @@ def _logit_margin(z: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     return (zy - other).double()
 
 
-def _call(model, xs, index):
-    """model(xs), with each point's sample number ``index`` [M] for a model that asks for it
-    (:func:`curvlib.surgery.takes_index`: a linearised model expands point i around its own sample)."""
-    if getattr(model, "takes_index", False):
-        return model(xs, index=index)
-    return model(xs)
-
-
 @torch.inference_mode()
 def _margin(model, xs, ys, dev, index=None):
     """(prediction, margin z_y − max_{j≠y} z_j) of images xs [M, ...] with labels ys [M] (``index``:
     their sample numbers, for a model that asks for them)."""
-    z = _call(model, xs.to(dev, non_blocking=True), index).float()
+    z = call(model, xs.to(dev, non_blocking=True), index).float()
     return z.argmax(-1).cpu(), _logit_margin(z, ys.to(z.device)).cpu()
 
 
@@ -272,7 +264,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
                   leave=False):
         sl = slice(s, min(n, s + batch_size))
         xb, yb, db = x[sl].float(), y[sl].long(), d[sl].float()
-        z0 = _call(model, xb.to(dev), torch.arange(sl.start, sl.stop)).float().cpu()
+        z0 = call(model, xb.to(dev), torch.arange(sl.start, sl.stop)).float().cpu()
         p = z0.softmax(-1)
         conf0[sl], pred0[sl] = p.max(-1)
         alive = pred0[sl] == yb  # correctly classified at the start
