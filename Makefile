@@ -74,6 +74,7 @@ nbval: notebooks
 # Style and static checks (configuration in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check curvlib tests benchmarks book/_ext
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 # Command 2: lint, unit tests, then every chapter executed and validated by nbval.
 test: $(STAMP)

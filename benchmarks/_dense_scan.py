@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curvlib.certify import dense_scan
+from curvlib.measure.certify import dense_scan
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 

@@ -12,7 +12,7 @@ N, K, REPEATS = 1_000_000, 10, 7
 
 
 def main():
-    from curvlib import calibration as cal
+    from curvlib.measure import calibration as cal
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(N, K, generator=g) * 3

@@ -14,8 +14,9 @@ from _timing import median_time
 
 from curvlib import data, models
 from curvlib.config import EMBEDDED_MODELS, get_profile
-from curvlib.direction import direction
-from curvlib.trajectory import _unfused, curvature, eps_grid, line_points
+from curvlib.measure.curvature import _unfused, curvature
+from curvlib.measure.direction import direction
+from curvlib.measure.probe import eps_grid, line_points
 
 
 def main():

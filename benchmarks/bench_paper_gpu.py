@@ -15,11 +15,11 @@ import torch
 
 from curvlib import models
 from curvlib.config import PAPER_MODELS, get_profile
-from curvlib.direction import direction
 from curvlib.inference import auto_batch_size, predict
+from curvlib.measure.direction import direction
+from curvlib.measure.probe import probe_line
+from curvlib.measure.travel import travel
 from curvlib.runner import float32_exact
-from curvlib.trajectory import probe_line
-from curvlib.travel import travel
 
 
 def _sync(dev):

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from curvlib import config, models, runner  # noqa: E402
+from curvlib import config, experiments, models, runner  # noqa: E402
 
 UNIT_KEYS = ("n", "n_images", "n_directions", "n_steps")
 SMALL = "n_calibration=64,n_travel=8,n_theta_images=1,n_directions=1,n_steps=6,batch_size=32"
@@ -70,7 +70,7 @@ def main():
                 check_accuracy=False)
     lite = config.get_profile("paper-lite", **base)
     small = config.get_profile("paper-lite", **base, **config.parse_sizes(a.sizes))
-    exps = runner.registry()
+    exps = experiments.registry()
     chosen = [e for e in exps if not a.experiments or e in a.experiments.split(",")]
     print(f"paper-lite on CPU ({a.threads} thread(s), torch {torch.__version__}), random-init weights, "
           f"{a.images} synthetic 256×320 JPEGs → 224 px; measured at {a.sizes}")

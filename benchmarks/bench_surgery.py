@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 from _timing import median_time
 
-from curvlib import data, models, surgery
+from curvlib import data, models
 from curvlib.config import EMBEDDED_MODELS, get_profile
-from curvlib.trajectory import line_points
+from curvlib.measure import surgery
+from curvlib.measure.probe import line_points
 
 KINDS = ("attention", "norm", "activation", "all")
 

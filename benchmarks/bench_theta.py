@@ -12,8 +12,9 @@ from _timing import median_time
 
 from curvlib import data, models
 from curvlib.config import get_profile
-from curvlib.direction import direction
-from curvlib.trajectory import probe_line, theta
+from curvlib.measure.angles import theta
+from curvlib.measure.direction import direction
+from curvlib.measure.probe import probe_line
 
 
 def main():

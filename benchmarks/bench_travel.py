@@ -47,10 +47,10 @@ from _dense_scan import cached_scan  # noqa: E402
 from _timing import median_time  # noqa: E402
 
 from curvlib import data, models  # noqa: E402
-from curvlib.certify import CATEGORIES, categories  # noqa: E402
 from curvlib.config import get_profile  # noqa: E402
-from curvlib.direction import direction  # noqa: E402
-from curvlib.travel import max_passes, travel  # noqa: E402
+from curvlib.measure.certify import CATEGORIES, categories  # noqa: E402
+from curvlib.measure.direction import direction  # noqa: E402
+from curvlib.measure.travel import max_passes, travel  # noqa: E402
 
 STEP, K_MAX = 1e-3, 1000
 

@@ -28,8 +28,8 @@ import torch  # noqa: E402
 from bench_travel import agreement, setup  # noqa: E402
 
 from curvlib import data  # noqa: E402
-from curvlib import travel as T  # noqa: E402
 from curvlib.config import get_profile  # noqa: E402
+from curvlib.measure import travel as T  # noqa: E402
 
 #: name → (setting, targets: agreement share, mean passes, max passes)
 SETTINGS = {

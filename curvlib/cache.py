@@ -23,6 +23,8 @@ torch / timm versions), so data and identity are one atomic file that cannot dis
 :func:`cached` verifies it on load and recomputes, with a warning, an entry written for anything
 else (a renamed, swapped or copied file is never served). :func:`describe` reads it back.
 Entries are readable by everyone the umask allows (a shared cache), not only their writer.
+Longer than 400 lines: the entry format (an encoder and a decoder that refuse what they cannot
+store exactly) and the store that checks identities are one contract, tested together.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from .config import Profile
 
 #: Bumped whenever an experiment's algorithm changes its results for the same parameters, so old
@@ -110,8 +113,6 @@ def _public_version(dist: str) -> str | None:
 def versions() -> dict:
     """The versions of curvlib, torch and timm (public part, without local tags such as ``+cu130``)
     that every entry's identity includes."""
-    from . import __version__
-
     return {"curvlib": __version__, "torch": _public_version("torch"), "timm": _public_version("timm")}
 
 

@@ -6,7 +6,7 @@ Also installed as the console script ``curvlib``. Examples::
     torchrun --nproc-per-node 8 -m curvlib run travel --profile paper --data /data/imagenet/val
     python -m curvlib run calibration --profile paper --data val --checkpoint resnet50=resnet50.safetensors
 
-The experiments and their calls come from the registry (:mod:`curvlib.runner`): each makes the
+The experiments and their calls come from the registry (:mod:`curvlib.experiments`): each makes the
 same cached calls, with the same parameters, as its chapter, so a later ``make book`` with the same
 ``CURVLIB_PROFILE`` / ``CURVLIB_DATA`` / ``CURVLIB_CACHE`` (on any machine, copying the cache
 directory) builds from these results.
@@ -18,7 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from .config import SEARCH_NAMES, SIZES
+from . import cache, data, models, runner
+from .config import SEARCH_NAMES, SIZES, get_profile, parse_checkpoints
+from .experiments import registry
+from .inference import auto_batch_size
+from .runner import preflight
 
 
 def parser(experiments) -> argparse.ArgumentParser:
@@ -55,7 +59,6 @@ def profile_from_args(a, error):
     """The profile the command line asks for: ``get_profile`` (the environment's settings) with the
     flags applied on top. Every torchrun rank parses the same flags, so nothing is passed through
     the environment."""
-    from .config import get_profile, parse_checkpoints
 
     changes = {f: getattr(a, f) for f in SIZES if getattr(a, f) is not None}
     if a.data is not None and a.data.expanduser().exists() and not a.data.expanduser().is_dir():
@@ -118,9 +121,8 @@ def check_device(name: str, error) -> None:
 
 
 def main(argv=None) -> int:
-    from . import runner
 
-    experiments = runner.registry()
+    experiments = registry()
     p = parser(experiments)
     a = p.parse_args(argv)
     profile = profile_from_args(a, p.error)
@@ -138,34 +140,29 @@ def main(argv=None) -> int:
 def _stops() -> tuple:
     """Errors about the inputs (an unreadable image or folder, a cache that cannot be written) that
     stop ``curvlib run`` with their one-line message instead of a traceback."""
-    from . import cache, data
 
     return (data.ImageReadError, data.FolderError, cache.CacheNotWritable, PermissionError, FileNotFoundError,
             NotADirectoryError)
 
 
 def _run(a, profile, experiments, chosen, size, say) -> int:
-    from . import cache, runner
 
     cache.require_writable(profile.cache_dir / profile.name)  # before hours of work, not after
     batch = {name: profile for name in profile.models}
     if profile.device.startswith("cuda") and a.batch_size is None:  # size batches to the GPU's memory
-        from . import models
-        from .inference import auto_batch_size
 
         for name in profile.models:
             bs = auto_batch_size(models.load(name, profile))
             batch[name] = profile.replace(batch_size=bs)
             say(f"{name}: batch size {bs} (80 % of free GPU memory, FGSM forward + backward)")
     if profile.dataset == "imagenet":  # catch a wrong setup before any experiment runs
-        from . import models, sanity
 
         try:
             for name in profile.models:
-                r = sanity.require_accuracy(models.load(name, profile), profile)
+                r = preflight.require_accuracy(models.load(name, profile), profile)
                 say(f"{name}: " + (f"top-1 {r['top1']:.1f} % on {r['n']} images (timm: {r['reference']:.1f} %), "
-                                   "accuracy check passed" if r else sanity.why_unchecked(name, profile)))
-        except sanity.SetupError as e:
+                                   "accuracy check passed" if r else preflight.why_unchecked(name, profile)))
+        except preflight.SetupError as e:
             print(f"curvlib: stopped before any experiment: {e}", file=sys.stderr)
             return 2
     for exp in (experiments[e] for e in chosen):

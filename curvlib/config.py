@@ -96,18 +96,6 @@ class Profile:
         """The local weight file given for paper model ``model``, if any."""
         return dict(self.checkpoints).get(model)
 
-    def data_identity(self) -> dict:
-        """What identifies the evaluation data, for cache keys: the folder's contents
-        (:func:`curvlib.data.folder_identity`: class map, relative paths, sizes and modification
-        times, or sha256 with ``hash_data``), read anew on every call; the shipped test set's file."""
-        from . import data
-
-        if self.dataset == "fashion-mnist":
-            return {"dataset": self.dataset, "data": data.shipped_identity()}
-        if self.data_dir is None:
-            return {"dataset": self.dataset, "data": None}
-        return {"dataset": self.dataset, "data": data.folder_identity(self.data_dir, self.hash_data)}
-
     def summary(self) -> str:
         """A short readable description (for pages and logs)."""
         data = str(self.data_dir) if self.data_dir and self.dataset == "imagenet" else "shipped test set"

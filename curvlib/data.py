@@ -16,6 +16,8 @@ an image that cannot be decoded (truncated, not an image) stops the run with :cl
 naming the file — it is not skipped, so every model sees the same images. 16-bit images are scaled
 to 8 bits (not clipped to white). :func:`folder_identity` fingerprints a folder's contents for
 cache keys.
+Longer than 400 lines: both datasets share one sample order, one pixel contract and one set of
+refusals (the folder checks are most of it); split, the rules would drift apart.
 """
 from __future__ import annotations
 
@@ -447,3 +449,14 @@ def check_pixels(x: torch.Tensor, name: str = "x") -> torch.Tensor:
         raise ValueError(f"{name} must hold pixels in [0, 1] (got min {lo.item():.3g}, max {hi.item():.3g}); "
                          "curvlib models normalise internally")
     return x
+
+
+def data_identity(profile: Profile) -> dict:
+    """What identifies ``profile``'s evaluation data, for cache keys: the folder's contents
+    (:func:`folder_identity`: class map, relative paths, sizes and modification
+    times, or sha256 with ``hash_data``), read anew on every call; the shipped test set's file."""
+    if profile.dataset == "fashion-mnist":
+        return {"dataset": profile.dataset, "data": shipped_identity()}
+    if profile.data_dir is None:
+        return {"dataset": profile.dataset, "data": None}
+    return {"dataset": profile.dataset, "data": folder_identity(profile.data_dir, profile.hash_data)}

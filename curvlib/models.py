@@ -14,6 +14,8 @@ Embedded profile: small timm ResNet (BasicBlock), MobileNetV2, VisionTransformer
 SwinTransformer for 1×32×32 Fashion-MNIST, trained by ``python -m curvlib.train`` and shipped in
 ``data/models`` (safetensors + a JSON card). Paper profile: timm's pretrained resnet50,
 mobilenetv2_100, vit_base_patch16_224, swin_tiny_patch4_window7_224.
+Longer than 400 lines: the registry of model records, the embedded models' builders and the
+loading of both profiles' weights behind one interface (:class:`CurvModel`).
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import CHECKPOINT_DIR, DATA_DIR, MODEL_DIR, PAPER_MODELS, Profile, require  # noqa: F401 (dirs re-exported)
+from .config import PAPER_MODELS, Profile, require
+from .constants import FAMILIES
+from .data import check_pixels
 
 #: Pixel statistics of the zero-padded 32×32 Fashion-MNIST train set (folded into the models).
 FASHION_MEAN, FASHION_STD = (0.2190,), (0.3318,)
-FAMILIES = ("CNN", "Transformer")
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,6 @@ class CurvModel(nn.Module):
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         if self.check_inputs:
-            from .data import check_pixels
 
             check_pixels(x)
             if tuple(x.shape[1:]) != self.input_size:

@@ -39,13 +39,13 @@ from pathlib import Path
 
 import torch
 
-from . import models, train
+from . import config, models, train
 
 #: Recipe fields a stage takes from a card (everything else is shared, or the seed).
 STAGE_FIELDS = ("epochs", "lr", "warmup_epochs", "batch_size", "weight_decay")
 
 
-def stages(model: str, cards: Path = models.MODEL_DIR) -> list[dict]:
+def stages(model: str, cards: Path = config.MODEL_DIR) -> list[dict]:
     """The training stages of ``model``: [{epochs, lr, warmup_epochs, batch_size, weight_decay}]
     in order, from ``cards/<model>.json`` (earlier stages, then the last), else the record's recipe."""
     if model not in models.list_models():
@@ -91,7 +91,7 @@ def check_outputs(pairs, out: Path, plans: dict) -> None:
                               + ", ".join(clash) + "; choose another --out or move them away")
 
 
-def run(models_: list[str], seeds: list[int], out: Path, state_dir: Path, cards: Path = models.MODEL_DIR,
+def run(models_: list[str], seeds: list[int], out: Path, state_dir: Path, cards: Path = config.MODEL_DIR,
         device: str = "cpu", weights_dtype: str = "float16", val_size: int = train.VAL_SIZE,
         val_seed: int = train.VAL_SEED, subset: int | None = None, test_subset: int | None = None,
         data_root: Path | None = None, progress: bool = False, dry_run: bool = False,
@@ -170,7 +170,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated training seeds")
     p.add_argument("--out", type=Path, required=True, help="seed<k>/<model>.safetensors go here")
     p.add_argument("--state-dir", type=Path, required=True, help="earlier stages and per-epoch training states")
-    p.add_argument("--cards", type=Path, default=models.MODEL_DIR, help="cards whose recipes are replayed")
+    p.add_argument("--cards", type=Path, default=config.MODEL_DIR, help="cards whose recipes are replayed")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--weights-dtype", choices=sorted(train.WEIGHT_DTYPES), default="float16")

@@ -198,3 +198,20 @@ def verdict(lo: float, hi: float, null: float = 0.0, expect: str = ">") -> str:
     if expect == ">":
         return "holds" if above else "opposite" if below else "inconclusive"
     return "holds" if below else "opposite" if above else "inconclusive"
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval (fractions) for k successes in n trials."""
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 ≤ k ≤ n and n ≥ 1, got k={k}, n={n}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: rounding left ~1e-20 above 0 for k = 0
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi

@@ -45,8 +45,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import data, models
+from . import config, data, models
 from .cache import atomic_write_bytes
+from .inference import predict
+from .measure.calibration import calibration_table, ece, sece
 
 #: Per-model default recipe (epochs chosen to converge within the CPU budget; lr per family), from
 #: the model records (variants inherit their parent's).
@@ -99,8 +101,6 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def evaluate(model: models.CurvModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> dict:
     """Accuracy, NLL (mean cross-entropy, nats), ECE and sECE (10 equal-width bins) of ``model``
     on (x, y); the model may be on any device (inputs move batch by batch)."""
-    from .calibration import calibration_table, ece, sece
-    from .inference import predict
 
     was_training = model.training
     model.eval()
@@ -138,8 +138,8 @@ def _save_weights(model: models.CurvModel, path: Path, card: dict, dtype: torch.
 
 def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr: float | None = None,
           weight_decay: float = 0.05, warmup_epochs: float = 1.0, seed: int = 0,
-          out: Path = models.MODEL_DIR, checkpoints: Path = models.CHECKPOINT_DIR,
-          state_dir: Path = models.DATA_DIR / "train_state", snapshots: tuple[int, ...] | None = None,
+          out: Path = config.MODEL_DIR, checkpoints: Path = config.CHECKPOINT_DIR,
+          state_dir: Path = config.DATA_DIR / "train_state", snapshots: tuple[int, ...] | None = None,
           subset: int | None = None, max_steps: int | None = None, data_root: Path | None = None,
           test_subset: int | None = None, init_from: Path | None = None, progress: bool = True,
           val_size: int = VAL_SIZE, val_seed: int = VAL_SEED, device: str | torch.device = "cpu",
@@ -330,9 +330,9 @@ def main(argv=None) -> None:
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--out", type=Path, default=models.MODEL_DIR)
-    p.add_argument("--checkpoints", type=Path, default=models.CHECKPOINT_DIR)
-    p.add_argument("--state-dir", type=Path, default=models.DATA_DIR / "train_state")
+    p.add_argument("--out", type=Path, default=config.MODEL_DIR)
+    p.add_argument("--checkpoints", type=Path, default=config.CHECKPOINT_DIR)
+    p.add_argument("--state-dir", type=Path, default=config.DATA_DIR / "train_state")
     p.add_argument("--snapshots", type=str, help="comma-separated epochs to keep, e.g. 1,2,5,10")
     p.add_argument("--subset", type=int, help="train on the first N training images (tests)")
     p.add_argument("--test-subset", type=int, help="evaluate on the first N test images (tests)")

@@ -5,7 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from curvlib import ablations, models
+from curvlib import config, models
+from curvlib.claims import ablations
 from curvlib.config import get_profile
 
 
@@ -84,13 +85,13 @@ def test_component_swap_table_and_figure(tmp_path, tmp_cache, monkeypatch, fashi
     md = tmp_path / "models"
     md.mkdir()
     for suffix in (".safetensors", ".json"):
-        shutil.copy(models.MODEL_DIR / f"resnet{suffix}", md / f"resnet{suffix}")
+        shutil.copy(config.MODEL_DIR / f"resnet{suffix}", md / f"resnet{suffix}")
     train("resnet_gelu", epochs=1, subset=256, test_subset=200, max_steps=2, out=md, data_root=fashion_train_root,
           checkpoints=tmp_path / "ck", state_dir=tmp_path / "state", snapshots=(), progress=False, val_size=0)
     seeds = tmp_path / "seeds" / "seed3"
     seeds.mkdir(parents=True)
     for suffix in (".safetensors", ".json"):  # a stand-in replicate: the epoch-1 snapshot
-        shutil.copy(models.CHECKPOINT_DIR / f"resnet_ep1{suffix}", seeds / f"resnet{suffix}")
+        shutil.copy(config.CHECKPOINT_DIR / f"resnet_ep1{suffix}", seeds / f"resnet{suffix}")
     table, missing = ablations.component_swaps(get_profile("smoke", model_dir=md, seed_dir=tmp_path / "seeds"))
     assert sorted(missing) == ["resnet_ln", "vit_bn", "vit_relu"]
     assert table.model.tolist() == ["resnet"] * 2 + ["resnet_gelu"] and set(table.parent) == {"resnet"}

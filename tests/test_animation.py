@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from curvlib import models, widgets
-from curvlib.direction import direction
+from curvlib.measure.direction import direction
+from curvlib.measure.views import walk_paths
+from curvlib.plots.explorer import _walk_figure, plot_walk
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def _own_label(model, x) -> int:
 @pytest.mark.parametrize("kind", ["fgsm", "random"])
 def test_walk_paths_data(pair, image, kind):
     label = _own_label(pair["resnet"], image)
-    w = widgets.walk_paths(pair, image, label, kind, eps_max=0.5, n=4)
+    w = walk_paths(pair, image, label, kind, eps_max=0.5, n=4)
     assert w["kind"] == kind and w["label"] == label and w["num_classes"] == 10
     assert torch.allclose(w["eps"], torch.tensor([0, 0.125, 0.25, 0.375, 0.5]))
     for name, p in w["paths"].items():
@@ -60,7 +62,7 @@ def test_walk_paths_data(pair, image, kind):
 
 def test_walk_paths_crossing_at_zero_when_misclassified(pair, image):
     wrong_label = (_own_label(pair["vit"], image) + 1) % 10
-    w = widgets.walk_paths({"vit": pair["vit"]}, image[None], torch.tensor([wrong_label]), "random", 0.1, 2)
+    w = walk_paths({"vit": pair["vit"]}, image[None], torch.tensor([wrong_label]), "random", 0.1, 2)
     assert w["paths"]["vit"]["crossing"] == 0
 
 
@@ -75,17 +77,17 @@ def test_walk_paths_rejects_bad_input(pair, image):
     ]
     for kw, msg in cases:
         with pytest.raises(ValueError, match=msg):
-            widgets.walk_paths(m, image, 3, **kw)
+            walk_paths(m, image, 3, **kw)
     with pytest.raises(ValueError, match="one image"):
-        widgets.walk_paths(m, image.repeat(2, 1, 1, 1), 3)
+        walk_paths(m, image.repeat(2, 1, 1, 1), 3)
     with pytest.raises(ValueError, match="one integer label"):
-        widgets.walk_paths(m, image, torch.tensor([1, 2]))
+        walk_paths(m, image, torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="not a class of resnet"):
-        widgets.walk_paths(m, image, 10, "random")
+        walk_paths(m, image, 10, "random")
     with pytest.raises(ValueError, match="models is empty"):
-        widgets.walk_paths({}, image, 3)
+        walk_paths({}, image, 3)
     with pytest.raises(ValueError, match="pixels in \\[0, 1\\]"):
-        widgets.walk_paths(m, image * 2, 3, "random")
+        walk_paths(m, image * 2, 3, "random")
 
 
 def _synthetic_walk(channels: int, crossing):
@@ -108,40 +110,40 @@ def _png(fig) -> np.ndarray:
 def test_plot_walk_frames():
     names = ("zero", "one", "two")
     walk = _synthetic_walk(3, crossing=2)
-    fig = widgets.plot_walk(walk, 1, names)
+    fig = plot_walk(walk, 1, names)
     axes = fig.axes
     assert len(axes) == 4 and fig.get_figwidth() <= 9  # two panels per row, readable at page width
     assert axes[0].images[0].get_array().shape == (8, 8, 3)  # RGB input shown in colour
     assert "ε = 0.05 (step 1/4)" in axes[0].get_title()
     assert "predicted two" in axes[1].get_title() and "label kept so far" in axes[1].get_title()
     plt.close(fig)
-    fig = widgets.plot_walk(walk, 3, names)
+    fig = plot_walk(walk, 3, names)
     assert "predicted zero" in fig.axes[1].get_title() and "first ≠ label at ε = 0.1" in fig.axes[1].get_title()
     assert "label kept so far" in fig.axes[3].get_title()  # model b never crosses
     assert len(fig.axes[1].collections) == len(fig.axes[3].collections) + 1  # the ring, only where reached
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["zero", "one", "two", "the image x", "first prediction ≠ label"]
     plt.close(fig)
-    gray = widgets.plot_walk(_synthetic_walk(1, None), 0)
+    gray = plot_walk(_synthetic_walk(1, None), 0)
     assert gray.axes[0].images[0].get_array().shape == (8, 8)
     plt.close(gray)
     for k in (-1, 5, 1.0):
         with pytest.raises(ValueError, match="k must be an integer step in \\[0, 4\\]"):
-            widgets.plot_walk(walk, k)
+            plot_walk(walk, k)
 
 
 def test_redrawn_frame_equals_a_fresh_one():
     """The players redraw one figure in place; a frame drawn after others must look like a fresh one."""
     walk = _synthetic_walk(1, crossing=2)
-    fig, frame = widgets._walk_figure(walk)
+    fig, frame = _walk_figure(walk)
     frame(4)
     frame(1)
-    assert np.array_equal(_png(fig), _png(widgets.plot_walk(walk, 1)))
+    assert np.array_equal(_png(fig), _png(plot_walk(walk, 1)))
 
 
 def test_live_player_redraws_on_step_kind_and_count(pair, image, monkeypatch):
     computed, shown = [], []
-    real_walk, real_figure = widgets.walk_paths, widgets._walk_figure
+    real_walk, real_figure = walk_paths, _walk_figure
 
     def walk_spy(models_, x, y, kind, eps_max, n, seed):
         computed.append((kind, n, eps_max))
@@ -156,8 +158,8 @@ def test_live_player_redraws_on_step_kind_and_count(pair, image, monkeypatch):
             return out
         return fig, spy_frame
 
-    monkeypatch.setattr(widgets, "walk_paths", walk_spy)
-    monkeypatch.setattr(widgets, "_walk_figure", figure_spy)
+    monkeypatch.setattr(widgets.live, "walk_paths", walk_spy)  # where the live player looks them up
+    monkeypatch.setattr(widgets.live, "_walk_figure", figure_spy)
     box = widgets.live_trajectory_player(pair, image, 3, {"fgsm": 0.1, "random": 0.3}, counts=(2, 4))
     assert box.drawn == [("fgsm", 4, 0)] and box.play.max == box.step.max == 4
     box.play.value = 3  # a tick of the Play button moves the step slider, which redraws

@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from curvlib import attention as at
 from curvlib import models
 from curvlib.config import get_profile
+from curvlib.measure import attention as at
 
 
 def test_score_identity_float64():
@@ -82,7 +82,7 @@ def test_bad_shapes():
 
 def _fashion(n=8):
     from curvlib import data
-    from curvlib.direction import direction
+    from curvlib.measure.direction import direction
 
     p = get_profile("embedded", env={}, device="cpu")
     x, y = data.test_set(p, n=n)
@@ -177,7 +177,7 @@ def test_layer_defects_evaluate_swin_attention_with_its_mask():
 
     p, model, name, block = _shifted_swin()
     from curvlib import data
-    from curvlib.direction import direction
+    from curvlib.measure.direction import direction
 
     x, y = data.test_set(p, n=2)
     d = direction(model, x, y, "fgsm")

@@ -13,8 +13,8 @@ import torch
 
 from curvlib import cache, runner
 from curvlib.config import get_profile
-from curvlib.trajectory import theta_summary
-from curvlib.travel import STATUSES
+from curvlib.measure.angles import theta_summary
+from curvlib.measure.travel import STATUSES
 
 
 def test_miss_then_hit(tmp_cache):

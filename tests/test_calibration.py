@@ -4,7 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curvlib import calibration as cal
+from curvlib.experiments.calibration import calibration_report, predictions
+from curvlib.measure import calibration as cal
 
 
 def test_hand_computed_table():
@@ -159,11 +160,11 @@ def test_bad_options():
 
 
 def test_predictions_are_cached_and_consistent(tmp_cache, monkeypatch):
-    from curvlib import inference
+    from curvlib import experiments
     from curvlib.config import get_profile
 
     p = get_profile("smoke")
-    df = cal.predictions("resnet", p, n=50)
+    df = predictions("resnet", p, n=50)
     assert len(df) == 50 and df["index"].tolist() == list(range(50))
     assert ((df.confidence >= df.p_label - 1e-12) & (df.confidence <= 1)).all()
     assert (df.correct == (df.pred == df.label)).all()
@@ -171,9 +172,9 @@ def test_predictions_are_cached_and_consistent(tmp_cache, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("recomputed although cached")
 
-    monkeypatch.setattr(inference, "predict", boom)
-    assert cal.predictions("resnet", p, n=50).equals(df)
-    report = cal.calibration_report({"resnet": df}, n_boot=50)
+    monkeypatch.setattr(experiments.calibration, "predict", boom)
+    assert predictions("resnet", p, n=50).equals(df)
+    report = calibration_report({"resnet": df}, n_boot=50)
     assert report.loc["resnet", "accuracy"] == pytest.approx(df.correct.mean())
 
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 from test_travel import Path, _steep_island_then_crossing
 
-from curvlib import certify, runner
+from curvlib import runner
 from curvlib.config import get_profile
-from curvlib.travel import travel
+from curvlib.experiments.travel_check import check_experiment, chosen_rows
+from curvlib.measure import certify
+from curvlib.measure.travel import travel
 
 
 def _island_inputs():
@@ -81,10 +83,10 @@ def test_summary_counts_categories_and_names_the_disagreeing_samples():
 def test_check_experiment_rechecks_seeded_rows_of_the_chapters_travel(tmp_cache):
     profile = get_profile("smoke")
     frame = runner.run("travel", "resnet", profile, kind="random")
-    rows = certify.check_experiment("resnet", "random", profile, n_check=10)
+    rows = check_experiment("resnet", "random", profile, n_check=10)
     assert len(rows) == 10 and rows["index"].is_monotonic_increasing
     assert set(rows.category) <= set(certify.CATEGORIES)
-    chosen = certify.chosen_rows(frame, 10, 0)
+    chosen = chosen_rows(frame, 10, 0)
     assert rows["index"].tolist() == chosen.tolist()
     assert (frame.status.iloc[chosen] != "misclassified_at_start").all()  # only searched rows are checked
     # the frame's own ε* are reported, not replaced by the scan's

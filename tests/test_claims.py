@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from curvlib import claims
+from curvlib.claims.records import _row
 
 FAMS = {"resnet": "CNN", "mobilenetv2": "CNN", "vit": "Transformer", "swin": "Transformer"}
 N = 400
@@ -315,7 +316,7 @@ def test_random_jump_claim_without_pairs_is_no_data():
 
 
 def test_ledger_markdown_links_each_claim_to_its_chapter():
-    row = claims._row("boundary (low confidence)", "m", 1.5, 1.2, 1.9, "holds", "rule", n=1234, note="a note")
+    row = _row("boundary (low confidence)", "m", 1.5, 1.2, 1.9, "holds", "rule", n=1234, note="a note")
     md = claims.ledger_markdown(pd.DataFrame([row]))
     assert "| 1. [boundary (low confidence)](boundary.md) | **holds** | 1.5 [1.2, 1.9] | 1,234 | m |" in md
     assert md.endswith("*Rule:* rule. *Note:* a note")

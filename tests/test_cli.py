@@ -55,9 +55,9 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     # every registered call for the one model (travel, travel_check, theta and curvature with two kinds each;
     # five surgeries on the path; ten (surgery, kind) travels); random_jump reuses travel's FGSM entry and
     # surgery_turning the unsurgered surgery_travel one
-    from curvlib import runner
+    from curvlib import experiments
 
-    calls = sum(len(e.calls) for e in runner.registry().values())
+    calls = sum(len(e.calls) for e in experiments.registry().values())
     assert calls == 28 and len(files) == calls and not list(tmp_path.rglob("*.part*"))
     preds = cache.load(next(p for p in files if "calibration" in str(p) and "vit_tiny" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))

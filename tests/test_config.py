@@ -89,24 +89,26 @@ def test_parse_checkpoints():
 
 
 def test_get_profile_is_the_only_reader_of_the_environment():
-    """No library module but config reads os.environ / os.getenv (runner reads only torchrun's own
-    WORLD_SIZE / LOCAL_RANK), and none writes it."""
+    """No library module but config reads os.environ / os.getenv (runner.distributed reads only
+    torchrun's own WORLD_SIZE / LOCAL_RANK), and none writes it."""
     root = Path(config.__file__).parent
-    for f in root.glob("*.py"):
+    distributed = root / "runner" / "distributed.py"
+    for f in root.rglob("*.py"):
         tree = ast.parse(f.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
                 if f.name == "config.py":
                     continue
-                assert f.name == "runner.py", f"{f.name}:{node.lineno} reads the environment"
+                assert f == distributed, f"{f.name}:{node.lineno} reads the environment"
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and f.name != "config.py":
                 assert not node.value.startswith("CURVLIB_"), f"{f.name}:{node.lineno} names {node.value}"
-    runner_src = (root / "runner.py").read_text()
+    runner_src = distributed.read_text()
     assert set(__import__("re").findall(r'environ\.get\("(\w+)"', runner_src)) == {"WORLD_SIZE", "LOCAL_RANK"}
 
 
 def test_library_functions_need_a_profile():
-    from curvlib import calibration, data, models, travel
+    from curvlib import data, models
+    from curvlib.experiments import calibration, travel
 
     for call in (lambda: data.test_set(None, n=2), lambda: models.load("resnet", None),
                  lambda: calibration.predictions("resnet", None), lambda: travel.travel_experiment("resnet", "fgsm")):

@@ -6,8 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from curvlib import trajectory as tj
-from curvlib.direction import saturation_aware
+from curvlib.claims import curvature as tj
+from curvlib.measure.angles import theta, theta_local
+from curvlib.measure.curvature import _blocks, curvature
+from curvlib.measure.direction import saturation_aware
+from curvlib.measure.kinks import kinks
+from curvlib.measure.probe import eps_grid, line_points
 
 
 class Toy(nn.Module):
@@ -48,27 +52,27 @@ def _circle_setup(R=2.0):
 def test_theta_on_a_line_a_circle_and_a_kinked_path():
     t = torch.linspace(0, 1, 9)[:, None]
     line = torch.cat([t, 2 * t, -t], 1)
-    assert tj.theta(line).abs().max() < 1e-6
+    assert theta(line).abs().max() < 1e-6
     S = 10
     a = torch.arange(S) * 2 * math.pi / S
     circle = torch.stack([a.cos(), a.sin()], -1)
-    torch.testing.assert_close(tj.theta(circle), torch.full((S - 2,), 2 * math.pi / S), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(theta(circle), torch.full((S - 2,), 2 * math.pi / S), rtol=1e-5, atol=1e-6)
     # a piecewise-linear path turning 90° at the point 3 and again at point 6
     pts = torch.tensor([[0, 0], [1, 0], [2, 0], [3, 0], [3, 1], [3, 2], [3, 3], [4, 3], [5, 3]], dtype=torch.float)
-    th = np.degrees(tj.theta(pts).numpy())
+    th = np.degrees(theta(pts).numpy())
     assert np.allclose(th, [0, 0, 90, 0, 0, 90, 0], atol=1e-4)
 
 
 def test_eps_grids():
-    g = tj.eps_grid("oneway", 0.1, 4)
+    g = eps_grid("oneway", 0.1, 4)
     torch.testing.assert_close(g, torch.tensor([0.0, 0.025, 0.05, 0.075, 0.1]))
-    torch.testing.assert_close(tj.eps_grid("symmetric", 0.1, 4), torch.tensor([-0.1, -0.05, 0.0, 0.05, 0.1]))
+    torch.testing.assert_close(eps_grid("symmetric", 0.1, 4), torch.tensor([-0.1, -0.05, 0.0, 0.05, 0.1]))
     with pytest.raises(ValueError, match="protocol must be one of oneway, symmetric"):
-        tj.eps_grid("both", 0.1, 4)
+        eps_grid("both", 0.1, 4)
     with pytest.raises(ValueError, match="n_steps must be an integer"):
-        tj.eps_grid("oneway", 0.1, 1)
+        eps_grid("oneway", 0.1, 1)
     with pytest.raises(ValueError, match="eps_range must be positive"):
-        tj.eps_grid("oneway", float("nan"), 4)
+        eps_grid("oneway", float("nan"), 4)
 
 
 def test_saturation_aware_direction_keeps_the_input_path_straight():
@@ -78,9 +82,9 @@ def test_saturation_aware_direction_keeps_the_input_path_straight():
     d = torch.randn(2, 1, 8, 8, generator=g)
     s = saturation_aware(d, x)
     assert (s[:, :, :2] == 0).all() and torch.allclose(s.flatten(1).norm(dim=1), torch.full((2,), 8.0))
-    eps = tj.eps_grid("symmetric", 0.02, 8)
-    plain = tj.theta(tj.line_points(x, d[None], eps).flatten(3))
-    aware = tj.theta(tj.line_points(x, s[None], eps).flatten(3))
+    eps = eps_grid("symmetric", 0.02, 8)
+    plain = theta(line_points(x, d[None], eps).flatten(3))
+    aware = theta(line_points(x, s[None], eps).flatten(3))
     assert plain.max() > math.radians(20)  # the clipping kink at ε = 0
     assert aware.max() < 1e-3  # no pixel reaches 0 or 1 on this grid: a straight line
     with pytest.raises(ValueError, match="no pixel inside"):
@@ -91,13 +95,13 @@ def test_step_free_curvature_of_a_circle_is_one_over_its_radius():
     R = 2.0
     model, x, d, wd = _circle_setup(R)
     eps = torch.linspace(0, 0.05, 6)
-    c = tj.curvature(model, x, d, eps, batch_size=7)
+    c = curvature(model, x, d, eps, batch_size=7)
     torch.testing.assert_close(c["kappa"], torch.full((3, 6), 1 / R), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(c["speed"], torch.full((3, 6), R * abs(wd)), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(c["omega"], torch.full((3, 6), abs(wd)), rtol=1e-4, atol=1e-4)
     # the authors' finite measure on the same circle: θ = ω Δ exactly (equal arcs)
     delta = 1e-2
-    th = tj.theta_local(model, x, d, eps[1:], delta, batch_size=5)
+    th = theta_local(model, x, d, eps[1:], delta, batch_size=5)
     torch.testing.assert_close(th, torch.full_like(th, abs(wd) * delta), rtol=1e-3, atol=1e-5)
 
 
@@ -112,15 +116,15 @@ def test_relu_network_has_no_smooth_curvature_and_its_kinks_are_counted():
         lin.bias.copy_(-(0.5 + torch.tensor([0.013, 0.047, 0.048])))
     model = Toy(nn.Sequential(lin, nn.ReLU(inplace=True), nn.Linear(3, 4)))
     x, d = torch.full((2, 1, 4, 4), 0.5), torch.ones(2, 1, 4, 4)
-    eps = tj.eps_grid("oneway", 0.1, 10)  # steps of 0.01: switches in steps 1, 4 and 4
-    k = tj.kinks(model, x, d, eps, batch_size=11)
+    eps = eps_grid("oneway", 0.1, 10)  # steps of 0.01: switches in steps 1, 4 and 4
+    k = kinks(model, x, d, eps, batch_size=11)
     expect = torch.zeros(10, dtype=torch.long)
     expect[1], expect[4] = 1, 2
     assert k.shape == (2, 10) and (k == expect).all()
-    c = tj.curvature(model, x, d, torch.tensor([0.03, 0.07]))  # (before 0.013 nothing moves: κ undefined)
+    c = curvature(model, x, d, torch.tensor([0.03, 0.07]))  # (before 0.013 nothing moves: κ undefined)
     assert c["kappa"].abs().max() < 1e-6  # piecewise linear: no smooth bending between kinks
     with pytest.raises(ValueError, match="directions must have shape"):
-        tj.curvature(model, x, d[:1], eps)
+        curvature(model, x, d[:1], eps)
 
 
 def test_curvature_of_a_real_network_matches_finite_differences_and_names_its_blocks():
@@ -131,7 +135,7 @@ def test_curvature_of_a_real_network_matches_finite_differences_and_names_its_bl
     x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
     d = torch.sign(torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(1)))
     eps = torch.tensor([0.004])
-    c = tj.curvature(m, x, d, eps, blocks=True)
+    c = curvature(m, x, d, eps, blocks=True)
     assert c["block_names"] == [f"blocks.{i}" for i in range(4)] and c["block_omega"].shape == (4, 2, 1)
     h = 1e-3
     with torch.no_grad():
@@ -142,12 +146,12 @@ def test_curvature_of_a_real_network_matches_finite_differences_and_names_its_bl
     torch.testing.assert_close(c["kappa"][:, 0].double(), kappa_fd, rtol=0.05, atol=1e-4)
     assert all(getattr(mod, "fused_attn", False) is not False or not hasattr(mod, "fused_attn")
                for mod in m.modules())  # fused attention restored after the measurement
-    names = [n for n, _ in tj._blocks(models.load("resnet", get_profile("embedded", env={}), device="cpu"))]
+    names = [n for n, _ in _blocks(models.load("resnet", get_profile("embedded", env={}), device="cpu"))]
     assert names == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
 
 
 def test_ruler_step_and_curvature_tables():
-    eps = tj.eps_grid("symmetric", 0.1, 10)
+    eps = eps_grid("symmetric", 0.1, 10)
     th = torch.zeros(1, 2, 9)
     th[..., 4] = math.radians(90)  # a spike at ε = 0 only
     res = {("resnet", "fgsm", "symmetric", False): {"theta": th, "input_theta": th, "eps": eps}}

@@ -7,10 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from curvlib import models, plots, widgets
+from curvlib import models, plots
 from curvlib.config import get_profile
 from curvlib.data import FASHION_CLASSES
-from curvlib.trajectory import affine_residual, grid_step, interior_directions
+from curvlib.measure.mesh import affine_residual, interior_directions
+from curvlib.measure.probe import grid_step
+from curvlib.measure.views import mesh_flatness, plane_view
+from curvlib.plots import explorer as widgets
 
 
 def _grid(n=5, h=0.1):
@@ -139,12 +142,12 @@ def test_plane_view_flatness_and_figure_legend():
     torch.manual_seed(0)
     ms = {"resnet": models.build("resnet").eval(), "vit": models.build("vit").eval()}
     x = torch.rand(1, 1, 32, 32) * 0.5 + 0.25  # away from 0 and 1: small steps are not clipped
-    v = widgets.plane_view(ms["resnet"], x, torch.tensor([3]), 0.01, 2)
+    v = plane_view(ms["resnet"], x, torch.tensor([3]), 0.01, 2)
     assert 0 <= v["rho"] <= 1 and v["rho_input"] == pytest.approx(0.0, abs=1e-6)
     black = x.clone()
     black[..., :8] = 0.0
-    vc = widgets.plane_view(ms["resnet"], black, torch.tensor([3]), 0.01, 2)
-    vi = widgets.plane_view(ms["resnet"], black, torch.tensor([3]), 0.01, 2, interior=True)
+    vc = plane_view(ms["resnet"], black, torch.tensor([3]), 0.01, 2)
+    vi = plane_view(ms["resnet"], black, torch.tensor([3]), 0.01, 2, interior=True)
     assert vc["rho_input"] > 0.05 and vi["rho_input"] < 1e-4 and vi["moving"] < vc["moving"]
     names = widgets.class_names(get_profile("smoke"))
     assert names == FASHION_CLASSES
@@ -152,13 +155,13 @@ def test_plane_view_flatness_and_figure_legend():
                                   eps_median={"resnet": 0.04, "vit": 0.05})
     legend = fig.legends[0]
     shown = [t.get_text() for t in legend.get_texts()]
-    preds = {int(k) for m in ms.values() for k in widgets.plane_view(m, x, torch.tensor([3]), 0.01, 2)["pred"].ravel()}
+    preds = {int(k) for m in ms.values() for k in plane_view(m, x, torch.tensor([3]), 0.01, 2)["pred"].ravel()}
     assert shown == [FASHION_CLASSES[k] for k in sorted(preds)] + ["the image x"]
     titles = [ax.get_title() for ax in fig.axes]
     assert any("flatness ρ = " in t for t in titles) and any("0.25 × median ε*" in t for t in titles)
     assert len(fig.axes) == 4 and all(ax.get_subplotspec().get_geometry()[1] == 2 for ax in fig.axes)
     plt.close(fig)
-    tab = widgets.mesh_flatness(ms, x.repeat(2, 1, 1, 1), torch.tensor([3, 3]), 0.01, 1)
+    tab = mesh_flatness(ms, x.repeat(2, 1, 1, 1), torch.tensor([3, 3]), 0.01, 1)
     assert list(tab.columns) == ["model", "image", "rho", "rho_input", "moving"] and len(tab) == 4
     assert tab.rho.between(0, 1).all()
 

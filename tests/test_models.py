@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from curvlib import data, models
+from curvlib import config, data, models
 from curvlib.config import EMBEDDED_MODELS, PAPER_MODELS, get_profile
 from curvlib.inference import predict
 
@@ -68,11 +68,11 @@ def test_checkpoint_round_trip(tmp_path):
 def test_epoch_checkpoints_present():
     for name in ("resnet", "vit"):
         for ep in (1, 2, 5, 10):
-            p = models.CHECKPOINT_DIR / f"{name}_ep{ep}.safetensors"
+            p = config.CHECKPOINT_DIR / f"{name}_ep{ep}.safetensors"
             assert p.exists(), p
             card = json.loads(p.with_suffix(".json").read_text())
             assert card["epoch"] == ep and 0 < card["accuracy"] <= 1
-        m = models.load_embedded(name, models.CHECKPOINT_DIR / f"{name}_ep1.safetensors")
+        m = models.load_embedded(name, config.CHECKPOINT_DIR / f"{name}_ep1.safetensors")
         assert m.card["epoch"] == 1
 
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from curvlib import cache, cli, config, data, runner, sanity
+from curvlib import cache, cli, config, data, experiments, runner
 from curvlib.config import get_profile
+from curvlib.runner import preflight as sanity
 
 ROOT = Path(__file__).resolve().parents[1]
 A, B, C = "n01440764", "n01443537", "n01484850"  # ImageNet-1k indices 0, 1, 2
@@ -61,7 +62,7 @@ def test_the_data_identity_is_the_contents_not_the_path(tmp_path):
     assert data.folder_identity(a, content_hash=True) == data.folder_identity(b, content_hash=True)
     (b / A / "0.png").write_bytes((b / A / "0.png").read_bytes() + b"\0")
     assert data.folder_identity(a, content_hash=True) != data.folder_identity(b, content_hash=True)
-    assert _paper(tmp_path, a, hash_data=True).data_identity()["data"].startswith("sha256:")
+    assert data.data_identity(_paper(tmp_path, a, hash_data=True))["data"].startswith("sha256:")
     assert get_profile("paper", env={"CURVLIB_HASH_DATA": "1"}).hash_data
 
 
@@ -108,7 +109,9 @@ def test_another_torch_or_timm_version_is_another_key(tmp_cache, monkeypatch):
 
 
 def test_the_code_fingerprint_covers_the_runner_and_the_configuration():
-    assert {"runner", "config"} <= set(runner.COMMON_CODE)
+    for exp in experiments.registry().values():
+        code = set(runner.module_closure(exp.module))
+        assert {"runner.execute", "runner.distributed", "config", "data", "models", "inference"} <= code, exp.name
 
 
 def test_an_entry_without_a_key_is_not_served(tmp_cache):
@@ -167,8 +170,8 @@ def test_a_failed_write_returns_the_result_with_a_warning(tmp_cache, monkeypatch
 def _rank0_of_two(monkeypatch):
     """Rank 0 of a two-process torchrun (no real barrier): the smoke profile, an entry's identity and path."""
     p = get_profile("smoke")
-    monkeypatch.setattr(runner, "world", lambda: (0, 2))
-    monkeypatch.setattr(runner, "_barrier", lambda: None)
+    monkeypatch.setattr(runner.distributed, "world", lambda: (0, 2))
+    monkeypatch.setattr(runner.distributed, "_barrier", lambda: None)
     return p, cache.identity("e", "m", {"n": 4}, p), cache.path("e", "m", {"n": 4}, p)
 
 
@@ -324,7 +327,7 @@ def test_the_banner_never_prints_a_data_path_the_profile_ignores(tmp_path):
     ("gpu", "not a device name"), ("cuda:99", "CUDA GPU"), ("meta", "curvlib runs on cpu, cuda or mps"),
 ])
 def test_device_names_are_checked_before_anything_runs(device, match, capsys, monkeypatch):
-    monkeypatch.setattr(runner, "registry", lambda: {"calibration": None})  # nothing may be loaded or run
+    monkeypatch.setattr(cli, "registry", lambda: {"calibration": None})  # nothing may be loaded or run
     monkeypatch.setattr(runner, "init_distributed", lambda *a: pytest.fail("ran past the device check"))
     with pytest.raises(SystemExit):
         cli.main(["run", "calibration", "--profile", "smoke", "--device", device])
@@ -360,14 +363,14 @@ def _toy_model(k=3, c=1, s=4):
 
 
 def test_jump_travel_refuses_another_run_s_direct_frame():
-    from curvlib.random_jump import jump_travel
-    from curvlib.travel import travel
+    from curvlib.measure.random_jump import jump_travel
+    from curvlib.measure.travel import travel
 
     model = _toy_model()
     torch.manual_seed(1)
     x = torch.rand(6, 1, 4, 4)
     y = model(x).argmax(-1)
-    from curvlib.direction import direction
+    from curvlib.measure.direction import direction
 
     d = direction(model, x, y, "fgsm")
     direct = travel(model, x, y, d, eps_max=1.0, progress=False)
@@ -397,7 +400,7 @@ def test_float64_pixels_are_cast_to_the_model_s_dtype():
 
 
 def test_bf16_confidences_are_accepted_by_the_calibration_functions():
-    from curvlib import calibration
+    from curvlib.measure import calibration
 
     conf = torch.tensor([0.25, 0.5, 0.75, 1.0], dtype=torch.bfloat16)
     correct = torch.tensor([False, True, True, True])

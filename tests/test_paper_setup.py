@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from curvlib import cache, cli, config, data, models, sanity
+from curvlib import cache, cli, config, data, models, stats
+from curvlib.runner import preflight as sanity
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENETTE = ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079", "n03394916", "n03417042",
@@ -79,13 +80,13 @@ def test_unknown_folder_names_are_refused_with_the_accepted_forms(tmp_path, name
 
 
 def test_judge_and_wilson():
-    lo, hi = sanity.wilson(0, 256)
+    lo, hi = stats.wilson(0, 256)
     assert lo == 0 and 0.015 < hi < 0.03
     assert sanity.judge(0, 256, 81.2)["ok"] is False  # shuffled labels
     assert sanity.judge(180, 256, 81.2)["ok"] is True  # ImageNet-V2-like: 70 %
     assert sanity.judge(3, 5, 81.2)["ok"] is True  # too few images to condemn 60 %
     with pytest.raises(ValueError):
-        sanity.wilson(3, 2)
+        stats.wilson(3, 2)
 
 
 def test_reference_describes_the_weights_timm_loads():
@@ -142,7 +143,7 @@ def test_accuracy_check_stops_a_run_with_shuffled_labels(arranged, tmp_path, mon
     # the library path stops too (a chapter calling an experiment directly)
     prof = config.get_profile("paper", env={}, data_dir=bad, cache_dir=tmp_path / "bad", device="cpu",
                               checkpoints=(("resnet18", str(ck)),), n_calibration=4, models=("resnet18",))
-    from curvlib import calibration
+    from curvlib.experiments import calibration
 
     with pytest.raises(sanity.SetupError, match="should reach about 90.0 %"):
         calibration.predictions("resnet18", prof)
@@ -184,7 +185,7 @@ def test_weights_identity_names_timm_tag_and_hash(tmp_path, arranged):
     prof = config.get_profile("paper", env={}, data_dir=good, cache_dir=tmp_path, device="cpu",
                               checkpoints=(("resnet18", str(ck)),), n_calibration=3, models=("resnet18",),
                               check_accuracy=False)
-    from curvlib import calibration
+    from curvlib.experiments import calibration
 
     calibration.predictions("resnet18", prof)
     side = cache.describe(next(tmp_path.rglob("calibration/*" + cache.SUFFIX)))

@@ -8,7 +8,7 @@ import torch
 from matplotlib.colors import to_hex
 
 from curvlib import plots
-from curvlib.trajectory import block_omega_table
+from curvlib.claims.curvature import block_omega_table
 
 MODELS = ["resnet", "mobilenetv2", "vit", "swin"]
 

@@ -12,7 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from curvlib import calibration, direction, random_jump, sanity, stats, trajectory
+from curvlib import stats
+from curvlib import stats as sanity
+from curvlib.measure import calibration, direction, random_jump
+from curvlib.measure import probe as trajectory
+from curvlib.measure.angles import theta, theta_summary
+from curvlib.measure.mesh import affine_residual, interior_directions
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -189,7 +194,7 @@ def test_saturation_aware_is_valid_or_refused(d, x):
 @FAST
 @given(tensors(min_dims=0, max_dims=4, max_side=5))
 def test_theta_is_an_angle_or_refused(features):
-    ok, th = refuses_clearly(lambda: trajectory.theta(features))
+    ok, th = refuses_clearly(lambda: theta(features))
     if ok:
         assert th.shape == (*features.shape[:-2], features.shape[-2] - 2)
         finite = torch.isfinite(features).all()
@@ -201,7 +206,7 @@ def test_theta_is_an_angle_or_refused(features):
 @FAST
 @given(tensors(min_dims=0, max_dims=3, max_side=5))
 def test_theta_summary_is_a_table_or_refused(th):
-    ok, table = refuses_clearly(lambda: trajectory.theta_summary(th))
+    ok, table = refuses_clearly(lambda: theta_summary(th))
     if ok:
         assert isinstance(table, pd.DataFrame) and len(table) == th.shape[-1]
 
@@ -213,7 +218,7 @@ def test_theta_summary_is_a_table_or_refused(th):
 def test_affine_residual_is_in_0_1_or_refused(features, na, nb, constant):
     a = torch.zeros(na) if constant else torch.linspace(-1, 1, na)
     b = torch.linspace(-1, 1, nb)
-    ok, rho = refuses_clearly(lambda: trajectory.affine_residual(features, a, b))
+    ok, rho = refuses_clearly(lambda: affine_residual(features, a, b))
     if ok:
         v = rho[~torch.isnan(rho)]
         assert ((v >= 0) & (v <= 1)).all()
@@ -310,7 +315,7 @@ def test_line_points_stay_in_0_1_or_are_refused(x, d, eps):
        st.floats(-1, 2) | EDGE, st.floats(-1, 2) | EDGE)
 @example(torch.tensor(0.0), torch.tensor(False), 0.0, 0.0)  # found: NotImplementedError for bool directions
 def test_interior_directions_are_valid_or_refused(x, d, extent_a, extent_b):
-    ok, got = refuses_clearly(lambda: trajectory.interior_directions(x, d, d.flip(0) if d.ndim else d, extent_a,
+    ok, got = refuses_clearly(lambda: interior_directions(x, d, d.flip(0) if d.ndim else d, extent_a,
                                                                      extent_b))
     if ok:
         assert got[0].shape == d.shape

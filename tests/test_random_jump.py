@@ -5,7 +5,7 @@ import pytest
 import torch
 from test_travel import Linear
 
-from curvlib.random_jump import jump_travel, median_ratio, psnr, random_jump, rms_distance
+from curvlib.measure.random_jump import jump_travel, median_ratio, psnr, random_jump, rms_distance
 
 
 def test_psnr_hand_values():

@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-from curvlib import cli, data, runner
+from curvlib import cli, data, experiments, runner
 from curvlib.config import get_profile
+from curvlib.runner.registration import _EXPERIMENTS
 
 
 def test_registry_holds_the_book_s_experiments_in_order():
-    exps = runner.registry()
+    exps = experiments.registry()
     assert list(exps) == ["calibration", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump",
                           "attention", "surgery_path", "surgery_travel", "surgery_turning"]
     for e in exps.values():
@@ -30,7 +31,7 @@ def test_every_key_names_the_data_the_weights_and_the_code(tmp_path):
     a = get_profile("paper", env={}, device="cpu", data_dir=tmp_path / "a")
     b = a.replace(data_dir=tmp_path / "b")
     model = SimpleNamespace(fingerprint="w1")
-    for name in runner.registry():
+    for name in experiments.registry():
         ka = runner.cache_key(name, model, a, runner.params_for(name, a))
         kb = runner.cache_key(name, model, b, runner.params_for(name, b))
         assert ka["data"] == data.folder_identity(tmp_path / "a") != kb["data"], name
@@ -41,7 +42,7 @@ def test_every_key_names_the_data_the_weights_and_the_code(tmp_path):
 def test_autocast_is_in_the_key_only_where_it_applies():
     p = get_profile("smoke", env={}).replace(autocast="bf16")
     model = SimpleNamespace(fingerprint="w")
-    keys = {n: runner.cache_key(n, model, p, runner.params_for(n, p)) for n in runner.registry()}
+    keys = {n: runner.cache_key(n, model, p, runner.params_for(n, p)) for n in experiments.registry()}
     assert {n for n, k in keys.items() if k.get("autocast") == "bf16"} == {"calibration", "theta"}
 
 
@@ -62,7 +63,7 @@ def test_code_fingerprint_ignores_docstrings_and_comments_only():
     other = 'def f(x):\n    """Doc."""\n    return x + 2\n'
     assert runner.source_fingerprint(src) == runner.source_fingerprint(same)
     assert runner.source_fingerprint(src) != runner.source_fingerprint(other)
-    assert runner.code_fingerprint(("travel",)) != runner.code_fingerprint(("calibration",))
+    assert runner.code_fingerprint(("measure.travel",)) != runner.code_fingerprint(("measure.calibration",))
 
 
 #: Source with what Python versions tokenize or dump differently: f-strings (split into pieces from
@@ -104,7 +105,7 @@ def toy_experiment():
         return pd.DataFrame({"index": idx, "value": [i + offset for i in idx]})
 
     yield calls
-    runner._EXPERIMENTS.pop("toy")
+    _EXPERIMENTS.pop("toy")
 
 
 def test_a_registered_experiment_is_cached_and_reachable_from_the_cli(toy_experiment, tmp_path, capsys):
@@ -123,8 +124,8 @@ def test_a_registered_experiment_is_cached_and_reachable_from_the_cli(toy_experi
 
 def test_attention_is_sharded_like_every_other_experiment():
     """Two shards of the attention experiment merge into the one-process result."""
-    from curvlib import attention as at
     from curvlib import models
+    from curvlib.measure import attention as at
 
     p = get_profile("smoke", env={}, device="cpu")
     exp = runner.get("attention")

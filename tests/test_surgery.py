@@ -7,8 +7,14 @@ import torch
 from torch import nn
 from torch.func import jvp
 
-from curvlib import data, models, surgery, trajectory, travel
+from curvlib import config, data, models
+from curvlib.claims.surgery import claim_rows, eps_ratios, omega_shares
 from curvlib.config import get_profile
+from curvlib.experiments.surgery import canonical, path_experiment, travel_experiment, turning_experiment
+from curvlib.measure import curvature as trajectory
+from curvlib.measure import surgery, travel
+from curvlib.measure.kinks import kinks
+from curvlib.measure.probe import probe_line
 
 EMBEDDED = ("resnet", "mobilenetv2", "vit", "swin")
 PROFILE = get_profile("embedded", env={}, device="cpu")
@@ -156,11 +162,11 @@ def test_relu_network_linearised_on_activations_is_unchanged_until_the_first_swi
     eps = torch.linspace(0, 0.02, 81)
     lin = surgery.linearized(model, x, ("activation",))
     assert len(lin.replaced) == 2
-    switches = trajectory.kinks(model, x, d, eps)[0]  # [S − 1]
+    switches = kinks(model, x, d, eps)[0]  # [S − 1]
     first = int(torch.nonzero(switches).flatten()[0])  # the step (first, first + 1] holds the first switch
     assert 1 <= first < len(eps) - 2
-    f_lin = trajectory.probe_line(lin, x, d, eps)["features"][0]
-    f = trajectory.probe_line(model, x, d, eps)["features"][0]
+    f_lin = probe_line(lin, x, d, eps)["features"][0]
+    f = probe_line(model, x, d, eps)["features"][0]
     diff = (f_lin - f).norm(dim=-1) / f.norm(dim=-1)
     assert float(diff[: first + 1].max()) < 1e-5  # inside the linear region: the same map
     assert float(diff[first + 2:].max()) > 1e-4  # past a switch the gate kept from the anchor differs
@@ -171,7 +177,7 @@ def test_relu_network_linearised_on_activations_is_unchanged_until_the_first_swi
 
 
 def test_swin_window_attention_keeps_its_shift_mask_and_bias(loaded, images):
-    from curvlib import attention as at
+    from curvlib.measure import attention as at
 
     model, (x, _) = loaded["swin"], images
     caps = at.layer_inputs(model, x, ("WindowAttention",))
@@ -228,11 +234,11 @@ def test_probes_and_curvature_use_each_points_image(loaded, images):
     d = torch.stack([_direction(x, seed=5), _direction(x, seed=6)])  # [M = 2, N, …]
     eps = torch.linspace(0, 0.1, 4)
     lin = surgery.linearized(model, x, ("norm",))
-    f = trajectory.probe_line(lin, x, d, eps, batch_size=5)["features"]  # batches cut across images
+    f = probe_line(lin, x, d, eps, batch_size=5)["features"]  # batches cut across images
     w = trajectory.curvature(lin, x[:2], d[:, :2], eps[:2], batch_size=3)["omega"]
     for i in range(2):
         one = surgery.linearized(model, x[i:i + 1], ("norm",))
-        assert torch.allclose(f[:, i], trajectory.probe_line(one, x[i:i + 1], d[:, i:i + 1], eps)["features"][:, 0],
+        assert torch.allclose(f[:, i], probe_line(one, x[i:i + 1], d[:, i:i + 1], eps)["features"][:, 0],
                               atol=1e-5)
         assert torch.allclose(w[:, i], trajectory.curvature(one, x[i:i + 1], d[:, i:i + 1], eps[:2])["omega"][:, 0],
                               rtol=1e-3)
@@ -272,7 +278,7 @@ def _paper_small(name):
     return models.CurvModel(net, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), name, (3, size, size)).eval()
 
 
-@pytest.mark.parametrize("name", models.PAPER_MODELS)
+@pytest.mark.parametrize("name", config.PAPER_MODELS)
 def test_paper_models_small_random_init(name):
     model = _paper_small(name)
     g = torch.Generator().manual_seed(0)
@@ -321,13 +327,13 @@ def test_omega_shares_are_one_minus_the_ratio_of_means_with_a_paired_interval():
     g = torch.Generator().manual_seed(0)
     w = 1 + torch.rand(20, 4, generator=g)
     paths = {("vit", "none"): _path(w, range(20)), ("vit", "attention"): _path(0.25 * w, range(20))}
-    t = surgery.omega_shares(paths, n_boot=200)
+    t = omega_shares(paths, n_boot=200)
     r = t.iloc[0]
     assert r.surgery == "attention" and abs(r.share - 0.75) < 1e-6 and r.lo <= 0.75 <= r.hi
     assert r.hi - r.lo < 1e-5  # paired: the same factor on every image leaves no spread
     paths[("vit", "norm")] = _path(w, range(1, 21))
     with pytest.raises(ValueError, match="other images"):
-        surgery.omega_shares(paths)
+        omega_shares(paths)
 
 
 def _frame(eps, conf, status=None):
@@ -350,36 +356,36 @@ def test_eps_ratios_pair_images_and_read_the_interval_against_one():
         e = rng.uniform(0.01, 0.05, n)
         frames[(m, "none", "fgsm")] = _frame(e, conf)
         frames[(m, "all", "fgsm")] = _frame(e * factor, conf)
-    t = surgery.eps_ratios(frames, n_boot=200).set_index(["family", "band"])
+    t = eps_ratios(frames, n_boot=200).set_index(["family", "band"])
     assert abs(t.loc[("Transformer", "all"), "median"] - 0.5) < 1e-9
     assert t.loc[("Transformer", "all"), "verdict"] == "holds"
     assert t.loc[("CNN", "all"), "verdict"] == "inconclusive"  # ratio 1 exactly: no effect
     assert t.loc[("Transformer", "(0.5, 0.7]"), "n_pairs"] == 40  # 20 images × 2 models in the band
-    rows = surgery.claim_rows({}, frames, n_boot=200)
+    rows = claim_rows({}, frames, n_boot=200)
     by = {r["claim"]: r for r in rows}
     assert by["surgery (distance)"]["verdict"] == "holds" and by["surgery (control)"]["verdict"] == "holds"
     assert by["surgery (what bends)"]["verdict"] == "no data"  # no ω given
     # a surgered path that never crosses counts as farther than any measured one (ratio +inf), not as missing
     frames[("vit", "all", "fgsm")] = _frame([np.nan] * n, conf, ["never"] * n)
-    t = surgery.eps_ratios(frames, n_boot=200).set_index(["family", "band"])
+    t = eps_ratios(frames, n_boot=200).set_index(["family", "band"])
     assert t.loc[("Transformer", "all"), "n_pairs"] == 2 * n
 
 
 def test_cached_experiments_run_on_the_smoke_profile(tmp_cache):
     prof = get_profile("smoke")
-    p = surgery.path_experiment("vit", "attention", prof)
+    p = path_experiment("vit", "attention", prof)
     assert p["omega"].shape == (prof.n_theta_images, 4) and p["theta"].shape == (prof.n_theta_images, prof.n_steps - 1)
     assert len(p["replaced"]) == 4 and torch.isfinite(p["omega"]).all()
-    t = surgery.travel_experiment("vit", "attention", "fgsm", prof)
-    t0 = surgery.travel_experiment("vit", "none", "fgsm", prof)
+    t = travel_experiment("vit", "attention", "fgsm", prof)
+    t0 = travel_experiment("vit", "none", "fgsm", prof)
     assert t["index"].tolist() == t0["index"].tolist() and (t.n_replaced == 4).all() and (t0.n_replaced == 0).all()
     assert (t.confidence - t0.confidence).abs().max() < 1e-4  # the same f(x)
-    tu = surgery.turning_experiment("vit", "fgsm", prof)
+    tu = turning_experiment("vit", "fgsm", prof)
     assert (tu.turning.dropna() > 0).all() and tu.turning.notna().sum() == (t0.status == "crossed").sum()
     n_files = len(list(tmp_cache.rglob("*.json")))
-    surgery.path_experiment("vit", "attention", prof)  # served from the cache
+    path_experiment("vit", "attention", prof)  # served from the cache
     assert len(list(tmp_cache.rglob("*.json"))) == n_files
     with pytest.raises(ValueError, match="unknown surgery"):
-        surgery.travel_experiment("vit", "softmax", "fgsm", prof)
-    assert surgery.canonical(models.build("resnet").eval(), "activation") == "all"
-    assert surgery.canonical(models.build("vit").eval(), "activation") == "activation"
+        travel_experiment("vit", "softmax", "fgsm", prof)
+    assert canonical(models.build("resnet").eval(), "activation") == "all"
+    assert canonical(models.build("vit").eval(), "activation") == "activation"

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from curvlib import toys
-from curvlib.direction import direction
 from curvlib.exercises import check
-from curvlib.random_jump import jump_travel
-from curvlib.trajectory import theta
-from curvlib.travel import travel
+from curvlib.measure.angles import theta
+from curvlib.measure.direction import direction
+from curvlib.measure.random_jump import jump_travel
+from curvlib.measure.travel import travel
 
 W = torch.tensor([[1.0, 2.0, -1.0, 0.5], [0.0, 1.0, 1.0, -0.5], [-1.0, 0.0, 0.5, 1.0]])
 B = torch.tensor([0.1, 0.0, -0.2])

@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from curvlib import models, widgets
-from curvlib.trajectory import probe_line, probe_plane, project_2d, theta, theta_summary
+from curvlib.measure.angles import theta, theta_summary
+from curvlib.measure.probe import probe_line, probe_plane, project_2d
+from curvlib.measure.views import plane_view
+from curvlib.plots.explorer import explorer_figure
 
 
 class LinearFeatures(torch.nn.Module):
@@ -158,23 +161,23 @@ def test_plane_view_on_a_model():
     torch.manual_seed(0)
     m = models.build("resnet").eval()
     x = torch.rand(1, 1, 32, 32)
-    v = widgets.plane_view(m, x, torch.tensor([3]), 0.01, 2)
+    v = plane_view(m, x, torch.tensor([3]), 0.01, 2)
     assert v["rep"].shape == (5, 5, 2) and v["pred"].shape == (5, 5)
     with pytest.raises(ValueError, match="step must be positive"):
-        widgets.plane_view(m, x, torch.tensor([3]), 0.0, 2)
+        plane_view(m, x, torch.tensor([3]), 0.0, 2)
 
 
 def test_live_explorer_builds_and_redraws(monkeypatch):
     torch.manual_seed(0)
     ms = {"resnet": models.build("resnet").eval(), "vit": models.build("vit").eval()}
     calls = []
-    real = widgets.explorer_figure
+    real = explorer_figure
 
     def spy(sel, *a, **k):
         calls.append((tuple(sel), a[2:4]))
         return real(sel, *a, **k)
 
-    monkeypatch.setattr(widgets, "explorer_figure", spy)
+    monkeypatch.setattr(widgets.live, "explorer_figure", spy)  # where the live explorer looks it up
     x = torch.rand(1, 1, 32, 32)
     box = widgets.live_explorer(ms, x, torch.tensor([1]), steps=(0.01, 0.02), counts=(1, 2))
     box.children[0].children[1].value = 1  # moving the step-count slider redraws

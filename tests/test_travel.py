@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from curvlib import travel as travel_module
-from curvlib.direction import direction, normalize
-from curvlib.travel import max_passes, min_passes, positions, travel
+from curvlib.measure import travel as travel_module
+from curvlib.measure.direction import direction, normalize
+from curvlib.measure.travel import max_passes, min_passes, positions, travel
 
 
 class Linear(torch.nn.Module):

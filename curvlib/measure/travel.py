@@ -60,9 +60,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import runner
+from ..inference import call, model_device
 from .direction import _check
-from .inference import call, model_device
 
 STATUSES = ("crossed", "never", "misclassified_at_start")
 #: ITP truncation κ1 (× 1 / initial bracket width): smaller trusts the interpolation more.
@@ -75,7 +74,6 @@ def positions(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
     eps = eps.to(x.dtype) if isinstance(eps, torch.Tensor) else torch.tensor(eps, dtype=x.dtype)  # copies arrays
     eps = torch.nan_to_num(eps, nan=0.0)
     return (x + eps.view(-1, *([1] * (x.ndim - 1))) * d).clamp_(0.0, 1.0)
-
 
 
 def _logit_margin(z: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -171,7 +169,6 @@ def max_passes(eps_max: float = 1.0, tol: float = 1e-4, budget: int = DEFAULT_BU
         raise ValueError(f"budget must be an integer ≥ {need} passes for eps_max {eps_max:g}, tol {tol:g} "
                          f"(1 + ⌈log₂(eps_max / tol' + 1)⌉, tol' = tol − eps_max·2⁻²⁰), got {budget!r}")
     return budget
-
 
 
 def itp_point(lo, hi, m_lo, m_hi, kappa1, kappa2: float = 2.0):
@@ -458,42 +455,3 @@ def _search(model, xb, yb, db, m0, alive, eps_max, tol, S: Search, budget, caps,
     return st
 
 
-def travel_experiment(model_name: str, kind: str = "fgsm", profile=None, n: int | None = None,
-                      eps_max: float = 1.0, tol: float = 1e-4, seed: int = 0, refresh: bool = False,
-                      checkpoint=None, search: str | None = None) -> pd.DataFrame:
-    """Cached :func:`travel` of one model on the profile's first ``n`` test images (default
-    ``profile.n_travel``) along ``kind`` directions (``fgsm`` or a seeded random kind);
-    ``checkpoint``: other weights (e.g. an epoch snapshot); ``search``: a name in :data:`SEARCHES`
-    (default: ``profile.search``)."""
-    return runner.run("travel", model_name, profile, checkpoint=checkpoint, refresh=refresh, n=n, kind=kind,
-                      eps_max=eps_max, tol=tol, seed=seed, search=search)
-
-
-def _crossed(df: pd.DataFrame) -> str:
-    return f"{df.kind.iloc[0]}: {int((df.status == 'crossed').sum())}/{len(df)} crossed"
-
-
-@runner.experiment("travel", defaults=lambda p: {"n": p.n_travel, "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4,
-                                                 "seed": 0, "search": p.search},
-                   code=("travel",), calls=({"kind": "fgsm"}, {"kind": "random"}), summary=_crossed)
-def _travel_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed, search) -> pd.DataFrame:
-    from . import data
-    from .direction import direction
-
-    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None,
-                         shard=shard)
-    index = data.shard_index(data.n_available(profile, n), shard)
-    d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size, index=index)
-    df = travel(model, x, y, d, eps_max=eps_max, tol=tol, batch_size=profile.batch_size, search=search)
-    return df.assign(index=index.numpy(), model=model.name, kind=kind)
-
-
-def median_by_confidence(df: pd.DataFrame, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
-    """Median ε* of crossed samples per confidence band (lo, hi], with counts, per model/kind."""
-    ok = df[df.status == "crossed"].copy()
-    labels = [f"[{lo:g}, {hi:g}]" if i == 0 else f"({lo:g}, {hi:g}]"
-              for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
-    ok["band"] = pd.cut(ok.confidence, list(edges), include_lowest=True, labels=labels)
-    keys = [c for c in ("model", "kind") if c in ok.columns]
-    g = ok.groupby(keys + ["band"], observed=False)["eps"]
-    return g.agg(median="median", n="size").reset_index()

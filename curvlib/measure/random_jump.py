@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import runner
+from ..data import check_pixels
+from ..inference import predict
+from ..stats import bootstrap
 from .direction import direction
 from .travel import positions, travel
 
@@ -35,7 +37,6 @@ def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
                 index: torch.Tensor | None = None) -> torch.Tensor:
     """x_r = clip(x + ε_r·d) with d a seeded random direction, ‖d‖₂ = √D; images [N, C, H, W] in [0, 1].
     ``index``: global sample numbers (see :func:`curvlib.direction.direction`)."""
-    from .data import check_pixels
 
     check_pixels(x)
     _check_eps(eps_r)
@@ -86,7 +87,6 @@ def _check_direct(model, direct: pd.DataFrame, x, y, eps_max: float, tol: float,
     """Refuse a ``direct`` frame that is not the FGSM travel of these very images: other length,
     labels, sample numbers, eps_max (a "never" row ends at its own eps_max, a crossing lies below
     it) or images (its confidences at x differ from the model's)."""
-    from .inference import predict
 
     need = {"label", "confidence", "status", "eps", "eps_lo"}
     if not isinstance(direct, pd.DataFrame) or need - set(direct.columns):
@@ -173,7 +173,6 @@ def median_ratio(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct
     ``eps_jump`` / ``eps_direct`` or ``total_jump`` / ``total_direct``) over samples whose routes
     both crossed, with its bootstrap interval over those samples (:func:`curvlib.stats.bootstrap`)
     and their count ``n_pairs``."""
-    from .stats import bootstrap
 
     for c in (num, den):
         if c not in df.columns:
@@ -184,35 +183,4 @@ def median_ratio(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct
     return {"median_ratio": est, "lo": lo, "hi": hi, "n_pairs": int(len(r))}
 
 
-def jump_experiment(model_name: str, eps_r: float = 0.05, profile=None, n: int | None = None,
-                    kind: str = "random_sign", seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4,
-                    refresh: bool = False, search: str | None = None) -> pd.DataFrame:
-    """Cached :func:`jump_travel` on the profile's first ``n`` test images (default ``n_travel``);
-    the direct travel is shared with :func:`curvlib.travel.travel_experiment`'s cache."""
-    return runner.run("random_jump", model_name, profile, refresh=refresh, eps_r=eps_r, n=n, kind=kind, seed=seed,
-                      eps_max=eps_max, tol=tol, search=search)
-
-
-def _direct_travel(model_name, profile, params, checkpoint) -> pd.DataFrame:
-    """The FGSM travel from x itself (its own cached, sharded experiment), on every rank first."""
-    from .travel import travel_experiment
-
-    return travel_experiment(model_name, "fgsm", profile, n=params["n"], eps_max=params["eps_max"],
-                             tol=params["tol"], checkpoint=checkpoint, search=params["search"])
-
-
-@runner.experiment("random_jump", defaults=lambda p: {"eps_r": 0.05, "n": p.n_travel, "kind": "random_sign", "seed": 0,
-                                                      "eps_max": 1.0, "tol": 1e-4, "search": p.search},
-                   prepare=_direct_travel, code=("random_jump", "travel"), summary=lambda df: f"{len(df)} pairs")
-def _jump_part(model, profile, shard, direct_all, *, eps_r, n, kind, seed, eps_max, tol, search) -> pd.DataFrame:
-    from . import data
-
-    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
-    index = data.shard_index(data.n_available(profile, n), shard)
-    direct = direct_all.iloc[index.numpy()].reset_index(drop=True)
-    df = jump_travel(model, x, y, eps_r, kind, seed, eps_max, tol, profile.batch_size, direct=direct, index=index,
-                     search=search)
-    return df.assign(model=model.name)
-
-
-__all__ = ["ROUTES", "random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio", "jump_experiment"]
+__all__ = ["ROUTES", "random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio"]

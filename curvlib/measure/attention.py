@@ -32,8 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import runner
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -398,36 +396,3 @@ def component_bends(layers: "pd.DataFrame") -> "pd.DataFrame":
     return out.drop(columns="_m").reset_index(drop=True)
 
 
-def attention_experiment(model_name: str, profile=None, eps: float = 0.02, n: int = 16,
-                         refresh: bool = False, per_sample: bool = False) -> "pd.DataFrame":
-    """Cached :func:`layer_defects` of one model on the profile's first ``n`` images (capped at
-    ``n_travel``), each moved along its FGSM direction by ``eps``: one row per layer (medians over
-    the images), or with ``per_sample`` the unreduced rows (column ``sample``: the test image),
-    which is what the cache holds."""
-    long = runner.run("attention", model_name, profile, refresh=refresh, eps=eps,
-                      n=min(n, profile.n_travel) if profile is not None else n)
-    return long if per_sample else summarise_defects(long)
-
-
-def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame":
-    from . import data
-    from .direction import direction
-
-    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
-    index = data.shard_index(data.n_available(profile, n), shard)
-    d = direction(model, x, y, "fgsm")
-    long = layer_defects(model, x.to(profile.device), d.to(profile.device), eps, per_sample=True)
-    return long.assign(sample=index.numpy()[long["sample"].to_numpy()], model=model.name)
-
-
-def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
-    """The shards' per-sample rows in one order whatever the sharding: by module, then image (a
-    stable sort keeps each image's windows and components in their computed order)."""
-    import pandas as pd
-
-    return pd.concat(parts, ignore_index=True).sort_values(["depth", "sample"], kind="stable").reset_index(drop=True)
-
-
-runner.experiment("attention", defaults=lambda p: {"n": min(16, p.n_travel), "eps": 0.02}, merge=_attention_merge,
-                  code=("attention",),
-                  summary=lambda df: f"{df.layer.nunique()} modules, {df['sample'].nunique()} images")(_attention_part)

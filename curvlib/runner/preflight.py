@@ -20,10 +20,11 @@ so it runs once per model and folder and again whenever any of those changes.
 """
 from __future__ import annotations
 
-import math
-
-from . import cache
-from .config import Profile, require
+from .. import cache, data, models
+from ..config import Profile, require
+from ..inference import predict
+from ..stats import wilson
+from .fingerprint import code_fingerprint, module_closure
 
 #: timm's published ImageNet-val top-1 (%) of the weights ``timm.create_model(name, pretrained=True)``
 #: loads (timm 1.0: the default pretrained tag), with the resolution timm evaluated at.
@@ -52,23 +53,6 @@ class SetupError(RuntimeError):
     """The data, preprocessing or weights are not what the experiment assumes."""
 
 
-def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """Wilson score interval (fractions) for k successes in n trials."""
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need 0 ≤ k ≤ n and n ≥ 1, got k={k}, n={n}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact ends: rounding left ~1e-20 above 0 for k = 0
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return lo, hi
-
-
 def judge(correct: int, n: int, reference: float, max_drop: float = MAX_DROP, level: float = LEVEL) -> dict:
     """The decision for ``correct`` of ``n`` images against a reference top-1 (%): ``ok`` unless the
     interval's upper end is below ``reference − max_drop``. Returns top1, lo, hi (%), threshold, ok."""
@@ -87,8 +71,6 @@ def reference_for(model) -> tuple[str, float, str] | None:
 
 
 def _measure(model, profile: Profile, n: int) -> dict:
-    from . import data
-    from .inference import predict
 
     x, y = data.test_set(profile, n=n, model_name=model.name)
     pred = predict(model, x, profile.batch_size, progress=True, desc=f"accuracy check {model.name}").argmax(-1)
@@ -103,13 +85,11 @@ def check(model, profile: Profile, n: int = N_CHECK, refresh: bool = False) -> d
     if ref is None or profile.dataset != "imagenet":
         return None
     tag, top1, how = ref
-    from . import data
-    from .runner import COMMON_CODE, code_fingerprint
 
     if data.n_available(profile) < MIN_CHECK:  # see why_unchecked
         return None
-    key = {"n": n, **profile.data_identity(), "weights": model.fingerprint, "folder": _folder_signature(profile, n),
-           "code": code_fingerprint(COMMON_CODE + ("sanity",))}
+    key = {"n": n, **data.data_identity(profile), "weights": model.fingerprint, "folder": _folder_signature(profile, n),
+           "code": code_fingerprint(module_closure(__name__))}
     got = cache.cached("accuracy_check", model.name, key, lambda: _measure(model, profile, n), profile=profile,
                        refresh=refresh)
     out = judge(got["correct"], got["n"], top1)
@@ -123,7 +103,6 @@ def _folder_signature(profile: Profile, n: int) -> str:
     import hashlib
     import os
 
-    from . import data
 
     ds = data.imagefolder(profile.data_dir, n=n, transform=lambda im: im)
     base = ds.dataset if hasattr(ds, "dataset") else ds
@@ -141,7 +120,6 @@ def why_unchecked(name: str, profile: Profile) -> str:
         return "accuracy check switched off"
     if profile.weights == "random":
         return "no accuracy check (random-init weights have no reference)"
-    from . import data
 
     if profile.dataset == "imagenet" and (k := data.n_available(profile)) < MIN_CHECK:
         return f"too few images to check ({k} in {profile.data_dir}; the accuracy check needs at least {MIN_CHECK})"
@@ -191,7 +169,6 @@ def setup_summary(profile: Profile) -> str:
     """One line per model of ``profile``: the weights' identity (timm name + pretrained tag + sha256,
     or the shipped file's sha256) and, on ImageNet profiles, the accuracy check's outcome — printed
     at the top of every chapter so a page says which weights and data produced it."""
-    from . import models
 
     profile = require(profile)
     lines = []

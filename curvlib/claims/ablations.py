@@ -17,18 +17,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import models
-from .stats import bootstrap
+from .. import models
+from ..config import get_profile, require
+from ..constants import AWAY, BANDS
+from ..experiments.calibration import predictions
+from ..experiments.theta import theta_experiment
+from ..experiments.travel import median_by_confidence, travel_experiment
+from ..measure.calibration import summary
+from ..stats import bootstrap
 
-#: θ is measured on the symmetric grid ε ∈ [−eps_range, eps_range] and averaged over steps with |ε|
-#: above this (clipping kinks the input path at ε = 0; the curvature chapter compares the rulers).
-AWAY = 0.01
+
 def profile_for(profile):
     """(profile, note): the profile the ablations run on. Epoch snapshots and component-swap
     variants exist only for the embedded models (training ImageNet models is beyond this project),
     so a profile on other data is replaced by ``embedded`` (same device and cache), with a note
     saying so; ``note`` is None otherwise."""
-    from .config import get_profile, require
 
     profile = require(profile)
     if profile.dataset == "fashion-mnist":
@@ -48,10 +51,6 @@ def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, e
     (95 % bootstrap interval of theta_mean over images); eps_median (median ε* of crossed samples,
     FGSM) with eps_ci_lo / eps_ci_hi, and eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
     """
-    from .calibration import predictions, summary
-    from .config import require
-    from .trajectory import theta_experiment
-    from .travel import travel_experiment
 
     profile = require(profile)
     p = predictions(model_name, profile, checkpoint=checkpoint)
@@ -146,7 +145,6 @@ def component_swaps(profile, variants=None) -> tuple[pd.DataFrame, list[str]]:
     variant), what was swapped (``swap``: readable; ``swap_from`` / ``swap_to``: the module types,
     None for parents), the training ``seed`` and the ``weights`` file; ``missing`` lists variants
     whose weights are not in ``profile.model_dir`` yet."""
-    from .config import require
 
     profile = require(profile)
     rows, missing, parents_done = [], [], set()
@@ -179,10 +177,9 @@ def component_swaps(profile, variants=None) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows), missing
 
 
-def swap_boundary(table: pd.DataFrame, profile, edges=(0.0, 0.5, 0.7, 0.9, 0.99, 1.0)) -> pd.DataFrame:
+def swap_boundary(table: pd.DataFrame, profile, edges=BANDS) -> pd.DataFrame:
     """Median ε* along FGSM per confidence band for every row of a :func:`component_swaps` table
     (tidy: label, parent, band, median, n), from the cached travel experiments."""
-    from .travel import median_by_confidence, travel_experiment
 
     out = []
     for r in table.itertuples():

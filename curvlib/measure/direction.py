@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..data import check_pixels
+
 KINDS = ("fgsm", "random", "random_sign", "perp", "target")
 
 
@@ -61,7 +63,6 @@ def saturation_aware(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _check(x: torch.Tensor, y: torch.Tensor | None, num_classes: int | None = None) -> None:
-    from .data import check_pixels
 
     check_pixels(x)
     if y is not None:

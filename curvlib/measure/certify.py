@@ -26,9 +26,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import runner, sanity
-from .inference import model_device
-from .travel import _logit_margin, positions, travel_experiment
+from .. import stats
+from ..inference import model_device
+from .travel import _logit_margin, positions
 
 CATEGORIES = ("agree", "earlier, verified", "earlier, NOT verified", "missed", "false never", "start differs")
 #: Categories that count as agreement (the search's answer is right, or a verified earlier crossing).
@@ -112,10 +112,10 @@ def categories(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, df: pd.
 
 
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """:func:`curvlib.sanity.wilson` for a proportion k / n, and (NaN, NaN) when nothing was checked (n = 0)."""
+    """:func:`curvlib.stats.wilson` for a proportion k / n, and (NaN, NaN) when nothing was checked (n = 0)."""
     if n == 0 and k == 0:
         return float("nan"), float("nan")
-    return sanity.wilson(k, n, level)
+    return stats.wilson(k, n, level)
 
 
 def summary(checks: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -152,75 +152,4 @@ def sentence(table: pd.DataFrame, level: float = 0.95) -> str:
     return text + "and these disagree (left as the search found them): " + "; ".join(bad) + "."
 
 
-def check_experiment(model_name: str, kind: str = "fgsm", profile=None, n_check: int | None = None,
-                     refresh: bool = False, **travel_params) -> pd.DataFrame:
-    """Cached re-check of ``n_check`` seeded rows (default 100) of the travel experiment with the same
-    parameters (``travel_params``: n, eps_max, tol, seed, search as for
-    :func:`curvlib.travel.travel_experiment`), one row per checked sample: ``index`` (its row in the travel
-    frame), ``category``, the search's ``eps_lo``/``eps``/``status``, the scan's ``first_wrong`` ε."""
-    return runner.run("travel_check", model_name, profile, refresh=refresh, kind=kind, n_check=n_check,
-                      **travel_params)
-
-
-def _travel_frame(model_name, profile, params, checkpoint) -> pd.DataFrame:
-    """The travel experiment's own (cached) frame that is to be checked, on every rank first."""
-    keys = ("n", "eps_max", "tol", "seed", "search")
-    return travel_experiment(model_name, params["kind"], profile, checkpoint=checkpoint,
-                             **{k: params[k] for k in keys})
-
-
-def chosen_rows(frame: pd.DataFrame, n_check: int, seed: int) -> np.ndarray:
-    """The rows to check, sorted: a seeded sample (without replacement) of the rows the search searched
-    (classified correctly at ε = 0), all of them if fewer than ``n_check``."""
-    searched = np.flatnonzero((frame.status != "misclassified_at_start").to_numpy())
-    if len(searched) <= n_check:
-        return searched
-    return np.sort(np.random.default_rng(seed).choice(searched, size=n_check, replace=False))
-
-
-def travel_images(profile, rows, model_name: str, n: int | None = None):
-    """Images [R, C, H, W] (pixels in [0, 1]) and labels [R] of rows ``rows`` of the travel experiment's
-    sample: its first n images (default ``profile.n_travel``; on ImageNet the seeded subset of n,
-    preprocessed for ``model_name``), so that row i matches row i of a travel frame."""
-    from . import data
-
-    n = profile.n_travel if n is None else n
-    rows = np.asarray(rows, dtype=np.int64)
-    if profile.dataset == "fashion-mnist":
-        x, y = data.test_set(profile, n=n)
-        return x[rows], y[rows]
-    ds = data.imagefolder(profile.data_dir, n=n, model_name=model_name)
-    return data.load_tensors(torch.utils.data.Subset(ds, rows.tolist()))
-
-
-@runner.experiment("travel_check",
-                   defaults=lambda p: {"n": p.n_travel, "kind": "fgsm", "eps_max": 1.0, "tol": 1e-4, "seed": 0,
-                                       "search": p.search, "n_check": 100, "check_seed": 0, "step": 1e-3},
-                   prepare=_travel_frame, code=("travel", "certify"), calls=({"kind": "fgsm"}, {"kind": "random"}),
-                   summary=lambda df: f"{int(df.category.isin(AGREEING).sum())}/{len(df)} agree with a dense scan")
-def _check_part(model, profile, shard, frame, *, n, kind, eps_max, tol, seed, search, n_check, check_seed,
-                step) -> pd.DataFrame:
-    from .direction import direction
-
-    rows = chosen_rows(frame, n_check, check_seed)
-    if shard is not None:
-        rows = rows[shard[0]::shard[1]]
-    if len(rows) == 0:
-        return pd.DataFrame(columns=["index", "category", "status", "eps_lo", "eps", "first_wrong", "model", "kind"])
-    x, y = travel_images(profile, rows, model.name, n)
-    sub = frame.iloc[rows].reset_index(drop=True)
-    if not (sub.label.to_numpy() == y.numpy()).all():
-        raise RuntimeError("travel_check: the images' labels differ from the travel frame's (the data changed?)")
-    index = torch.tensor(sub["index"].to_numpy(), dtype=torch.long)
-    d = direction(model, x, y, kind, seed=seed, batch_size=profile.batch_size, index=index)
-    scan = dense_scan(model, x, y, d, step=step, k_max=int(round(eps_max / step)), batch_size=profile.batch_size)
-    cat = categories(model, x, y, d, sub, scan, step=step)
-    first = scan["first"].astype(float) * step
-    return pd.DataFrame({"index": rows, "category": cat, "status": sub.status.astype(str).to_numpy(),
-                         "eps_lo": sub.eps_lo.to_numpy(), "eps": sub.eps.to_numpy(),
-                         "first_wrong": np.where(scan["first"] > 0, first, np.nan),
-                         "model": model.name, "kind": kind})
-
-
-__all__ = ["CATEGORIES", "AGREEING", "dense_scan", "categories", "wilson", "summary", "chosen_rows",
-           "check_experiment", "travel_images"]
+__all__ = ["CATEGORIES", "AGREEING", "dense_scan", "categories", "wilson", "summary"]

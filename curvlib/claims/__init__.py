@@ -1,0 +1,41 @@
+"""The paper's claims as verdicts: statistics on the experiments' results, each with an interval,
+and the ledger that collects them.
+
+===============  ============================================================================
+``records``      the paper's statements and the one row type every verdict returns
+``resample``     paired resampling helpers shared by the claims (families, same images, ranks)
+``calibration``  sECE per family and its gap
+``boundary``     ε* by confidence band; rank correlation of confidence and ε*
+``curvature``    θ and ω per family, mesh flatness, and the curvature chapter's tables
+``attention``    attention bends vs the CNNs' ReLU bends
+``random_jump``  ε* after a random jump vs the direct path
+``surgery``      what linearising each part removes (ω, ε*, the turning point)
+``ablations``    variants of the embedded models: curvedness, training dynamics, component swaps
+``tally``        :func:`ledger`: every claim on one profile, and its markdown
+===============  ============================================================================
+
+Public names are re-exported: ``from curvlib import claims; claims.ledger(profile)``.
+"""
+from .attention import attention_claim
+from .boundary import boundary_bands, boundary_claim, distance, rank_correlation, rank_correlation_claim
+from .calibration import SECE_RULE, calibration_by_model, calibration_family, calibration_gap
+from .curvature import (
+                        block_omega_table,
+                        curvature_table,
+                        curvature_theta_claim,
+                        flatness_gap,
+                        omega_gap,
+                        ruler_table,
+                        step_exponent,
+                        step_table,
+)
+from .random_jump import JUMP_RATIOS, jump_ratios, random_jump_claim
+from .records import CLAIMS, ROW
+from .resample import family_ratio, spearman
+from .tally import ledger, ledger_markdown
+
+__all__ = ["CLAIMS", "JUMP_RATIOS", "ROW", "SECE_RULE", "attention_claim", "block_omega_table", "boundary_bands",
+           "boundary_claim", "calibration_by_model", "calibration_family", "calibration_gap", "curvature_table",
+           "curvature_theta_claim", "distance", "family_ratio", "flatness_gap", "jump_ratios", "ledger",
+           "ledger_markdown", "omega_gap", "random_jump_claim", "rank_correlation", "rank_correlation_claim",
+           "ruler_table", "spearman", "step_exponent", "step_table"]

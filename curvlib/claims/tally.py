@@ -1,0 +1,95 @@
+"""The paper's claims, judged on our measurements: one verdict function per claim, and the ledger.
+
+Every function here takes results the chapters compute (cached experiment outputs) and returns
+data: a tidy row with the claim, the paper's statement, what we estimate, its 95 % bootstrap
+interval (:func:`curvlib.stats.bootstrap`, resampling test images, *paired* wherever the models
+were measured on the same images), the verdict (holds / opposite / inconclusive, or "no data")
+and the rule that produced it. :func:`ledger` gathers one row per claim for a profile.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import models
+from ..config import require
+from ..constants import EPS_R
+from ..experiments.attention import attention_experiment
+from ..experiments.calibration import predictions
+from ..experiments.curvature import curvature_experiment
+from ..experiments.random_jump import jump_experiment
+from ..experiments.theta import theta_experiment
+from ..experiments.travel import travel_experiment
+from . import surgery
+from .attention import attention_claim
+from .boundary import boundary_claim, rank_correlation_claim
+from .calibration import calibration_family, calibration_gap
+from .curvature import curvature_theta_claim, omega_gap
+from .random_jump import random_jump_claim
+from .records import ROW
+
+# ---------------------------------------------------------------------------------------------
+# helpers: paired per-image values of several models
+
+
+# ---------------------------------------------------------------------------------------------
+# the claims
+
+
+# ---------------------------------------------------------------------------------------------
+# the ledger
+
+
+def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per claim (:data:`CLAIMS`) for the profile's models, from the chapters' cached
+    experiments (computed on a miss): calibration on the profile's test images, FGSM travel,
+    θ along random directions (one-way travel, the curvature chapter's first ruler), ω along FGSM
+    (with the profile's component-swap variants, if any, in the note), per-component bends along
+    FGSM, the surgery rows (:func:`curvlib.surgery.ledger_rows`) and the random jump at ε_r = :data:`EPS_R`."""
+
+    profile = require(profile)
+    names = list(profile.models)
+    fam = {m: models.family(m) for m in names}
+    kw = {"n_boot": n_boot, "seed": seed}
+    preds = {m: predictions(m, profile) for m in names}
+    travels = {m: travel_experiment(m, "fgsm", profile) for m in names}
+    variants = list(models.variants()) if profile.dataset == "fashion-mnist" else []
+    rows = [
+        calibration_family(preds, "CNN", fam, **kw),
+        calibration_family(preds, "Transformer", fam, **kw),
+        calibration_gap(preds, fam, **kw),
+        boundary_claim(travels, fam, **kw),
+        rank_correlation_claim(travels, fam, **kw),
+        curvature_theta_claim({m: theta_experiment(m, "random", profile)["theta"] for m in names}, fam,
+                              ruler="random directions, one-way travel", **kw),
+        omega_gap({m: curvature_experiment(m, "fgsm", profile) for m in names}, fam,
+                  variants={v: curvature_experiment(v, "fgsm", profile) for v in variants}, **kw),
+        attention_claim(pd.concat([attention_experiment(m, profile, per_sample=True) for m in names],
+                                  ignore_index=True), fam, **kw),
+        *surgery.ledger_rows(profile, **kw),
+        random_jump_claim({m: jump_experiment(m, EPS_R, profile) for m in names}, fam, **kw),
+    ]
+    return pd.DataFrame(rows)
+
+
+def _num(v: float) -> str:
+    if not np.isfinite(v):
+        return "∞" if v == np.inf else "–"
+    return f"{v:.3g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.2e}"
+
+
+def ledger_markdown(table: pd.DataFrame) -> str:
+    """Markdown for a :func:`ledger` (or any frame with its :data:`ROW` columns): a compact table —
+    claim linked to its chapter, verdict, estimate with its interval, sample size, what is measured —
+    then, claim by claim, the paper's statement, the rule that gave the verdict and the note."""
+    missing = set(ROW) - set(table.columns)
+    if missing:
+        raise ValueError(f"not a ledger: no column(s) {', '.join(sorted(missing))}")
+    lines = ["| claim | verdict | estimate [95 % CI] | n | we measure |", "|---|---|---|---|---|"]
+    details = ["", "What each row tests:", ""]
+    for k, r in enumerate(table.itertuples(), 1):
+        lines.append(f"| {k}. [{r.claim}]({r.chapter}.md) | **{r.verdict}** | {_num(r.estimate)} "
+                     f"[{_num(r.lo)}, {_num(r.hi)}] | {r.n:,} | {r.measure} |")
+        note = f" *Note:* {r.note}" if isinstance(r.note, str) and r.note else ""
+        details.append(f"{k}. **{r.claim}** — *the paper:* {r.paper}. *Rule:* {r.rule}.{note}")
+    return "\n".join(lines + details)

@@ -1,0 +1,30 @@
+"""The book's experiments: each module computes one result per model (sharded, cached) and
+registers it on import, as ``timm/models/__init__.py`` does; chapters and ``curvlib run`` call the
+same registration, so they share one cache entry.
+
+=================  ============================  ==================================================
+module             experiments                   result
+=================  ============================  ==================================================
+``calibration``    calibration                   per-image confidence and correctness
+``travel``         travel                        ε* per image along FGSM or random directions
+``travel_check``   travel_check                  the search's ε* checked by a dense scan
+``theta``          theta, theta_step             finite-step θ along paths; its step sweep
+``curvature``      curvature                     step-free κ and ω along paths, per block
+``random_jump``    random_jump                   ε* after a small random step, beside the direct one
+``attention``      attention                     additivity defects per layer type
+``surgery``        surgery_path, surgery_travel,  ω, ε* and the turning point with parts linearised
+                   surgery_turning
+=================  ============================  ==================================================
+"""
+from ..runner import registered
+from . import attention, calibration, curvature, random_jump, surgery, theta, travel, travel_check  # noqa: F401
+
+#: The order ``curvlib run all`` computes them in (cheap and most-read first).
+BOOK_ORDER = ("calibration", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump", "attention",
+              "surgery_path", "surgery_travel", "surgery_turning")
+
+
+def registry() -> dict:
+    """Every registered experiment, by name, in the book's order."""
+    order = {n: i for i, n in enumerate(BOOK_ORDER)}
+    return dict(sorted(registered().items(), key=lambda kv: order.get(kv[0], len(order))))

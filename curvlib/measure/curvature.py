@@ -1,0 +1,119 @@
+"""Step-free curvature along a path: κ and the turning rate ω from forward-mode derivatives, overall
+and per block."""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from ..inference import call, model_device
+from .probe import _lines
+
+
+def _unfused(model):
+    """Context: timm's fused attention off (forward-mode AD has no rule for the fused kernel)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        mods = [m for m in model.modules() if getattr(m, "fused_attn", None) is True]
+        for m in mods:
+            m.fused_attn = False
+        try:
+            yield
+        finally:
+            for m in mods:
+                m.fused_attn = True
+    return ctx()
+
+
+def _blocks(model) -> list[tuple[str, torch.nn.Module]]:
+    """The residual blocks of a timm network in forward order (ResNet stages' blocks, MobileNetV2 /
+    ViT ``blocks``, Swin stages' blocks), for per-layer attribution."""
+    net = getattr(model, "net", model)
+    out = []
+    for name, mod in net.named_modules():
+        parts = name.split(".")
+        if (len(parts) == 2 and parts[0] in ("layer1", "layer2", "layer3", "layer4")) or \
+                (len(parts) == 2 and parts[0] == "blocks") or \
+                (len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit() and parts[2].isdigit()) or \
+                (len(parts) == 4 and parts[0] == "layers" and parts[2] == "blocks"):
+            out.append((name, mod))
+    # MobileNetV2 nests blocks two deep (blocks.<stage>.<i>): keep the innermost level only
+    names = [n for n, _ in out]
+    return [(n, m) for n, m in out if not any(o.startswith(n + ".") for o in names)]
+
+
+def _turning(f1: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(κ, ω, speed) from first and second derivatives [P, F]: κ = ‖(I − uuᵀ) f''‖ / ‖f'‖², ω = κ‖f'‖."""
+    f1, f2 = f1.detach().flatten(1).double(), f2.detach().flatten(1).double()
+    speed = f1.norm(dim=1)
+    u = f1 / speed.clamp_min(1e-30)[:, None]
+    normal = (f2 - (f2 * u).sum(1, keepdim=True) * u).norm(dim=1)
+    kappa = normal / speed.clamp_min(1e-30) ** 2
+    bad = speed <= 1e-30
+    return (kappa.masked_fill(bad, float("nan")), (normal / speed.clamp_min(1e-30)).masked_fill(bad, float("nan")),
+            speed)
+
+
+def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 250, blocks: bool = False,
+              progress: bool = False) -> dict:
+    r"""Step-free curvature of the feature path f(ε) = features(clip(x + ε d)).
+
+    With f' and f'' the first and second directional derivatives along d (nested forward-mode AD,
+    ``torch.func.jvp``) and u = f'/‖f'‖,
+
+    .. math:: \kappa(\varepsilon) = \frac{\lVert (I - uu^\top) f''(\varepsilon)\rVert}{\lVert f'(\varepsilon)\rVert^2},
+              \qquad \omega = \kappa \lVert f'\rVert \;\text{(radians per unit } \varepsilon\text{)}.
+
+    κ is in 1/feature units; ω, the rate at which the direction of motion turns, is comparable across
+    models and is what θ/Δε tends to for a smooth path. A ReLU network is piecewise linear, so f'' = 0
+    almost everywhere: its bends are kinks, counted by :func:`kinks`. x [N, C, H, W] in [0, 1], d [N, …]
+    or [M, N, …], eps [E]. Returns ``kappa``, ``omega``, ``speed`` [(M,) N, E] and, with ``blocks``,
+    ``block_omega`` [B, (M,) N, E] for the residual blocks named in ``block_names``.
+    """
+    from torch.func import jvp
+
+    dd, e, multi = _lines(x, d, eps)
+    M, N, E = dd.shape[0], x.shape[0], e.numel()
+    dev = model_device(model)
+    P = M * N * E  # points, direction-major, then image, then ε
+    named = _blocks(model) if blocks else []
+    out = {k: [] for k in ("kappa", "omega", "speed")}
+    block_omega = [[] for _ in named]
+    was = getattr(model, "check_inputs", None)
+    with _unfused(model):
+        if was is not None:
+            model.check_inputs = False  # dual tensors: the range check would read their primal anyway
+        try:
+            for i in tqdm(range(0, P, batch_size), desc="curvature", disable=not progress, leave=False):
+                idx = torch.arange(i, min(i + batch_size, P))
+                m, n, k = idx // (N * E), (idx // E) % N, idx % E
+                xb, db, eb, nb = x[n].to(dev), dd[m, n].to(dev), e[k].to(dev), n.to(dev)
+
+                def g(t, xb=xb, db=db, nb=nb):
+                    captured = []
+                    hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for _, m in named]
+                    try:
+                        f = call(model, (xb + t.view(-1, 1, 1, 1) * db).clamp(0, 1), nb, features=True)
+                    finally:
+                        for h in hooks:
+                            h.remove()
+                    return (f, *captured)
+
+                ones = torch.ones_like(eb)
+                f1, f2 = jvp(lambda t: jvp(g, (t,), (ones,))[1], (eb,), (ones,))
+                k, w, sp = _turning(f1[0], f2[0])
+                out["kappa"].append(k.cpu())
+                out["omega"].append(w.cpu())
+                out["speed"].append(sp.cpu())
+                for j in range(len(named)):
+                    block_omega[j].append(_turning(f1[j + 1], f2[j + 1])[1].cpu())
+        finally:
+            if was is not None:
+                model.check_inputs = was
+    shape = (M, N, E) if multi else (N, E)
+    res = {k: torch.cat(v).view(shape).float() for k, v in out.items()}
+    if blocks:
+        res["block_omega"] = torch.stack([torch.cat(b).view(shape) for b in block_omega]).float()
+        res["block_names"] = [n for n, _ in named]
+    return res

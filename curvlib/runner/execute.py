@@ -1,0 +1,83 @@
+"""Running one registered experiment: its cache key, its computation (sharded, at full float32
+precision), the accuracy pre-flight of the paper profile, and the timing log."""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+
+from .. import data, models
+from ..config import Profile, require
+from . import preflight
+from .distributed import sharded, world
+from .fingerprint import code_fingerprint, module_closure
+from .registration import get, params_for
+
+
+def cache_key(name: str, model, profile: Profile, params: dict) -> dict:
+    """What identifies a result of experiment ``name``: the same recipe for every experiment."""
+    exp = get(name)
+    key = {**params, **data.data_identity(profile), "weights": model.fingerprint,
+           "code": code_fingerprint(module_closure(exp.module))}
+    if exp.autocast and profile.autocast:
+        key["autocast"] = profile.autocast
+    return key
+
+
+@contextlib.contextmanager
+def float32_exact():
+    """Full-precision float32 convolutions and matrix products on CUDA while a result is computed.
+
+    PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa) by default. Measured on an H100 with
+    the embedded models, that moved softmax probabilities by up to 1e-3 and flipped 0.3–1.2 % of the
+    FGSM signs, so a GPU and a CPU disagreed on ε* (beyond 2·tol) for up to half the samples; with
+    TF32 off they agree to 2e-6 in probability. Results are cached without the device in their key,
+    so every device must compute the same numbers. Faster, lower-precision passes stay an explicit
+    choice (``--bf16``, cached under their own key). The previous settings are restored after."""
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refresh: bool = False, **params) -> Any:
+    """Cached result of experiment ``name`` for one model (``checkpoint``: other weights, e.g. an
+    epoch snapshot), sharded over torchrun ranks when initialised. ``params`` override the
+    experiment's defaults for the profile (None = default)."""
+
+    profile = require(profile)
+    exp = get(name)
+    params = params_for(name, profile, **params)
+    model = models.load(model_name, profile, checkpoint=checkpoint)
+    if profile.dataset == "imagenet":  # a wrong label arrangement / weights stop here, not in a figure
+
+        preflight.require_accuracy(model, profile)
+    key = cache_key(name, model, profile, params)
+    context = exp.prepare(model_name, profile, params, checkpoint) if exp.prepare else None
+
+    def compute_part(rank: int, size: int):
+        start = time.perf_counter()
+        with float32_exact():
+            value = exp.compute_part(model, profile, None if size == 1 else (rank, size), context, **params)
+        log_time(profile, name, model_name, time.perf_counter() - start)
+        return value
+
+    return sharded(name, model_name, key, compute_part, exp.merge, profile=profile, refresh=refresh)
+
+
+def log_time(profile: Profile, experiment: str, model: str, seconds: float) -> None:
+    """Append one computed result's wall time to ``<cache_dir>/timings.jsonl`` (read by
+    ``book/_ext/timings.py`` after a book build). Best effort: a log that cannot be written is skipped."""
+    line = json.dumps({"experiment": experiment, "model": model, "profile": profile.name, "seconds": round(seconds, 3),
+                       "time": time.time(), "rank": world()[0]})
+    try:
+        profile.cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(profile.cache_dir / "timings.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass

@@ -1,0 +1,126 @@
+"""curvlib's import layers (the README's architecture table), checked from the sources: run by
+``make lint``. A module may import its own layer or lower ones, never a higher one; no import
+circle; no curvlib import hidden inside a function; no module over MAX_LINES without a reason."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "curvlib"
+#: Lowest first. A module's layer is the first entry its dotted name starts with.
+LAYERS = (
+    ("base", ("config", "constants", "stats", "toys", "exercises", "")),
+    ("io", ("data", "models", "inference", "cache")),
+    ("measure", ("measure",)),
+    ("runner", ("runner",)),
+    ("experiments", ("experiments",)),
+    ("claims", ("claims",)),
+    ("plots", ("plots",)),
+    ("widgets", ("widgets",)),
+    ("apps", ("train", "seeds", "cli", "__main__")),
+)
+MAX_LINES = 400
+REASON = "longer than"  # a module over MAX_LINES says why in its docstring: "... longer than 400 lines: ..."
+
+
+def _name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if module == p or (p and module.startswith(p + ".")):
+                return i
+    raise AssertionError(f"curvlib.{module} is in no layer: add it to LAYERS (and to the README's table)")
+
+
+def _imports(path: Path):
+    """(target module, line, inside a function) for every curvlib import of ``path``."""
+    name = _name(path)
+    pkg = name.split(".") if path.name == "__init__.py" and name else name.split(".")[:-1]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nested = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            nested.update(id(n) for n in ast.walk(node) if n is not node)
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = pkg[:len(pkg) - node.level + 1]
+            mod = base + (node.module.split(".") if node.module else [])
+            for a in node.names:
+                sub = [*mod, a.name]
+                is_module = (ROOT.joinpath(*sub).with_suffix(".py").exists() or (ROOT.joinpath(*sub) / "__init__.py").exists())
+                targets.append(".".join(sub if is_module else mod))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "curvlib":
+            targets.append(node.module.partition(".")[2])
+        elif isinstance(node, ast.Import):
+            targets += [a.name.partition(".")[2] for a in node.names if a.name.split(".")[0] == "curvlib"]
+        for t in targets:
+            yield t, node.lineno, id(node) in nested
+
+
+MODULES = sorted(ROOT.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p) or "curvlib")
+def test_no_module_imports_a_higher_layer_or_inside_a_function(path):
+    me = _name(path)
+    for target, line, inside in _imports(path):
+        assert not inside, f"curvlib.{me}:{line} imports curvlib.{target} inside a function: import at the top"
+        if target == "" and me == "":
+            continue
+        assert _layer(target) <= _layer(me), (
+            f"curvlib.{me}:{line} ({LAYERS[_layer(me)][0]}) imports curvlib.{target} "
+            f"({LAYERS[_layer(target)][0]}), a higher layer")
+
+
+def test_no_import_circle():
+    graph = {_name(p): {t for t, _, _ in _imports(p)} for p in MODULES}
+    state = {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for t in sorted(graph.get(m, ())):
+            if t == m or t not in graph:
+                continue
+            if state.get(t) == "open":
+                cycle = stack[stack.index(t):] + [t]
+                raise AssertionError("import circle: " + " → ".join(f"curvlib.{c}" if c else "curvlib" for c in cycle))
+            if t not in state:
+                visit(t, stack + [t])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p) or "curvlib")
+def test_modules_stay_short_or_say_why(path):
+    text = path.read_text(encoding="utf-8")
+    n = len(text.splitlines())
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    assert n <= MAX_LINES or REASON in doc.lower(), (
+        f"curvlib.{_name(path)} has {n} lines (> {MAX_LINES}): split it, or say in its docstring why it is "
+        f"{REASON} {MAX_LINES} lines")
+
+
+def test_the_checker_sees_a_function_level_import_and_an_upward_one(tmp_path, monkeypatch):
+    """The rules above can fail: a planted module that imports upward, inside a function, is caught."""
+    fake = tmp_path / "curvlib"
+    (fake / "measure").mkdir(parents=True)
+    (fake / "experiments").mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "experiments" / "__init__.py").write_text("")
+    (fake / "measure" / "__init__.py").write_text("")
+    bad = fake / "measure" / "bad.py"
+    bad.write_text("def f():\n    from ..experiments import travel\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", fake)
+    with pytest.raises(AssertionError, match="inside a function"):
+        test_no_module_imports_a_higher_layer_or_inside_a_function(bad)
+    bad.write_text("from ..experiments import travel\n")
+    with pytest.raises(AssertionError, match="a higher layer"):
+        test_no_module_imports_a_higher_layer_or_inside_a_function(bad)

@@ -1,0 +1,80 @@
+"""One source of truth for every experiment's parameters: the chapters' wrapper calls and
+``curvlib run``'s registered calls resolve to the same parameters, hence the same cache key."""
+import dataclasses
+
+import pytest
+
+from curvlib import experiments, runner
+from curvlib.config import get_profile
+from curvlib.constants import EPS_R
+from curvlib.experiments import attention, calibration, curvature, random_jump, surgery, theta, travel, travel_check
+
+
+class _Called(Exception):
+    def __init__(self, name, params):
+        super().__init__(name)
+        self.name, self.params = name, params
+
+
+def _capture(monkeypatch, call):
+    """(experiment name, parameter overrides) a wrapper hands to runner.run."""
+    def fake(name, model_name, profile, *, checkpoint=None, refresh=False, **params):
+        raise _Called(name, params)
+
+    monkeypatch.setattr(runner, "run", fake)
+    with pytest.raises(_Called) as e:
+        call()
+    return e.value.name, e.value.params
+
+
+#: How the chapters call each experiment, given one of its registered calls (the overrides ``curvlib run`` uses).
+CHAPTER_CALLS = {
+    "calibration": lambda m, p, c: calibration.predictions(m, p),
+    "travel": lambda m, p, c: travel.travel_experiment(m, c["kind"], p),
+    "travel_check": lambda m, p, c: travel_check.check_experiment(m, c["kind"], p),
+    "theta": lambda m, p, c: theta.theta_experiment(m, c["kind"], p),
+    "theta_step": lambda m, p, c: theta.theta_step_experiment(m, p),
+    "curvature": lambda m, p, c: curvature.curvature_experiment(m, c["kind"], p),
+    "random_jump": lambda m, p, c: random_jump.jump_experiment(m, EPS_R, p),
+    "attention": lambda m, p, c: attention.attention_experiment(m, p),
+    "surgery_path": lambda m, p, c: surgery.path_experiment(m, c["surgery"], p),
+    "surgery_travel": lambda m, p, c: surgery.travel_experiment(m, c["surgery"], c["kind"], p),
+    "surgery_turning": lambda m, p, c: surgery.turning_experiment(m, "fgsm", p),
+}
+
+
+def test_every_experiment_has_a_chapter_call():
+    assert set(CHAPTER_CALLS) == set(experiments.registry())
+
+
+@pytest.mark.parametrize("profile_name", ["embedded", "smoke"])
+@pytest.mark.parametrize("name", sorted(CHAPTER_CALLS))
+def test_a_chapter_call_and_the_cli_resolve_to_the_same_parameters(name, profile_name, monkeypatch):
+    p = get_profile(profile_name)
+    for call in experiments.registry()[name].calls:
+        got_name, overrides = _capture(monkeypatch, lambda: CHAPTER_CALLS[name]("resnet", p, call))
+        assert got_name == name
+        assert runner.params_for(name, p, **overrides) == runner.params_for(name, p, **call)
+
+
+@pytest.mark.parametrize("name", sorted(CHAPTER_CALLS))
+def test_parameters_are_one_frozen_dataclass_with_a_default_for_every_field(name):
+    cls = experiments.registry()[name].params
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    params = runner.params_for(name, get_profile("embedded"))
+    assert list(params) == [f.name for f in dataclasses.fields(cls)]
+    for f in dataclasses.fields(cls):  # a field without a value must say where the profile gives it
+        assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        if f.default is None:
+            assert "profile" in f.metadata, f"{name}.{f.name} defaults to None without a profile rule"
+
+
+def test_profile_rules_follow_the_profile_and_explicit_values_win():
+    small, big = get_profile("smoke"), get_profile("embedded")
+    assert runner.params_for("travel", small)["n"] == small.n_travel
+    assert runner.params_for("travel", big)["n"] == big.n_travel
+    assert runner.params_for("travel", big, n=7)["n"] == 7
+    assert runner.params_for("attention", small)["n"] == min(16, small.n_travel)
+    assert runner.params_for("travel", big, search="careful")["search"] == "careful"
+    with pytest.raises(TypeError, match="has no parameter"):
+        runner.params_for("travel", big, budget=3)
