@@ -1,4 +1,4 @@
-"""Ground truth for the boundary search: :func:`curvlib.certify.dense_scan` of 1,000 images, cached on disk.
+"""Ground truth for the boundary search: :func:`curvlib.measure.certify.dense_scan` of 1,000 images, cached on disk.
 
 Cached as ``benchmarks/.cache/scan_<model>_<kind>_n<n>_s<seed>_<weights sha256[:12]>_<step>.npz``,
 written atomically (temp file + ``os.replace``), one file per model and kind so an interrupted

@@ -3,7 +3,7 @@ same points).
 
 Both sides evaluate the same points clip(x + ε d) (images × FGSM directions × ε on the one-way grid)
 in batches of the same size: the forward side runs ``model.features`` under inference mode, the
-curvature side :func:`curvlib.trajectory.curvature` (nested forward-mode AD: f, f', f''; per-block
+curvature side :func:`curvlib.measure.curvature.curvature` (nested forward-mode AD: f, f', f''; per-block
 ω off). Prints, per model, points/s of each and their ratio (medians of repeats, one run).
 Run: python benchmarks/bench_curvature.py [--models resnet,vit] [--images 10] [--steps 40]
 """

@@ -1,11 +1,11 @@
 """Boundary travel: cost, correctness against a dense scan, and speed against the authors' search (issue #17).
 
 For every model (default: the four embedded ones) and both direction kinds the travel experiment
-uses (``fgsm`` and seeded ``random``, made exactly as ``curvlib.travel._travel_part`` makes them),
+uses (``fgsm`` and seeded ``random``, made exactly as ``curvlib.experiments.travel._travel_part`` makes them),
 on the first ``--n`` test images:
 
-1. forward passes per sample of :func:`curvlib.travel.travel` (mean over the samples it searched,
-   i.e. correctly classified at ε = 0, and max), against the bound :func:`curvlib.travel.max_passes`;
+1. forward passes per sample of :func:`curvlib.measure.travel.travel` (mean over the samples it searched,
+   i.e. correctly classified at ε = 0, and max), against the bound :func:`curvlib.measure.search.max_passes`;
 2. agreement with the first wrong point of a dense scan ε = k·1e-3, k = 1..1000 (same clipping), per
    sample correctly classified at ε = 0 by both (a disagreement there is counted separately):
 
@@ -86,7 +86,7 @@ def authors_search(model, x, y, d, tol=1e-4, init_eps=1e-3, stride=1e-3, decay=0
 
 
 def agreement(model, x, y, d, df, scan) -> tuple[dict, np.ndarray]:
-    """Counts per category (:mod:`curvlib.certify`) and each sample's category (None: skipped)."""
+    """Counts per category (:mod:`curvlib.measure.certify`) and each sample's category (None: skipped)."""
     cat = categories(model, x, y, d, df, scan, step=STEP)
     return {c: int((cat == c).sum()) for c in CATEGORIES}, cat
 

@@ -1,9 +1,9 @@
 """What agreement costs: the boundary search's settings against a dense scan (issue #27, part 1).
 
-Re-runs :func:`curvlib.travel.travel` with each setting of :data:`curvlib.travel.SEARCHES` (and, for
+Re-runs :func:`curvlib.measure.travel.travel.travel` with each setting of :data:`curvlib.measure.travel.travel.SEARCHES` (and, for
 comparison, the old default budget of 24 passes) on the same images and directions as
 ``bench_travel.py``, and prints one row per (model, kind, setting): mean and max passes per sample
-and the counts of :mod:`curvlib.certify` against the dense 1e-3 scan (``agree`` includes the samples
+and the counts of :mod:`curvlib.measure.certify` against the dense 1e-3 scan (``agree`` includes the samples
 misclassified at the start and the earlier-verified ones, shown again as ``(earlier)``; ``missed`` and
 ``false never`` are the failures). Targets (issue #27):
 
@@ -29,13 +29,14 @@ from bench_travel import agreement, setup  # noqa: E402
 
 from curvlib import data  # noqa: E402
 from curvlib.config import get_profile  # noqa: E402
-from curvlib.measure import travel as T  # noqa: E402
+from curvlib.measure import search as S_  # noqa: E402
+from curvlib.measure import travel as T
 
 #: name → (setting, targets: agreement share, mean passes, max passes)
 SETTINGS = {
-    "default": (T.SEARCHES["default"], (0.996, 9.0, 26)),
-    "careful": (T.SEARCHES["careful"], (0.999, 14.0, T.SEARCHES["careful"].budget)),
-    "old (24)": (dataclasses.replace(T.SEARCHES["default"], budget=24), (0.999, 9.0, 24)),
+    "default": (S_.SEARCHES["default"], (0.996, 9.0, 26)),
+    "careful": (S_.SEARCHES["careful"], (0.999, 14.0, S_.SEARCHES["careful"].budget)),
+    "old (24)": (dataclasses.replace(S_.SEARCHES["default"], budget=24), (0.999, 9.0, 24)),
 }
 
 

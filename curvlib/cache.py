@@ -118,7 +118,7 @@ def versions() -> dict:
 
 def identity(experiment: str, model: str, params: dict, profile: Profile) -> dict:
     """Everything an entry stands for: experiment, model, profile name, ``params`` (which, from
-    :func:`curvlib.runner.cache_key`, hold the data identity, the weights' and the code's
+    :func:`curvlib.runner.execute.cache_key`, hold the data identity, the weights' and the code's
     fingerprints), the cache version and :func:`versions`. Stored in the entry, hashed into its name."""
     profile = _profile(profile, "identity")
     return {"experiment": experiment, "model": model, "profile": profile.name, "params": params,

@@ -55,7 +55,7 @@ ENV = {
 SIZES = ("n_calibration", "n_travel", "n_theta_images", "n_directions", "n_steps", "batch_size")
 WEIGHTS = ("pretrained", "random")
 AUTOCAST = (None, "bf16")
-#: The boundary search's named settings (``curvlib.travel.SEARCHES``, checked against it by a test).
+#: The boundary search's named settings (``curvlib.measure.search.SEARCHES``, checked against it by a test).
 SEARCH_NAMES = ("default", "careful")
 
 
@@ -86,7 +86,7 @@ class Profile:
     autocast: str | None = None  #: "bf16": autocast forward-only passes; None: float32
     check_accuracy: bool = True  #: ImageNet profiles: stop when a pretrained model's top-1 is far off
     hash_data: bool = False  #: identify the data folder by its files' sha256 (else sizes + modification times)
-    search: str = "default"  #: boundary search setting (``curvlib.travel.SEARCHES``): "default" or "careful"
+    search: str = "default"  #: boundary search setting (``curvlib.measure.search.SEARCHES``): "default" or "careful"
 
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (validated again)."""

@@ -76,7 +76,7 @@ def batch_for_budget(bytes_per_image: float, budget_bytes: float, max_batch: int
 def call(model, x: torch.Tensor, index: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
     """``model(x)`` (``features``: ``model.features(x)``) for points x [M, C, H, W], handing their sample
     numbers ``index`` [M] to a model that asks for them (``model.takes_index``: a linearised model,
-    :func:`curvlib.surgery.linearized`, expands point i around its own sample); plain models are
+    :func:`curvlib.measure.surgery.linearized`, expands point i around its own sample); plain models are
     called exactly as before."""
     fn = model.features if features else model
     if index is not None and getattr(model, "takes_index", False):

@@ -34,14 +34,17 @@ def test_stamp_covers_the_source_the_cards_and_the_environment(tree):
     assert ecg.stamp(tree, env | {"CURVLIB_PROFILE": "smoke"}) != base
     assert ecg.stamp(tree, env | {"CURVLIB_DATA": "/val"}) != base
     cards = [tree / "data" / "models" / "resnet.json", next((tree / "data" / "seeds").glob("*/*.json"))]
-    for path in [tree / "curvlib" / "cache.py", tree / "curvlib" / "trajectory.py", *cards]:
+    for path in [tree / "curvlib" / "cache.py", tree / "curvlib" / "measure" / "travel.py", *cards]:
         old = path.read_bytes()
         path.write_bytes(old + b"\n")
         assert ecg.stamp(tree, env) != base, path
         path.write_bytes(old)
     assert ecg.stamp(tree, env) == base
     (tree / "curvlib" / "new_module.py").write_text("")
-    assert ecg.stamp(tree, env) != base
+    top = ecg.stamp(tree, env)
+    assert top != base
+    (tree / "curvlib" / "measure" / "new_module.py").write_text("")  # a subpackage's new module too
+    assert ecg.stamp(tree, env) != top
 
 
 def test_stamp_covers_the_data_folder_s_contents(tree, tmp_path):
@@ -64,7 +67,7 @@ def test_guard_deletes_the_cache_only_when_the_stamp_changes(tree):
     cache.mkdir(parents=True)
     (cache / "global.db").write_text("cached outputs")
     assert ecg.guard(tree, env=env) is False and cache.exists()
-    src = tree / "curvlib" / "calibration.py"
+    src = tree / "curvlib" / "measure" / "calibration.py"
     src.write_text(src.read_text().replace("def ", "def  ", 1))
     assert ecg.guard(tree, env=env) is True and not cache.exists()
     cache.mkdir()

@@ -52,7 +52,8 @@ def _imports(path: Path):
             mod = base + (node.module.split(".") if node.module else [])
             for a in node.names:
                 sub = [*mod, a.name]
-                is_module = (ROOT.joinpath(*sub).with_suffix(".py").exists() or (ROOT.joinpath(*sub) / "__init__.py").exists())
+                path = ROOT.joinpath(*sub)
+                is_module = path.with_suffix(".py").exists() or (path / "__init__.py").exists()
                 targets.append(".".join(sub if is_module else mod))
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "curvlib":
             targets.append(node.module.partition(".")[2])

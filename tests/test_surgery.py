@@ -1,4 +1,4 @@
-"""curvlib.surgery: a model with one kind of component linearised at the image (issue #26).
+"""curvlib.measure.surgery: a model with one kind of component linearised at the image (issue #26).
 
 Each test would fail on a wrong expansion: a missed module, a dropped keyword input (Swin's shift
 mask), anchors matched by batch position, or an expansion at the wrong point."""

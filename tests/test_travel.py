@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from curvlib.measure import travel as travel_module
+from curvlib.measure import search as search_module
 from curvlib.measure.direction import direction, normalize
 from curvlib.measure.travel import max_passes, min_passes, positions, travel
 
@@ -345,21 +345,21 @@ def test_careful_search_finds_a_steep_island_the_default_steps_over():
     careful = travel(model, x, y, d, eps_max=1.0, tol=1e-4, progress=False, search="careful")
     first = c.double().numpy()
     assert np.all(careful.eps.to_numpy() >= first - 1e-6) and np.all(careful.eps.to_numpy() <= first + 1e-4 + 1e-6)
-    assert careful.passes.max() <= travel_module.SEARCHES["careful"].budget == 36
+    assert careful.passes.max() <= search_module.SEARCHES["careful"].budget == 36
 
 
 def test_search_settings_are_named_validated_and_the_default_budget_is_26():
     from curvlib.config import SEARCH_NAMES
 
-    assert tuple(travel_module.SEARCHES) == SEARCH_NAMES  # the profile's choices are the library's settings
-    assert travel_module.SEARCHES["default"].budget == travel_module.DEFAULT_BUDGET == max_passes() == 26
-    assert travel_module.search_setting("careful") is travel_module.SEARCHES["careful"]
+    assert tuple(search_module.SEARCHES) == SEARCH_NAMES  # the profile's choices are the library's settings
+    assert search_module.SEARCHES["default"].budget == search_module.DEFAULT_BUDGET == max_passes() == 26
+    assert search_module.search_setting("careful") is search_module.SEARCHES["careful"]
     with pytest.raises(ValueError, match="unknown boundary search 'carefull'"):
-        travel_module.search_setting("carefull")
+        search_module.search_setting("carefull")
     with pytest.raises(ValueError, match="growth"):
-        travel_module.Search(growth=1.0)
+        search_module.Search(growth=1.0)
     with pytest.raises(TypeError, match="budget must be an integer"):
-        travel_module.Search(budget=26.0)
+        search_module.Search(budget=26.0)
     m = Linear()
     x = torch.rand(3, 1, 4, 4)
     y = m(x).argmax(-1)
@@ -367,6 +367,6 @@ def test_search_settings_are_named_validated_and_the_default_budget_is_26():
     with pytest.raises(ValueError, match="unknown boundary search"):
         travel(m, x, y, d, progress=False, search="fast")
     # an explicit budget overrides the setting's; a Search object works like its name
-    a = travel(m, x, y, d, progress=False, search=travel_module.SEARCHES["careful"])
+    a = travel(m, x, y, d, progress=False, search=search_module.SEARCHES["careful"])
     b = travel(m, x, y, d, progress=False, search="careful")
     assert a.equals(b)

@@ -3,7 +3,7 @@
 The cache is keyed by the chapters' code cells only. This script hashes everything else the
 outputs depend on — the profile and the ``CURVLIB_*`` environment variables, the files of the
 ``CURVLIB_DATA`` folder (relative paths, sizes, modification times), the model,
-checkpoint and seed cards, and the source of every ``curvlib/*.py`` (which includes the results
+checkpoint and seed cards, and the source of every ``curvlib/**/*.py`` (subpackages included) (which includes the results
 cache's version) — and deletes ``<build>/.jupyter_cache`` when that stamp differs from the one
 stored in ``<build>/.curvlib-stamp``. Run by ``make book`` / ``make book-fast``:
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Files (globs relative to the repository root) whose content the chapters' outputs depend on.
-INPUTS = ("curvlib/*.py", "data/models/*.json", "data/checkpoints/*.json", "data/seeds/*/*.json")
+INPUTS = ("curvlib/**/*.py", "data/models/*.json", "data/checkpoints/*.json", "data/seeds/*/*.json")
 STAMP_FILE, CACHE_DIR = ".curvlib-stamp", ".jupyter_cache"
 
 

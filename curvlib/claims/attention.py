@@ -13,7 +13,7 @@ def attention_claim(long: pd.DataFrame, families: dict | None = None, cnn_compon
                     n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Bend of the Transformers' attention modules over the bend of the CNNs' activations.
 
-    ``long``: per-sample rows of :func:`curvlib.attention.attention_experiment` (``per_sample=True``:
+    ``long``: per-sample rows of :func:`curvlib.experiments.attention.attention_experiment` (``per_sample=True``:
     ``model``, ``component``, ``layer``, ``sample`` = test image, ``bend``; Swin: one row per window).
     The statistic follows the chapter: per layer the median bend over the images (and windows), per
     model the median over its layers of the component, per family the median over its models, then

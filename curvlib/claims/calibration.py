@@ -59,7 +59,7 @@ def calibration_gap(preds: dict[str, pd.DataFrame], families: dict | None = None
 
 
 def calibration_by_model(report: pd.DataFrame, families: dict | None = None) -> pd.DataFrame:
-    """Per model of a :func:`curvlib.calibration.calibration_report`: the paper's claim for its family,
+    """Per model of a :func:`curvlib.experiments.calibration.calibration_report`: the paper's claim for its family,
     sECE with its interval, and the verdict by the family's rule (:data:`SECE_RULE`)."""
     families = _family_of(report.index, families)
     rows = []

@@ -106,7 +106,7 @@ def _mean_omega(r) -> np.ndarray:
 def omega_gap(results: dict, families: dict | None = None, variants: dict | None = None, n_boot: int = 1000,
               level: float = 0.95, seed: int = 0) -> dict:
     """Mean step-free bending rate ω (rad per unit ε) of the Transformers minus the CNNs', with an
-    interval paired over images. ``results``: model → :func:`curvlib.trajectory.curvature_experiment`
+    interval paired over images. ``results``: model → :func:`curvlib.experiments.curvature.curvature_experiment`
     result (``omega`` [M, N, S]). A piecewise-linear network (ReLU with BatchNorm) has ω = 0 between
     its kinks by construction, so against such CNNs the verdict cannot be "opposite"; ``variants``
     (model → result, e.g. the CNNs with GELU or LayerNorm swapped in) go into the row's note."""
@@ -140,7 +140,7 @@ def flatness_gap(flat: pd.DataFrame, families: dict | None = None, n_boot: int =
                  seed: int = 0) -> dict:
     """Mean mesh flatness ρ (0 = flat) of the Transformers minus the CNNs', paired over images.
 
-    ``flat``: :func:`curvlib.widgets.mesh_flatness` rows (``model``, ``image``, ``rho``) of one plane,
+    ``flat``: :func:`curvlib.measure.views.mesh_flatness` rows (``model``, ``image``, ``rho``) of one plane,
     every model on the same images. The paper's Figure 1 expects the Transformers' meshes the more
     curved: "holds" above 0."""
     need = {"model", "image", "rho"} - set(flat.columns)

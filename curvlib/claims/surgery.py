@@ -139,7 +139,7 @@ LOW_CONFIDENCE = 0.9
 
 def claim_rows(paths: dict, frames: dict, families: dict | None = None, n_boot: int = 1000, level: float = 0.95,
                seed: int = 0) -> list[dict]:
-    """The ledger's surgery rows (:data:`curvlib.claims.CLAIMS` "surgery (…)"), from the chapter's results.
+    """The ledger's surgery rows (:data:`curvlib.claims.records.CLAIMS` "surgery (…)"), from the chapter's results.
 
     ``paths``: (model, surgery) → :func:`path_experiment` (the Transformers, "none" and "attention");
     ``frames``: (model, surgery, "fgsm") → :func:`travel_experiment` ("none" and "all" for every model).

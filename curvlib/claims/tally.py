@@ -45,7 +45,7 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     experiments (computed on a miss): calibration on the profile's test images, FGSM travel,
     θ along random directions (one-way travel, the curvature chapter's first ruler), ω along FGSM
     (with the profile's component-swap variants, if any, in the note), per-component bends along
-    FGSM, the surgery rows (:func:`curvlib.surgery.ledger_rows`) and the random jump at ε_r = :data:`EPS_R`."""
+    FGSM, the surgery rows (:func:`curvlib.claims.surgery.ledger_rows`) and the random jump at ε_r = :data:`EPS_R`."""
 
     profile = require(profile)
     names = list(profile.models)

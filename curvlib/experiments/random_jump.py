@@ -21,7 +21,7 @@ class JumpParams:
     seed: int = 0  #: seed of the jump
     eps_max: float = 1.0  #: end of the searched range
     tol: float = 1e-4  #: bracket width at which ε* is reported
-    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.travel.SEARCHES`
+    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
 def jump_experiment(model_name: str, eps_r: float | None = None, profile=None, *, refresh: bool = False,

@@ -130,7 +130,7 @@ class SurgeryTravelParams:
     eps_max: float = 1.0  #: end of the searched range
     tol: float = 1e-4  #: bracket width at which ε* is reported
     seed: int = 0  #: seed of random directions
-    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.travel.SEARCHES`
+    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
 def travel_experiment(model_name: str, surgery: str | None = None, kind: str | None = None, profile=None,
@@ -166,7 +166,7 @@ class TurningParams:
     eps_max: float = 1.0  #: end of the searched range
     tol: float = 1e-4  #: bracket width at which ε* is reported
     seed: int = 0  #: seed of random directions
-    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.travel.SEARCHES`
+    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
     n_t: int = 3  #: intervals of the trapezoid rule on [0, ε*]
 
 

@@ -33,7 +33,7 @@ def theta_experiment(model_name: str, kind: str | None = None, profile=None, *, 
     """Cached θ over ``profile.n_theta_images`` images × ``n_directions`` directions × ``n_steps`` steps
     (FGSM: one direction per image; random: seeded Gaussian), on the ``protocol``'s grid (:func:`eps_grid`:
     ``oneway`` from x along +d, the default, or ``symmetric`` around x); ``saturation``: use
-    :func:`curvlib.direction.saturation_aware` directions. Returns ``theta`` [M, N, S−2] of the features,
+    :func:`curvlib.measure.direction.saturation_aware` directions. Returns ``theta`` [M, N, S−2] of the features,
     ``input_theta`` [M, N, S−2] of the clipped input points themselves (the ruler's baseline), ``eps``
     [S] and the per-step ``summary`` frame. Parameters and defaults: :class:`ThetaParams`;
     ``checkpoint``: other weights."""

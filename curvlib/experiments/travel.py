@@ -20,7 +20,7 @@ class TravelParams:
     eps_max: float = 1.0  #: end of the searched range
     tol: float = 1e-4  #: bracket width at which ε* is reported
     seed: int = 0  #: seed of random directions
-    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.travel.SEARCHES`
+    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
 def travel_experiment(model_name: str, kind: str | None = None, profile=None, *, refresh: bool = False,

@@ -1,6 +1,6 @@
 r"""Certify the boundary search on the run in front of you: re-check a seeded subset of its rows by a dense scan.
 
-:func:`curvlib.travel.travel` finds the *first* crossing it can see with a few forward passes, but a
+:func:`curvlib.measure.travel.travel` finds the *first* crossing it can see with a few forward passes, but a
 margin read at finitely many points cannot rule out a narrow wrong-class island between two probes
 (see its docstring). So instead of trusting a miss rate measured once on other data, a chapter
 re-checks its own rows: :func:`dense_scan` walks ε = k·step, k = 1, 2, … from each image of a seeded
@@ -81,7 +81,7 @@ def dense_scan(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, step: f
 @torch.inference_mode()
 def categories(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, df: pd.DataFrame, scan: dict,
                step: float = 1e-3) -> np.ndarray:
-    """Each sample's category (module docstring) from a :func:`curvlib.travel.travel` frame ``df`` and a
+    """Each sample's category (module docstring) from a :func:`curvlib.measure.travel.travel` frame ``df`` and a
     :func:`dense_scan` of the same images x, labels y and directions d. Returns [N] object array."""
     first = np.asarray(scan["first"])
     if len(df) != len(first) or len(df) != len(x):

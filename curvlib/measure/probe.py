@@ -146,7 +146,7 @@ def grid_step(eps_star, fraction: float = 0.25, nice: bool = True) -> float:
     """A mesh step no larger than ``fraction`` × the median distance to the decision boundary.
 
     Args:
-        eps_star: a travel frame (:func:`curvlib.travel.travel`; its ``crossed`` rows' ``eps``
+        eps_star: a travel frame (:func:`curvlib.measure.travel.travel`; its ``crossed`` rows' ``eps``
             are used) or ε* values (pixel units, NaN ignored).
         fraction: step / median ε* at most (¼: a boundary crossing is at least ~4 grid steps
             from the image for the median sample, so neighbouring grid points don't jump it).

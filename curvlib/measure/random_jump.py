@@ -36,7 +36,7 @@ def _check_eps(eps_r: float) -> None:
 def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign", seed: int = 0,
                 index: torch.Tensor | None = None) -> torch.Tensor:
     """x_r = clip(x + ε_r·d) with d a seeded random direction, ‖d‖₂ = √D; images [N, C, H, W] in [0, 1].
-    ``index``: global sample numbers (see :func:`curvlib.direction.direction`)."""
+    ``index``: global sample numbers (see :func:`curvlib.measure.direction.direction`)."""
 
     check_pixels(x)
     _check_eps(eps_r)
@@ -135,7 +135,7 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     (x_r vs x) and ``eps_r``. ``direct`` may pass an already computed :func:`travel` frame from x
     along FGSM(x) with the same ``eps_max``; one of other images, labels, order or eps_max is
     refused (``ValueError``). With ``return_images`` also returns (x_direct_final, x_jump_final). ``search``: the
-    boundary search's setting (:data:`curvlib.travel.SEARCHES`), the same for every route.
+    boundary search's setting (:data:`curvlib.measure.search.SEARCHES`), the same for every route.
     """
     _check_eps(eps_r)
     if direct is not None:

@@ -25,8 +25,8 @@ chosen kind contributes along the path is gone. :func:`linearized` builds such a
   features are then exactly f(x) + J(x)(x(ε) − x)).
 
 Point i of a batch is expanded around anchor i. Where a caller passes a subset of the samples
-(:func:`curvlib.travel.travel` probes only the samples still searching) or many points per sample
-(:func:`curvlib.trajectory.curvature`), it passes ``index=`` (the anchor number of every point):
+(:func:`curvlib.measure.travel.travel` probes only the samples still searching) or many points per sample
+(:func:`curvlib.measure.curvature.curvature`), it passes ``index=`` (the anchor number of every point):
 such callers check :func:`curvlib.inference.call`; plain models are called as before.
 
 Below the model: the cached experiments the chapter "Taking the bends out" runs (ω and θ per

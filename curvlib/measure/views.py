@@ -13,10 +13,10 @@ def plane_view(model, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: in
                seed: int = 0, interior: bool = False) -> dict:
     """Grid clip(x + a d₁ + b d₂) around one image x [1, C, H, W]: input coordinates (a, b) [G, G]
     (pixel units), 2-D projected features [G, G, 2], predictions [G, G], G = 2·n_steps + 1, the
-    mesh's flatness ``rho`` (:func:`curvlib.trajectory.affine_residual` of the full features) and
+    mesh's flatness ``rho`` (:func:`curvlib.measure.mesh.affine_residual` of the full features) and
     ``rho_input``, the same measure of the clipped input points themselves (clipping at 0 and 1
     already bends the input plane). ``interior``: restrict both directions to the pixels that
-    never clip on this grid (:func:`curvlib.trajectory.interior_directions`): then
+    never clip on this grid (:func:`curvlib.measure.mesh.interior_directions`): then
     ``rho_input`` = 0 and ``rho`` measures the model alone."""
     if not step > 0:
         raise ValueError(f"step must be positive, got {step}")
@@ -62,13 +62,13 @@ def walk_paths(models: dict, x: torch.Tensor, y, kind: str = "fgsm", eps_max: fl
                seed: int = 0) -> dict:
     """The walk of one image x [C, H, W] (or [1, C, H, W]) in [0, 1], label ``y`` (int or one-element
     tensor), through every model of ``models`` (name → model): inputs clip(x + ε_k d), ε_k = k·ε_max/n,
-    k = 0 … n, clipped to [0, 1] as in :func:`curvlib.trajectory.probe_line` (ε in pixel units,
+    k = 0 … n, clipped to [0, 1] as in :func:`curvlib.measure.probe.probe_line` (ε in pixel units,
     ‖d‖ = √D). ``kind``: ``fgsm`` (each model its own direction, so each model its own inputs)
     or ``random`` (one direction, drawn from ``seed``, shared by all models).
 
     Returns ``eps`` [n+1], ``kind``, ``label``, ``num_classes`` and ``paths``: name → dict with
     ``inputs`` [n+1, C, H, W], ``rep`` [n+1, 2] (the penultimate features projected onto the two
-    leading principal axes of the model's own path, :func:`curvlib.trajectory.project_2d`),
+    leading principal axes of the model's own path, :func:`curvlib.measure.probe.project_2d`),
     ``pred`` [n+1] (predicted classes) and ``crossing``: the first k whose prediction differs from
     the label (0 if x itself is misclassified), or None if none does up to ε_max."""
 

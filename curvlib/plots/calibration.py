@@ -12,7 +12,7 @@ def reliability_diagram(table: pd.DataFrame, ax=None, title: str | None = None, 
                         show_stats: bool = True):
     """Accuracy per confidence bin as bars whose opacity is the bin's share of the data (as in the
     paper), the diagonal of perfect calibration, the gap to each bin's mean confidence, and
-    ECE / sECE in the corner. ``table`` comes from :func:`curvlib.calibration.calibration_table`.
+    ECE / sECE in the corner. ``table`` comes from :func:`curvlib.measure.calibration.calibration_table`.
     """
     from matplotlib.colors import to_rgba
 

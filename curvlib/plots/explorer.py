@@ -93,7 +93,7 @@ def explorer_figure(models: dict, x: torch.Tensor, y: torch.Tensor, step: float 
                     colors: dict | None = None, interior: bool = False):
     """One row per model (two panels: input grid and representation mesh), a legend of the classes
     that occur, each model's titles and frames in its own colour (``colors``: model → colour,
-    default :func:`curvlib.plots.model_colors`). ``names``: class names (:func:`class_names`);
+    default :func:`curvlib.plots.theme.model_colors`). ``names``: class names (:func:`class_names`);
     ``eps_median``: model → median ε*, to state the step as a fraction of it; ``interior``: only
     the pixels that never clip move (see :func:`plane_view`). Returns the Figure."""
     import matplotlib.pyplot as plt
@@ -119,7 +119,7 @@ def plot_walk(walk: dict, k: int, names=None, colors: dict | None = None):
     2-D path (right): the whole path faint, the trail up to k drawn, the current point large,
     points coloured by predicted class (legend below), the image x as a star, the first point
     predicted ≠ label ringed once reached. ``names``: class names (:func:`class_names`);
-    ``colors``: model → colour for titles and frames (default :func:`curvlib.plots.model_colors`).
+    ``colors``: model → colour for titles and frames (default :func:`curvlib.plots.theme.model_colors`).
     Returns the Figure."""
     n = len(walk["eps"]) - 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:

@@ -55,7 +55,7 @@ def intuition_figure(n_steps: int = 12, eps_max: float = 1.2):
 def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins: int = 10,
                      color: str = "#1f77b4", eps_max: float | None = None):
     """ε* (distance to the boundary) against confidence at x for the crossed samples of one
-    :func:`curvlib.travel.travel` frame, with the mean ε* per confidence bin as a black line
+    :func:`curvlib.measure.travel.travel` frame, with the mean ε* per confidence bin as a black line
     (the paper's Figure 3). Samples that never crossed within ``eps_max`` are drawn as triangles along
     the top edge (outside the ε* scale, so they do not squeeze it).
     """
@@ -84,7 +84,7 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
 
 def jump_pairs(jumps: dict, num: str = "eps_jump", den: str = "eps_direct", axes=None, colors=None,
                labels=("ε* from x", "ε* after the jump")):
-    """Per model, the paired values ``den`` (x axis) against ``num`` (y) of :func:`curvlib.random_jump.jump_travel`
+    """Per model, the paired values ``den`` (x axis) against ``num`` (y) of :func:`curvlib.measure.random_jump.jump_travel`
     frames (model → frame; samples where both are finite), log axes shared, the diagonal dashed and
     the median ratio num / den in each title. At most two panels per row. Returns the Figure."""
     import matplotlib.pyplot as plt
@@ -121,7 +121,7 @@ def jump_pairs(jumps: dict, num: str = "eps_jump", den: str = "eps_direct", axes
 
 
 def theta_at_step(sweeps: dict, delta: float, colors=None, limits: dict | None = None):
-    """θ along the path at one step Δ of a :func:`curvlib.trajectory.theta_step_experiment` sweep
+    """θ along the path at one step Δ of a :func:`curvlib.experiments.theta.theta_step_experiment` sweep
     (model → frame): left θ in degrees, right θ/Δ in radians per unit ε (the turning rate a smooth
     path would settle on), median over images with the interquartile band, one colour per model.
     ``limits``: {"theta": (lo, hi), "rate": (lo, hi)} to keep the axes fixed while Δ changes
@@ -186,7 +186,7 @@ def image_row(images, titles=None, axes=None, cmap="gray"):
 
 def theta_bands(summary: pd.DataFrame, ax=None, title: str | None = None, x=None, degrees: bool = True):
     """The paper's Figure 5: θ(n) per step, min–max light band, Q1–Q3 dark band, median line,
-    mean as red dots. ``summary`` comes from :func:`curvlib.trajectory.theta_summary`;
+    mean as red dots. ``summary`` comes from :func:`curvlib.measure.angles.theta_summary`;
     ``x`` optionally replaces step numbers (e.g. the ε of each step)."""
     ax = _axes(ax, (4.2, 3))
     k = 180 / np.pi if degrees else 1.0
@@ -218,7 +218,7 @@ def interval_lines(data: pd.DataFrame, x: str, y: str, lo: str, hi: str, ax=None
 
 
 def dynamics_figure(dyn, axes=None):
-    """Curvedness against training epoch: ``dyn`` is :func:`curvlib.ablations.training_dynamics`
+    """Curvedness against training epoch: ``dyn`` is :func:`curvlib.claims.ablations.training_dynamics`
     frames concatenated (columns model, epoch, theta_*, ece, sece, eps_median, accuracy).
     Four panels (2 × 2, shared epoch axis), one colour per model: mean θ with its 95 % bootstrap
     interval and the Q1–Q3 band; ECE and sECE; median ε* (all images, confidence ≤ 0.9); accuracy."""

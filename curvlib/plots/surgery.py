@@ -10,7 +10,7 @@ SURGERY_ORDER = ("attention", "norm", "activation", "pooling", "all")
 
 
 def surgery_shares(shares: pd.DataFrame, ax=None):
-    """Share of each model's ω removed by each surgery (:func:`curvlib.surgery.omega_shares`), bars with
+    """Share of each model's ω removed by each surgery (:func:`curvlib.claims.surgery.omega_shares`), bars with
     their 95 % intervals; 1 = straight path, 0 = unchanged, < 0 = the surgery bends it more."""
     ax = _axes(ax, (7, 3.6))
     names = list(dict.fromkeys(shares.model))
@@ -33,7 +33,7 @@ def surgery_shares(shares: pd.DataFrame, ax=None):
 
 def surgery_ratios(ratios: pd.DataFrame, band: str = "all", axes=None):
     """Median paired ratio ε*_surgery / ε*_original per surgery and family with 95 % intervals, one
-    panel per direction kind (:func:`curvlib.surgery.eps_ratios`, rows of one ``band``)."""
+    panel per direction kind (:func:`curvlib.claims.surgery.eps_ratios`, rows of one ``band``)."""
     import matplotlib.pyplot as plt
 
     sel = ratios[ratios.band == band]
@@ -62,7 +62,7 @@ def surgery_ratios(ratios: pd.DataFrame, band: str = "all", axes=None):
 
 def turning_scatter(turning: dict, axes=None):
     """Per model, the turning accumulated before the boundary (radians) against ε*, coloured by the
-    confidence at x (:func:`curvlib.surgery.turning_experiment` frames, crossed images)."""
+    confidence at x (:func:`curvlib.experiments.surgery.turning_experiment` frames, crossed images)."""
     import matplotlib.pyplot as plt
 
     names = list(turning)

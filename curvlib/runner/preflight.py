@@ -123,7 +123,7 @@ def why_unchecked(name: str, profile: Profile) -> str:
 
     if profile.dataset == "imagenet" and (k := data.n_available(profile)) < MIN_CHECK:
         return f"too few images to check ({k} in {profile.data_dir}; the accuracy check needs at least {MIN_CHECK})"
-    return f"no accuracy check (no published top-1 recorded for {name} in curvlib.sanity.REFERENCE_TOP1)"
+    return f"no accuracy check (no published top-1 recorded for {name} in curvlib.runner.preflight.REFERENCE_TOP1)"
 
 
 def message(result: dict, profile: Profile) -> str:

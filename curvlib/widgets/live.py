@@ -5,7 +5,7 @@ orthogonal to it, both ‖d‖ = √D; a, b ∈ {−n·ε, …, n·ε}) is mappe
 penultimate features of the grid are projected to 2-D (PCA of the grid's own features) and drawn
 as a mesh, coloured by predicted class (with a legend of the classes that occur). Straight mesh
 lines = additive response; bent lines = curved representation space. Each mesh's flatness ρ
-(:func:`curvlib.trajectory.affine_residual`, computed on the full features, not the 2-D view) is
+(:func:`curvlib.measure.mesh.affine_residual`, computed on the full features, not the 2-D view) is
 in its title; :func:`mesh_flatness` tabulates it over many images.
 
 - :func:`live_explorer`: ipywidgets sliders (ε, steps, direction, model pair), redrawn by a kernel.
@@ -31,7 +31,7 @@ def live_explorer(models: dict, x: torch.Tensor, y: torch.Tensor, steps=(0.005, 
     """ipywidgets explorer (needs a running kernel): sliders for the ε step and the step count,
     a direction selector and a choice of which models to compare (``names``, ``eps_median``: as
     for :func:`explorer_figure`; pass steps no larger than ¼ of the median ε*, see
-    :func:`curvlib.trajectory.grid_step`)."""
+    :func:`curvlib.measure.probe.grid_step`)."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
