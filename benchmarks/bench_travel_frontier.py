@@ -1,7 +1,7 @@
 """What agreement costs: the boundary search's settings against a dense scan (issue #27, part 1).
 
-Re-runs :func:`curvlib.measure.travel.travel.travel` with each setting of :data:`curvlib.measure.travel.travel.SEARCHES` (and, for
-comparison, the old default budget of 24 passes) on the same images and directions as
+Re-runs :func:`curvlib.measure.travel.travel` with each setting of :data:`curvlib.measure.search.SEARCHES`
+(and, for comparison, the old default budget of 24 passes) on the same images and directions as
 ``bench_travel.py``, and prints one row per (model, kind, setting): mean and max passes per sample
 and the counts of :mod:`curvlib.measure.certify` against the dense 1e-3 scan (``agree`` includes the samples
 misclassified at the start and the earlier-verified ones, shown again as ``(earlier)``; ``missed`` and

@@ -1,11 +1,14 @@
 """Every verdict of curvlib.claims on constructed inputs whose right answer is known."""
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from curvlib import claims
-from curvlib.claims.records import _row
+from curvlib.claims.records import CLAIMS, Claim
 
 FAMS = {"resnet": "CNN", "mobilenetv2": "CNN", "vit": "Transformer", "swin": "Transformer"}
 N = 400
@@ -316,12 +319,46 @@ def test_random_jump_claim_without_pairs_is_no_data():
 
 
 def test_ledger_markdown_links_each_claim_to_its_chapter():
-    row = _row("boundary (low confidence)", "m", 1.5, 1.2, 1.9, "holds", "rule", n=1234, note="a note")
+    row = CLAIMS["boundary (low confidence)"].judge(1.5, 1.2, 1.9, 1234, measure="m", rule="rule", note="a note")
     md = claims.ledger_markdown(pd.DataFrame([row]))
     assert "| 1. [boundary (low confidence)](boundary.md) | **holds** | 1.5 [1.2, 1.9] | 1,234 | m |" in md
     assert md.endswith("*Rule:* rule. *Note:* a note")
     with pytest.raises(ValueError, match="not a ledger"):
         claims.ledger_markdown(pd.DataFrame({"claim": ["x"]}))
+
+
+@pytest.mark.parametrize("expect, interval, outcome", [
+    (">", (1.2, 1.9), "holds"), (">", (0.2, 0.9), "opposite"), (">", (0.8, 1.3), "inconclusive"),
+    ("<", (0.2, 0.9), "holds"), ("<", (1.2, 1.9), "opposite"), ("<", (float("nan"), 1.0), "no data")])
+def test_a_claim_judges_its_interval_against_its_no_effect_value(expect, interval, outcome):
+    c = Claim("toy", "Toy effects are large", "intro", expect, 1.0, "toy ratio", "rule in words")
+    row = c.judge(1.0, *interval, 50, note="n", extra=3)
+    assert row["verdict"] == outcome and row["extra"] == 3 and row["measure"] == "toy ratio"
+    assert set(claims.ROW) <= set(row) and row["paper"] == c.paper and row["chapter"] == "intro"
+
+
+def test_a_claim_whose_controls_fail_is_not_called_holds():
+    c = CLAIMS["random jump"]
+    assert c.judge(0.5, 0.4, 0.6, 10, controls=("holds", "holds"))["verdict"] == "holds"
+    assert c.judge(0.5, 0.4, 0.6, 10, controls=("holds", "inconclusive"))["verdict"] == "inconclusive"
+    assert c.judge(1.5, 1.4, 1.6, 10, controls=("inconclusive",))["verdict"] == "opposite"
+
+
+def test_a_claim_writes_its_verdict_sentence_from_the_row():
+    c = CLAIMS["calibration (gap)"]
+    s = c.sentence(c.judge(-0.0123, -0.02, -0.004, 100), SimpleNamespace(name="embedded"))
+    assert s == ("On this profile (embedded): sECE(CNNs) − sECE(Transformers), family means = -0.0123 "
+                 "[-0.0200, -0.0040] (95 % interval, n = 100). The paper: \"CNNs are more overconfident than "
+                 "Transformers (Figure 2)\" — **holds**.")
+    assert "**opposite**" in c.sentence(c.judge(0.01, 0.005, 0.02, 100))
+    with pytest.raises(ValueError, match="expect"):
+        Claim("bad", "p", "c", "=", 0.0, "s", "r")
+
+
+def test_every_claim_names_an_existing_chapter_and_a_rule():
+    chapters = {p.stem for p in (Path(__file__).resolve().parents[1] / "book").glob("*.md")}
+    for name, c in CLAIMS.items():
+        assert c.name == name and c.chapter in chapters and c.rule and c.statistic and c.paper
 
 
 @pytest.mark.slow

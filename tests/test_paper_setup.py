@@ -80,7 +80,7 @@ def test_unknown_folder_names_are_refused_with_the_accepted_forms(tmp_path, name
 
 
 def test_judge_and_wilson():
-    lo, hi = stats.wilson(0, 256)
+    lo, hi = stats.wilson(0, 256, level=sanity.LEVEL)
     assert lo == 0 and 0.015 < hi < 0.03
     assert sanity.judge(0, 256, 81.2)["ok"] is False  # shuffled labels
     assert sanity.judge(180, 256, 81.2)["ok"] is True  # ImageNet-V2-like: 70 %

@@ -16,7 +16,7 @@ def _run(code: str, mode: str | None):
 
 
 def test_text_mode_gives_text_bars_on_stderr():
-    code = ("import tqdm.std, tqdm.notebook\nfrom curvlib import travel\n"
+    code = ("import tqdm.std, tqdm.notebook\nfrom curvlib.measure import travel\n"
             "assert issubclass(travel.tqdm, tqdm.std.tqdm) and not issubclass(travel.tqdm, tqdm.notebook.tqdm)\n"
             "for _ in travel.tqdm(range(3), desc='walk', mininterval=0): pass\n")
     r = _run(code, "text")
@@ -25,7 +25,7 @@ def test_text_mode_gives_text_bars_on_stderr():
 
 
 def test_auto_mode_leaves_tqdm_auto_alone_and_bad_values_are_refused():
-    r = _run("import tqdm.auto\nfrom curvlib import travel\nassert travel.tqdm is tqdm.auto.tqdm\n"
+    r = _run("import tqdm.auto\nfrom curvlib.measure import travel\nassert travel.tqdm is tqdm.auto.tqdm\n"
              "assert type(travel.tqdm).__name__ != 'TextBar' and travel.tqdm.__name__ != 'TextBar'", None)
     assert r.returncode == 0, r.stderr
     r = _run("import curvlib", "widgets")

@@ -1,4 +1,5 @@
 """The experiment registry: one registration per experiment, one key recipe, uniform sharding."""
+import dataclasses
 from types import SimpleNamespace
 
 import pandas as pd
@@ -95,7 +96,12 @@ def test_source_fingerprint_ignores_layout_but_not_code():
 def toy_experiment():
     calls = []
 
-    @runner.experiment("toy", defaults=lambda p: {"n": 3, "offset": 0}, calls=({}, {"offset": 10}),
+    @dataclasses.dataclass(frozen=True)
+    class ToyParams:
+        n: int = 3
+        offset: int = 0
+
+    @runner.experiment("toy", params=ToyParams, calls=({}, {"offset": 10}),
                        summary=lambda df: f"sum {int(df.value.sum())}")
     def _toy(model, profile, shard, context, *, n, offset):
         calls.append(shard)

@@ -3,8 +3,8 @@
 The cache is keyed by the chapters' code cells only. This script hashes everything else the
 outputs depend on — the profile and the ``CURVLIB_*`` environment variables, the files of the
 ``CURVLIB_DATA`` folder (relative paths, sizes, modification times), the model,
-checkpoint and seed cards, and the source of every ``curvlib/**/*.py`` (subpackages included) (which includes the results
-cache's version) — and deletes ``<build>/.jupyter_cache`` when that stamp differs from the one
+checkpoint and seed cards, and the source of every ``curvlib/**/*.py`` (subpackages included;
+it holds the results cache's version) — and deletes ``<build>/.jupyter_cache`` when that stamp differs from the one
 stored in ``<build>/.curvlib-stamp``. Run by ``make book`` / ``make book-fast``:
 
     python book/_ext/exec_cache_guard.py [--root REPO] [--build BUILD_DIR]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..stats import bootstrap, verdict
-from .records import _row
+from ..stats import bootstrap
+from .records import CLAIMS
 from .resample import _families, _family_of
 
 
@@ -52,8 +52,8 @@ def attention_claim(long: pd.DataFrame, families: dict | None = None, cnn_compon
             return np.where(fam["CNN"] > 0, fam["Transformer"] / fam["CNN"], np.nan)
 
     est, lo, hi = bootstrap(stat, len(images), n_boot=n_boot, level=level, seed=seed)
-    return _row("attention", f"bend of attention (Transformers) / bend of {cnn_component} layers (CNNs), FGSM segment",
-                est, lo, hi, verdict(lo, hi, 1.0, ">"),
-                "holds if the interval lies above 1; paired over test images", n=len(images),
-                note="Attention's non-additivity itself is exact algebra (the chapter checks eq. 8–13 to rounding); "
-                     "what is tested here is whether it bends a path more than the CNNs' activations do.")
+    return CLAIMS["attention"].judge(
+        est, lo, hi, len(images),
+        measure=f"bend of attention (Transformers) / bend of {cnn_component} layers (CNNs), FGSM segment",
+        note="Attention's non-additivity itself is exact algebra (the chapter checks eq. 8–13 to rounding); "
+             "what is tested here is whether it bends a path more than the CNNs' activations do.")

@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..constants import BANDS, FAMILIES
 from ..stats import bootstrap, verdict
-from .records import _row
+from .records import CLAIMS
 from .resample import _families, _family_of, _pooled_median, _same_images, spearman
 
 
@@ -100,14 +100,15 @@ def boundary_claim(frames: dict[str, pd.DataFrame], families: dict | None = None
     labels = ", ".join(_band_label(a, b) for a, b in bands)
     counts = {f: sum(p[1][f] for p in parts) for f in FAMILIES}
     rest = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > threshold + 1e-12]
-    return _row("boundary (low confidence)", f"median ε* Transformers / CNNs at confidence ≤ {threshold:g}, "
-                "within bands", est, lo, hi, verdict(lo, hi, 1.0, ">"),
-                f"holds if the interval lies above 1; ratios of medians within the bands {labels}, combined with "
-                "weights n_C·n_T/(n_C+n_T); never crossed = +∞; paired over test images",
-                n=counts["CNN"] + counts["Transformer"], n_cnn=counts["CNN"], n_transformer=counts["Transformer"],
-                note=(f"{counts['CNN']} CNN and {counts['Transformer']} Transformer images at confidence ≤ "
-                      f"{threshold:g}; the bands above it ({', '.join(_band_label(a, b) for a, b in rest)}) are "
-                      "in the chapter's table, not in this row."))
+    return CLAIMS["boundary (low confidence)"].judge(
+        est, lo, hi, counts["CNN"] + counts["Transformer"],
+        measure=f"median ε* Transformers / CNNs at confidence ≤ {threshold:g}, within bands",
+        rule=f"holds if the interval lies above 1; ratios of medians within the bands {labels}, combined with "
+             "weights n_C·n_T/(n_C+n_T); never crossed = +∞; paired over test images",
+        n_cnn=counts["CNN"], n_transformer=counts["Transformer"],
+        note=(f"{counts['CNN']} CNN and {counts['Transformer']} Transformer images at confidence ≤ "
+              f"{threshold:g}; the bands above it ({', '.join(_band_label(a, b) for a, b in rest)}) are "
+              "in the chapter's table, not in this row."))
 
 
 def rank_correlation(frames: dict[str, pd.DataFrame], families: dict | None = None, n_boot: int = 1000,
@@ -148,9 +149,7 @@ def rank_correlation_claim(frames: dict[str, pd.DataFrame], families: dict | Non
     t = rank_correlation(frames, families, **kw)
     g = t.loc["CNN − Transformer"]
     per = ", ".join(f"{m} {r.rho:+.2f}" for m, r in t.drop(index="CNN − Transformer").iterrows())
-    return _row("boundary (confidence ↔ distance)", "Spearman ρ(confidence, ε*), CNNs' mean − Transformers' mean",
-                g.rho, g.lo, g.hi, g.verdict,
-                "holds if the interval lies above 0; on the images every model classifies correctly; paired",
-                n=int(g.n), note=f"ρ per model, each on the images that model classifies correctly: {per}; the "
-                "estimate compares the families on the images all four classify correctly, so it need not equal the "
-                "difference of these.")
+    return CLAIMS["boundary (confidence ↔ distance)"].judge(
+        g.rho, g.lo, g.hi, int(g.n),
+        note=f"ρ per model, each on the images that model classifies correctly: {per}; the estimate compares the "
+             "families on the images all four classify correctly, so it need not equal the difference of these.")

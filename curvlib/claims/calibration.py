@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import bootstrap, verdict
-from .records import CLAIMS, _row
+from .records import CLAIMS
 from .resample import _families, _family_of, _same_images
 
 
@@ -16,11 +16,9 @@ def _sece_terms(preds: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
     return {m: df["correct"].to_numpy(float) - df["confidence"].to_numpy(float) for m, df in preds.items()}
 
 
-#: How each family's own sECE is read: (the side the paper predicts, the rule in words).
-SECE_RULE = {"CNN": ("<", "holds if the interval lies below 0 (overconfident)"),
-             "Transformer": (">", "holds if the interval lies above 0 (underconfident), opposite if below 0 "
-                                  "(overconfident); an interval containing 0 cannot tell calibrated from slightly "
-                                  "over- or underconfident: inconclusive")}
+#: How each family's own sECE is read (from its claim record): (the side the paper predicts, the rule in words).
+SECE_RULE = {f: (CLAIMS[f"calibration ({f}s)"].expect, CLAIMS[f"calibration ({f}s)"].rule)
+             for f in ("CNN", "Transformer")}
 
 
 def calibration_family(preds: dict[str, pd.DataFrame], family: str, families: dict | None = None,
@@ -33,9 +31,8 @@ def calibration_family(preds: dict[str, pd.DataFrame], family: str, families: di
     u = _sece_terms(preds)
     f = np.mean([u[m] for m in fams[family]], axis=0)
     est, lo, hi = bootstrap(lambda i: f[i].mean(1), len(f), n_boot=n_boot, level=level, seed=seed)
-    side, rule = SECE_RULE[family]
-    return _row(f"calibration ({family}s)", f"mean sECE of the {family}s ({', '.join(fams[family])})", est, lo, hi,
-                verdict(lo, hi, 0.0, side), rule, n=len(f))
+    return CLAIMS[f"calibration ({family}s)"].judge(est, lo, hi, len(f),
+                                                   measure=f"mean sECE of the {family}s ({', '.join(fams[family])})")
 
 
 def calibration_gap(preds: dict[str, pd.DataFrame], families: dict | None = None, n_boot: int = 1000,
@@ -52,10 +49,8 @@ def calibration_gap(preds: dict[str, pd.DataFrame], families: dict | None = None
     fam_u = {f: np.mean([u[m] for m in ms], axis=0) for f, ms in fams.items()}
     d = fam_u["CNN"] - fam_u["Transformer"]
     est, lo, hi = bootstrap(lambda i: d[i].mean(1), len(d), n_boot=n_boot, level=level, seed=seed)
-    return _row("calibration (gap)", "sECE(CNNs) − sECE(Transformers), family means", est, lo, hi,
-                verdict(lo, hi, 0.0, "<"),
-                "holds if the interval lies below 0 (CNNs more overconfident); paired over test images", n=len(d),
-                cnn=float(fam_u["CNN"].mean()), transformer=float(fam_u["Transformer"].mean()))
+    return CLAIMS["calibration (gap)"].judge(est, lo, hi, len(d), cnn=float(fam_u["CNN"].mean()),
+                                             transformer=float(fam_u["Transformer"].mean()))
 
 
 def calibration_by_model(report: pd.DataFrame, families: dict | None = None) -> pd.DataFrame:
@@ -67,7 +62,8 @@ def calibration_by_model(report: pd.DataFrame, families: dict | None = None) -> 
         fam = families[name]
         if fam not in SECE_RULE:
             raise ValueError(f"{name!r}: no paper claim for family {fam!r}")
-        v = verdict(r.sece_lo, r.sece_hi, 0.0, SECE_RULE[fam][0])
-        rows.append({"model": name, "family": fam, "paper": CLAIMS[f"calibration ({fam}s)"][0], "sece": r.sece,
+        claim = CLAIMS[f"calibration ({fam}s)"]
+        v = verdict(r.sece_lo, r.sece_hi, claim.null, claim.expect)
+        rows.append({"model": name, "family": fam, "paper": CLAIMS[f"calibration ({fam}s)"].paper, "sece": r.sece,
                      "lo": r.sece_lo, "hi": r.sece_hi, "verdict": v})
     return pd.DataFrame(rows).set_index("model")

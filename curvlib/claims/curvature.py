@@ -8,7 +8,7 @@ import torch
 from .. import models
 from ..constants import AWAY
 from ..stats import bootstrap, verdict
-from .records import _row
+from .records import CLAIMS
 from .resample import _families, _family_of, family_ratio
 
 
@@ -91,9 +91,10 @@ def step_exponent(steps: pd.DataFrame) -> pd.Series:
 def curvature_theta_claim(thetas: dict, families: dict | None = None, ruler: str = "", **kw) -> dict:
     """The ledger row of :func:`family_ratio` (θ in radians [M, N, S] per model)."""
     r = family_ratio(thetas, _family_of(thetas, families), **kw)
-    return _row("curvature (θ)", f"mean θ Transformers / CNNs{', ' + ruler if ruler else ''}", r["ratio"], r["lo"],
-                r["hi"], r["verdict"], "holds if the interval lies above 1; paired over images", n=r["n_images"],
-                note="θ at a finite step counts activation kinks as turns; the chapter compares rulers and steps.")
+    return CLAIMS["curvature (θ)"].judge(r["ratio"], r["lo"], r["hi"], r["n_images"],
+                                         measure=f"mean θ Transformers / CNNs{', ' + ruler if ruler else ''}",
+                                         note="θ at a finite step counts activation kinks as turns; the chapter "
+                                              "compares rulers and steps.")
 
 
 def _mean_omega(r) -> np.ndarray:
@@ -131,9 +132,8 @@ def omega_gap(results: dict, families: dict | None = None, variants: dict | None
         if bent:
             note += (f" {', '.join(bent)}: a CNN with one component swapped bends at least half as fast as the slower "
                      "Transformer — ω follows the components, not the family.")
-    return _row("curvature (ω)", "mean ω Transformers − CNNs (rad per unit ε, FGSM)", est, lo, hi,
-                verdict(lo, hi, 0.0, ">"), "holds if the interval lies above 0; paired over images", n=len(d),
-                note=note, cnn=float(np.nanmean(fam["CNN"])), transformer=float(np.nanmean(fam["Transformer"])))
+    return CLAIMS["curvature (ω)"].judge(est, lo, hi, len(d), note=note, cnn=float(np.nanmean(fam["CNN"])),
+                                         transformer=float(np.nanmean(fam["Transformer"])))
 
 
 def flatness_gap(flat: pd.DataFrame, families: dict | None = None, n_boot: int = 1000, level: float = 0.95,

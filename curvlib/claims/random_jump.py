@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..stats import bootstrap, verdict
-from .records import _row
+from .records import CLAIMS
 from .resample import _families, _family_of, _pooled_median, _same_images
 
 #: The ratios of :func:`jump_ratios`: name → (numerator, denominator) columns of a jump frame. The
@@ -52,12 +52,6 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
     t = jump_ratios(jumps, fams, **kw).set_index(["group", "ratio"])
     tr = t.loc["Transformer"]
     total, ctrl = tr.loc["total"], [tr.loc["vs start point only"], tr.loc["vs direction only"]]
-    if total.verdict == "holds" and all(c.verdict == "holds" for c in ctrl):
-        v = "holds"
-    elif total.verdict in ("opposite", "no data"):
-        v = total.verdict
-    else:
-        v = "inconclusive"
     cnn_eps, tr_eps = t.loc[("CNN", "eps"), "median"], tr.loc["eps", "median"]
     note = (f"Second leg alone (ε* after the jump / ε* from x): Transformers {tr_eps:.2f}, CNNs {cnn_eps:.2f}"
             + (" — the CNNs, the flat family in the paper, gain more from the jump" if cnn_eps < tr_eps else "")
@@ -74,10 +68,8 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
         note += (f" On {share:.0%} of the Transformers' pairs the jump alone (after clipping) is larger than the whole "
                  "direct route, so the total-perturbation test favours the direct route before the second leg is "
                  "counted; the second-leg and control ratios are the ones that speak to the geometry.")
-    return _row("random jump", "median total perturbation, jump + FGSM / FGSM alone (Transformers)", total["median"],
-                total.lo, total.hi, v,
-                "holds if the interval lies below 1 and the jump route's second leg also beats both controls (x_r "
-                "along FGSM(x), x along FGSM(x_r)); opposite if above 1; paired over test images",
-                n=int(total.n_pairs), note=note, eps_ratio=tr.loc["eps", "median"], ctrl_point=ctrl[0]["median"],
-                ctrl_point_verdict=ctrl[0].verdict, ctrl_direction=ctrl[1]["median"],
-                ctrl_direction_verdict=ctrl[1].verdict)
+    return CLAIMS["random jump"].judge(total["median"], total.lo, total.hi, int(total.n_pairs),
+                                       controls=tuple(c.verdict for c in ctrl), note=note,
+                                       eps_ratio=tr.loc["eps", "median"], ctrl_point=ctrl[0]["median"],
+                                       ctrl_point_verdict=ctrl[0].verdict, ctrl_direction=ctrl[1]["median"],
+                                       ctrl_direction_verdict=ctrl[1].verdict)

@@ -1,37 +1,114 @@
-"""The paper's claims as the ledger states them, and the one row type every verdict returns."""
+"""The paper's claims as records: what the paper states, how the book tests it, and the one row type
+every verdict returns.
+
+A :class:`Claim` holds the paper's statement, the chapter with the evidence, the side of a no-effect
+value the paper predicts for the book's statistic, and the rule in words. The claim modules compute a
+statistic with its interval and hand it to :meth:`Claim.judge`, which applies
+:func:`curvlib.stats.verdict` and returns a ledger row (:data:`ROW`); :meth:`Claim.sentence` turns
+that row into the chapter's verdict sentence, so no chapter words a verdict itself.
+"""
 from __future__ import annotations
 
-#: One entry per claim of the paper, in ledger order: (the paper's statement, chapter with the evidence).
-CLAIMS = {
-    "calibration (CNNs)": ("CNNs are overconfident: sECE < 0 (Figure 2)", "calibration"),
-    "calibration (Transformers)": ("Transformers are not overconfident: sECE ≥ 0 (Figure 2)", "calibration"),
-    "calibration (gap)": ("CNNs are more overconfident than Transformers (Figure 2)", "calibration"),
-    "boundary (low confidence)": ("At low confidence, Transformers' inputs lie farther from the boundary along "
-                                  "FGSM than CNNs' (Figure 3)", "boundary"),
-    "boundary (confidence ↔ distance)": ("For CNNs confidence predicts the distance to the boundary; for "
-                                         "Transformers much less (Figure 3)", "boundary"),
-    "curvature (θ)": ("Transformers' representation paths turn, CNNs' stay almost straight (Figure 5)", "curvature"),
-    "curvature (ω)": ("Transformers' paths bend, CNNs' do not (Figure 5), measured as a step-free bending rate along "
-                      "FGSM", "curvature"),
-    "attention": ("Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths — tested "
-                  "as: attention bends an FGSM segment more than the CNNs' ReLUs do", "attention"),
-    "surgery (what bends)": ("Attention is what bends the Transformers' paths (eq. 8–13) — tested causally: "
-                             "linearising attention at the image removes most of their bending ω", "surgery"),
-    "surgery (distance)": ("The curve causes the long travel: taking the Transformers' bend out (every non-linear "
-                           "component linearised at the image) brings their boundary closer along FGSM", "surgery"),
-    "surgery (low confidence)": ("… most at low confidence, where the paper finds the Transformers' travel longest "
-                                 "(Figure 3)", "surgery"),
-    "surgery (control)": ("The same surgery matters less for the CNNs, whose paths barely bend", "surgery"),
-    "random jump": ("After a small random jump, FGSM reaches the boundary with far less total perturbation: the "
-                    "boundary was near all along (Figure 10)", "random_jump"),
-}
+from dataclasses import dataclass
 
+from ..stats import verdict
 
+#: The columns of every ledger row.
 ROW = ("claim", "paper", "measure", "estimate", "lo", "hi", "verdict", "rule", "chapter", "n", "note")
 
 
-def _row(claim: str, measure: str, est: float, lo: float, hi: float, v: str, rule: str, n: int, note: str = "",
-         **extra) -> dict:
-    paper, chapter = CLAIMS[claim]
-    return {"claim": claim, "paper": paper, "measure": measure, "estimate": est, "lo": lo, "hi": hi, "verdict": v,
-            "rule": rule, "chapter": chapter, "n": n, "note": note, **extra}
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper and its test.
+
+    ``expect`` (">" or "<"): the side of ``null`` (the statistic's no-effect value) on which the paper
+    puts the statistic; ``statistic``: what is measured, in words (a row may name its models instead);
+    ``rule``: how the interval is read; ``fmt``: the format of the numbers in :meth:`sentence`.
+    """
+
+    name: str
+    paper: str
+    chapter: str
+    expect: str
+    null: float
+    statistic: str
+    rule: str
+    fmt: str = ".3g"
+
+    def __post_init__(self):
+        if self.expect not in (">", "<"):
+            raise ValueError(f"{self.name}: expect must be '>' or '<', got {self.expect!r}")
+
+    def judge(self, estimate: float, lo: float, hi: float, n: int, *, measure: str | None = None,
+              rule: str | None = None, note: str = "", controls: tuple[str, ...] = (), **extra) -> dict:
+        """The ledger row of an estimate with its interval [lo, hi] over n units: "holds" when the interval
+        lies on the predicted side of ``null``, "opposite" on the other side, "inconclusive" when it contains
+        it. ``controls``: verdicts of control comparisons that must also hold — a "holds" whose controls do
+        not all hold is "inconclusive" (a generic effect could explain it). ``extra``: more columns."""
+        v = verdict(lo, hi, self.null, self.expect)
+        if v == "holds" and any(c != "holds" for c in controls):
+            v = "inconclusive"
+        return {"claim": self.name, "paper": self.paper, "measure": measure or self.statistic,
+                "estimate": estimate, "lo": lo, "hi": hi, "verdict": v, "rule": rule or self.rule,
+                "chapter": self.chapter, "n": n, "note": note, **extra}
+
+    def sentence(self, row, profile=None) -> str:
+        """A row of :meth:`judge` as one Markdown sentence: what was measured, the estimate with its 95 %
+        interval, and the verdict on the paper's claim (``profile``: named when given)."""
+        f = self.fmt
+        where = f"On this profile ({profile.name}): " if profile is not None else ""
+        return (f"{where}{row['measure']} = {row['estimate']:{f}} [{row['lo']:{f}}, {row['hi']:{f}}] "
+                f"(95 % interval, n = {row['n']:,}). The paper: \"{self.paper}\" — **{row['verdict']}**.")
+
+
+_NEARER = "holds if the interval lies below 1 (the surgered model's boundary is nearer); paired over images"
+_CLAIMS = (
+    Claim("calibration (CNNs)", "CNNs are overconfident: sECE < 0 (Figure 2)", "calibration", "<", 0.0,
+          "mean sECE of the CNNs", "holds if the interval lies below 0 (overconfident)", "+.4f"),
+    Claim("calibration (Transformers)", "Transformers are not overconfident: sECE ≥ 0 (Figure 2)", "calibration",
+          ">", 0.0, "mean sECE of the Transformers",
+          "holds if the interval lies above 0 (underconfident), opposite if below 0 (overconfident); an interval "
+          "containing 0 cannot tell calibrated from slightly over- or underconfident: inconclusive", "+.4f"),
+    Claim("calibration (gap)", "CNNs are more overconfident than Transformers (Figure 2)", "calibration", "<", 0.0,
+          "sECE(CNNs) − sECE(Transformers), family means",
+          "holds if the interval lies below 0 (CNNs more overconfident); paired over test images", "+.4f"),
+    Claim("boundary (low confidence)", "At low confidence, Transformers' inputs lie farther from the boundary along "
+          "FGSM than CNNs' (Figure 3)", "boundary", ">", 1.0, "median ε* Transformers / CNNs at low confidence",
+          "holds if the interval lies above 1", ".2f"),
+    Claim("boundary (confidence ↔ distance)", "For CNNs confidence predicts the distance to the boundary; for "
+          "Transformers much less (Figure 3)", "boundary", ">", 0.0,
+          "Spearman ρ(confidence, ε*), CNNs' mean − Transformers' mean",
+          "holds if the interval lies above 0; on the images every model classifies correctly; paired", "+.2f"),
+    Claim("curvature (θ)", "Transformers' representation paths turn, CNNs' stay almost straight (Figure 5)",
+          "curvature", ">", 1.0, "mean θ Transformers / CNNs",
+          "holds if the interval lies above 1; paired over images", ".2f"),
+    Claim("curvature (ω)", "Transformers' paths bend, CNNs' do not (Figure 5), measured as a step-free bending rate "
+          "along FGSM", "curvature", ">", 0.0, "mean ω Transformers − CNNs (rad per unit ε, FGSM)",
+          "holds if the interval lies above 0; paired over images", ".3g"),
+    Claim("attention", "Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths — "
+          "tested as: attention bends an FGSM segment more than the CNNs' ReLUs do", "attention", ">", 1.0,
+          "bend of attention (Transformers) / bend of the CNNs' activation layers, FGSM segment",
+          "holds if the interval lies above 1; paired over test images", ".2f"),
+    Claim("surgery (what bends)", "Attention is what bends the Transformers' paths (eq. 8–13) — tested causally: "
+          "linearising attention at the image removes most of their bending ω", "surgery", ">", 0.5,
+          "share of the Transformers' mean ω removed by linearising attention (FGSM, anchor = the image)",
+          "holds if the interval lies above ½ (attention carries most of the bend), opposite if below ½; "
+          "paired over images", ".2f"),
+    Claim("surgery (distance)", "The curve causes the long travel: taking the Transformers' bend out (every "
+          "non-linear component linearised at the image) brings their boundary closer along FGSM", "surgery", "<",
+          1.0, "median ε*(all linearised) / ε*(original), Transformers, FGSM, all images", _NEARER, ".2f"),
+    Claim("surgery (low confidence)", "… most at low confidence, where the paper finds the Transformers' travel "
+          "longest (Figure 3)", "surgery", "<", 1.0,
+          "median ε*(all linearised) / ε*(original), Transformers, FGSM, low confidence", _NEARER, ".2f"),
+    Claim("surgery (control)", "The same surgery matters less for the CNNs, whose paths barely bend", "surgery", "<",
+          1.0, "median ratio ε*(all)/ε*(original): Transformers over CNNs, FGSM",
+          "holds if the interval lies below 1 (the surgery shortens the Transformers' travel more than the CNNs'); "
+          "paired over images", ".2f"),
+    Claim("random jump", "After a small random jump, FGSM reaches the boundary with far less total perturbation: the "
+          "boundary was near all along (Figure 10)", "random_jump", "<", 1.0,
+          "median total perturbation, jump + FGSM / FGSM alone (Transformers)",
+          "holds if the interval lies below 1 and the jump route's second leg also beats both controls (x_r along "
+          "FGSM(x), x along FGSM(x_r)); opposite if above 1; paired over test images", ".2f"),
+)
+#: Every claim of the paper, in ledger order, by name.
+CLAIMS: dict[str, Claim] = {c.name: c for c in _CLAIMS}

@@ -11,7 +11,7 @@ from ..constants import BANDS
 from ..experiments.surgery import SURGERIES, path_experiment, travel_experiment
 from ..stats import bootstrap, verdict
 from .boundary import _band_label, _in_band, _ratio, distance
-from .records import _row
+from .records import CLAIMS
 from .resample import _families, _family_of, _pooled_median, _same_images, spearman
 
 
@@ -164,10 +164,9 @@ def claim_rows(paths: dict, frames: dict, families: dict | None = None, n_boot: 
             return np.where(den > 0, 1 - ws[i].mean((1, 2)) / den, np.nan)
 
     est, lo, hi = bootstrap(share, len(wo), **kw)
-    rows.append(_row("surgery (what bends)", f"share of the Transformers' mean ω removed by linearising attention "
-                     f"({', '.join(tr)}; FGSM, anchor = the image)", est, lo, hi, verdict(lo, hi, 0.5, ">"),
-                     "holds if the interval lies above ½ (attention carries most of the bend), opposite if below ½; "
-                     "paired over images", n=len(wo)))
+    rows.append(CLAIMS["surgery (what bends)"].judge(
+        est, lo, hi, len(wo), measure=f"share of the Transformers' mean ω removed by linearising attention "
+                                      f"({', '.join(tr)}; FGSM, anchor = the image)"))
     # 2.–4. does the bend buy distance
     n = len(frames[(names[0], "none", "fgsm")])
     pairs = {m: _paired_ratios(frames, m, "all", "fgsm") for m in names if (m, "all", "fgsm") in frames}
@@ -176,12 +175,11 @@ def claim_rows(paths: dict, frames: dict, families: dict | None = None, n_boot: 
         stat[fam] = _pooled_median([pairs[m][0] for m in ms if m in pairs])
         stat[fam + " low"] = _pooled_median([np.where(_in_band(pairs[m][1], 0.0, LOW_CONFIDENCE), pairs[m][0], np.nan)
                                              for m in ms if m in pairs])
-    rule = "holds if the interval lies below 1 (the surgered model's boundary is nearer); paired over images"
     for claim, key, what in (("surgery (distance)", "Transformer", "all images"),
                              ("surgery (low confidence)", "Transformer low", f"confidence ≤ {LOW_CONFIDENCE:g}")):
         est, lo, hi = bootstrap(stat[key], n, **kw)
-        rows.append(_row(claim, f"median ε*(all linearised) / ε*(original), Transformers, FGSM, {what}", est, lo, hi,
-                         verdict(lo, hi, 1.0, "<"), rule, n=n))
+        rows.append(CLAIMS[claim].judge(
+            est, lo, hi, n, measure=f"median ε*(all linearised) / ε*(original), Transformers, FGSM, {what}"))
 
     def control(i):
         with np.errstate(all="ignore"):
@@ -189,12 +187,9 @@ def claim_rows(paths: dict, frames: dict, families: dict | None = None, n_boot: 
 
     est, lo, hi = bootstrap(control, n, **kw)
     cnn = float(stat["CNN"](np.arange(n)[None])[0])
-    rows.append(_row("surgery (control)", "median ratio ε*(all)/ε*(original): Transformers over CNNs, FGSM", est, lo,
-                     hi, verdict(lo, hi, 1.0, "<"),
-                     "holds if the interval lies below 1 (the surgery shortens the Transformers' travel more than the "
-                     "CNNs'); paired over images", n=n,
-                     note=f"The CNNs' own median ratio is {cnn:.3g}: for a ReLU network 'all' keeps every unit's gate "
-                          "from the image, so its path is straight as long as no unit switches."))
+    rows.append(CLAIMS["surgery (control)"].judge(
+        est, lo, hi, n, note=f"The CNNs' own median ratio is {cnn:.3g}: for a ReLU network 'all' keeps every unit's "
+                             "gate from the image, so its path is straight as long as no unit switches."))
     return rows
 
 

@@ -84,9 +84,10 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
 
 def jump_pairs(jumps: dict, num: str = "eps_jump", den: str = "eps_direct", axes=None, colors=None,
                labels=("ε* from x", "ε* after the jump")):
-    """Per model, the paired values ``den`` (x axis) against ``num`` (y) of :func:`curvlib.measure.random_jump.jump_travel`
-    frames (model → frame; samples where both are finite), log axes shared, the diagonal dashed and
-    the median ratio num / den in each title. At most two panels per row. Returns the Figure."""
+    """Per model, the paired values ``den`` (x axis) against ``num`` (y) of
+    :func:`curvlib.measure.random_jump.jump_travel` frames (model → frame; samples where both are finite),
+    log axes shared, the diagonal dashed and the median ratio num / den in each title. At most two panels
+    per row. Returns the Figure."""
     import matplotlib.pyplot as plt
 
     names = list(jumps)

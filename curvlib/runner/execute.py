@@ -11,7 +11,7 @@ from .. import data, models
 from ..config import Profile, require
 from . import preflight
 from .distributed import sharded, world
-from .fingerprint import code_fingerprint, module_closure
+from .fingerprint import function_fingerprint
 from .registration import get, params_for
 
 
@@ -19,7 +19,7 @@ def cache_key(name: str, model, profile: Profile, params: dict) -> dict:
     """What identifies a result of experiment ``name``: the same recipe for every experiment."""
     exp = get(name)
     key = {**params, **data.data_identity(profile), "weights": model.fingerprint,
-           "code": code_fingerprint(module_closure(exp.module))}
+           "code": function_fingerprint(exp.compute_part)}
     if exp.autocast and profile.autocast:
         key["autocast"] = profile.autocast
     return key

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import inspect
 import io
 import tokenize
 from pathlib import Path
@@ -82,6 +83,29 @@ def _relative(module: str) -> str:
     return module[len(PACKAGE) + 1:] if module.startswith(PACKAGE + ".") else "" if module == PACKAGE else module
 
 
+def _imports(tree: ast.AST, pkg: list[str]) -> list[str]:
+    """The curvlib modules (relative names) that the import statements of ``tree`` name, at any depth;
+    ``pkg``: the package the file belongs to (relative imports resolve against it)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg[:len(pkg) - (node.level - 1)] if node.level > 1 else pkg
+                target = base + (node.module.split(".") if node.module else [])
+            elif node.module and (node.module == PACKAGE or node.module.startswith(PACKAGE + ".")):
+                target = _relative(node.module).split(".") if node.module != PACKAGE else []
+            else:
+                continue
+            out.append(".".join(target))
+            for a in node.names:  # ``from . import data``: a module; ``from .x import f``: a name
+                sub = ".".join([*target, a.name])
+                if a.name != "*" and _exists(sub):
+                    out.append(sub)
+        elif isinstance(node, ast.Import):
+            out += [_relative(a.name) for a in node.names if a.name == PACKAGE or a.name.startswith(PACKAGE + ".")]
+    return out
+
+
 @functools.cache
 def module_closure(module: str) -> tuple[str, ...]:
     """``module`` and every curvlib module it imports, directly or through others, sorted (names
@@ -93,29 +117,25 @@ def module_closure(module: str) -> tuple[str, ...]:
             continue
         seen.add(m)
         path = _file(m)
-        is_pkg = path.name == "__init__.py"
         here = m.split(".") if m else []
-        pkg = here if is_pkg else here[:-1]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = pkg[:len(pkg) - (node.level - 1)] if node.level > 1 else pkg
-                    target = base + (node.module.split(".") if node.module else [])
-                elif node.module and (node.module == PACKAGE or node.module.startswith(PACKAGE + ".")):
-                    target = _relative(node.module).split(".") if node.module != PACKAGE else []
-                else:
-                    continue
-                parent = ".".join(target)
-                todo.append(parent)
-                for a in node.names:  # ``from . import data``: a module; ``from .x import f``: a name
-                    sub = ".".join([*target, a.name])
-                    if a.name != "*" and _exists(sub):
-                        todo.append(sub)
-            elif isinstance(node, ast.Import):
-                for a in node.names:
-                    if a.name == PACKAGE or a.name.startswith(PACKAGE + "."):
-                        todo.append(_relative(a.name))
+        todo += _imports(ast.parse(path.read_text(encoding="utf-8")), here if path.name == "__init__.py" else here[:-1])
     return tuple(sorted(seen))
+
+
+def function_fingerprint(fn) -> str:
+    """Hash of the code ``fn`` runs: its curvlib module's :func:`module_closure`, or, for a function
+    defined outside curvlib (a user's script, a test), its own file and the closure of every curvlib
+    module that file imports."""
+    module = fn.__module__
+    if module == PACKAGE or module.startswith(PACKAGE + "."):
+        return code_fingerprint(module_closure(module))
+    path = Path(inspect.getsourcefile(fn))
+    text = path.read_text(encoding="utf-8")
+    mods = set()
+    for m in _imports(ast.parse(text), []):
+        mods.update(module_closure(m))
+    h = hashlib.sha256(f"{path.name}:{source_fingerprint(text)};{code_fingerprint(tuple(mods))}".encode())
+    return h.hexdigest()[:16]
 
 
 def _exists(module: str) -> bool:
