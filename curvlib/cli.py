@@ -44,8 +44,8 @@ def parser(experiments) -> argparse.ArgumentParser:
                    "travel and FGSM stay float32. Results are cached under their own key")
     r.add_argument("--cache", type=Path, help="results cache directory")
     r.add_argument("--search", choices=SEARCH_NAMES, help="boundary search setting for travel and the random "
-                   "jump: default, or careful (≈ 1.5× the forward passes along random directions, fewer "
-                   "missed crossings; benchmarks/bench_travel_frontier.py)")
+                   "jump: default, or careful (more forward passes, fewer missed crossings; measured in "
+                   "benchmarks/results/travel_frontier.txt)")
     r.add_argument("--no-accuracy-check", action="store_true", help="paper profiles: do not stop when a "
                    "pretrained model's top-1 on a seeded sample of 256 images is far below timm's published value")
     r.add_argument("--hash-data", action="store_true", help="paper profiles: identify the data folder by its "

@@ -26,8 +26,8 @@ On a lent GPU machine (no network; the Debian training set may be missing there)
 Fashion-MNIST idx ``.gz`` files (30 MB) and name their folder with ``--data-root``, write
 ``--out``/``--state-dir`` under the folder that comes back, and run the same command again to
 resume what a time limit cut. ``--dry-run`` prints the plan (stages, epochs, learning rates).
-On the 2-core development machine the shipped cards took 33 (resnet), 158 (mobilenetv2), 170 (vit)
-and 59 (swin) minutes: about 7 h per seed, a day for three.
+Each card's ``train_time_s`` says how long its recipe took (``benchmarks/results/measurements.md``:
+hours per seed on the 2-core development machine, so run it in the background or on a GPU).
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ exactly where the prediction is wrong; float64 bookkeeping). Per sample:
 * **Never check.** A sample about to be declared "never" first probes, once, the middle of its riskiest
   accepted gap [a, b] (least (m(a) + m(b)) / (b − a): the gentlest slope that could hide a crossing
   there), if the budget can still refine the bracket [a, mid] a wrong outcome leaves; wrong, it is
-  refined like any bracket. Only never-samples pay for it (≈ +0.1 mean passes on random directions).
+  refined like any bracket. Only never-samples pay for it (cost: ``benchmarks/results/measurements.md``).
 * **Budget.** Every probe is placed so that, whatever its outcome, the passes left suffice to finish:
   bisection of the bracket (width ≤ tol'·2^r after a probe that leaves r passes), or, before a
   crossing is seen, a schedule reaching eps_max whose wrong outcomes are all bracketable
@@ -109,9 +109,9 @@ class Search:
             raise ValueError(f"Search needs growth > 1, max_step ≤ 1, first_step ≤ 1 and close < 1, got {self}")
 
 
-#: The named settings: ``default`` (budget 26: mean ≤ 9 passes, ≥ 99.6 % agreement with a dense scan on the
-#: embedded models) and ``careful`` (steps grow ≤ 3× per probe and never exceed eps_max/32, budget 36: ≥ 99.9 %
-#: agreement at about 1.5× the passes along random directions). Measured: ``benchmarks/results/``.
+#: The named settings: ``default`` (budget 26; its targets: mean ≤ 9 passes, ≥ 99.6 % agreement with a dense
+#: scan on the embedded models) and ``careful`` (steps grow ≤ 3× per probe and never exceed eps_max/32, budget 36: more
+#: passes, fewer missed islands). Their measured cost and agreement: ``benchmarks/results/travel_frontier.txt``.
 SEARCHES = {"default": Search(), "careful": Search(budget=36, growth=3.0, max_step=1 / 32)}
 #: Default worst-case forward passes per sample (start included); see :func:`max_passes`.
 DEFAULT_BUDGET = SEARCHES["default"].budget

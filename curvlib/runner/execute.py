@@ -29,12 +29,12 @@ def cache_key(name: str, model, profile: Profile, params: dict) -> dict:
 def float32_exact():
     """Full-precision float32 convolutions and matrix products on CUDA while a result is computed.
 
-    PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa) by default. Measured on an H100 with
-    the embedded models, that moved softmax probabilities by up to 1e-3 and flipped 0.3–1.2 % of the
-    FGSM signs, so a GPU and a CPU disagreed on ε* (beyond 2·tol) for up to half the samples; with
-    TF32 off they agree to 2e-6 in probability. Results are cached without the device in their key,
-    so every device must compute the same numbers. Faster, lower-precision passes stay an explicit
-    choice (``--bf16``, cached under their own key). The previous settings are restored after."""
+    PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa) by default, which moves probabilities
+    enough to flip FGSM signs and move ε* beyond 2·tol between a GPU and a CPU (measured:
+    ``benchmarks/results/measurements.md``); with TF32 off they agree to rounding. Results are cached
+    without the device in their key, so every device must compute the same numbers. Faster,
+    lower-precision passes stay an explicit choice (``--bf16``, cached under their own key). The
+    previous settings are restored after."""
     import torch
 
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
