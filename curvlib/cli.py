@@ -121,7 +121,6 @@ def check_device(name: str, error) -> None:
 
 
 def main(argv=None) -> int:
-
     experiments = registry()
     p = parser(experiments)
     a = p.parse_args(argv)
@@ -146,7 +145,6 @@ def _stops() -> tuple:
 
 
 def _run(a, profile, experiments, chosen, size, say) -> int:
-
     cache.require_writable(profile.cache_dir / profile.name)  # before hours of work, not after
     batch = {name: profile for name in profile.models}
     if profile.device.startswith("cuda") and a.batch_size is None:  # size batches to the GPU's memory

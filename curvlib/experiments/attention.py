@@ -31,7 +31,6 @@ def attention_experiment(model_name: str, profile=None, eps: float | None = None
 
 
 def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame":
-
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
     index = data.shard_index(data.n_available(profile, n), shard)
     d = direction(model, x, y, "fgsm")

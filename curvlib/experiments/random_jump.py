@@ -40,7 +40,6 @@ def _direct_travel(model_name, profile, params, checkpoint) -> pd.DataFrame:
 
 @runner.experiment("random_jump", params=JumpParams, prepare=_direct_travel, summary=lambda df: f"{len(df)} pairs")
 def _jump_part(model, profile, shard, direct_all, *, eps_r, n, kind, seed, eps_max, tol, search) -> pd.DataFrame:
-
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
     index = data.shard_index(data.n_available(profile, n), shard)
     direct = direct_all.iloc[index.numpy()].reset_index(drop=True)

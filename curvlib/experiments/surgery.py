@@ -144,7 +144,6 @@ def travel_experiment(model_name: str, surgery: str | None = None, kind: str | N
 
 
 def _travel_part(model, profile, shard, context, *, n, surgery, kind, eps_max, tol, seed, search):
-
     x, y, d, index = _images(model, profile, n, kind, seed, shard)
     out, c = [], _chunk(profile)
     n_rep = 0
@@ -186,7 +185,6 @@ def _turning_prepare(model_name, profile, params, checkpoint):
 
 
 def _turning_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed, search, n_t):
-
     x, y, d, index = _images(model, profile, n, kind, seed, shard)
     tr = context.set_index("index").loc[index.numpy()]
     ok = torch.from_numpy((tr.status == "crossed").to_numpy().copy())

@@ -37,7 +37,6 @@ def _crossed(df: pd.DataFrame) -> str:
 
 @runner.experiment("travel", params=TravelParams, calls=({"kind": "fgsm"}, {"kind": "random"}), summary=_crossed)
 def _travel_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed, search) -> pd.DataFrame:
-
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None,
                          shard=shard)
     index = data.shard_index(data.n_available(profile, n), shard)

@@ -63,7 +63,6 @@ def saturation_aware(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _check(x: torch.Tensor, y: torch.Tensor | None, num_classes: int | None = None) -> None:
-
     check_pixels(x)
     if y is not None:
         if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x):

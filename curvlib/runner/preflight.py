@@ -71,7 +71,6 @@ def reference_for(model) -> tuple[str, float, str] | None:
 
 
 def _measure(model, profile: Profile, n: int) -> dict:
-
     x, y = data.test_set(profile, n=n, model_name=model.name)
     pred = predict(model, x, profile.batch_size, progress=True, desc=f"accuracy check {model.name}").argmax(-1)
     return {"correct": int((pred == y).sum()), "n": len(y)}
