@@ -102,3 +102,16 @@ def walk_paths(models: dict, x: torch.Tensor, y, kind: str = "fgsm", eps_max: fl
         paths[name] = {"inputs": line_points(x, d[None], eps)[0, 0], "rep": project_2d(p["features"][0], "pca")[0],
                        "pred": pred, "crossing": int(wrong[0]) if len(wrong) else None}
     return {"eps": eps, "kind": kind, "label": label, "num_classes": num_classes, "paths": paths}
+
+
+def eps_per_kind(eps_max, kinds) -> dict:
+    """ε_max (pixel units) for each walk kind of ``kinds``: ``eps_max`` is one number for all, or a mapping
+    kind → number (a clear error if a kind is unknown or has none)."""
+    kinds = list(kinds)
+    if not kinds or any(kd not in WALK_KINDS for kd in kinds):
+        raise ValueError(f"kinds must be a non-empty selection of {', '.join(WALK_KINDS)}, got {kinds}")
+    given = eps_max if isinstance(eps_max, dict) else dict.fromkeys(kinds, eps_max)
+    missing = [kd for kd in kinds if kd not in given]
+    if missing:
+        raise ValueError(f"eps_max has no value for {', '.join(missing)}")
+    return {kd: given[kd] for kd in kinds}

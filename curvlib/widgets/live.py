@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ..measure.views import WALK_KINDS, walk_paths
+from ..measure.views import WALK_KINDS, eps_per_kind, walk_paths
 from ..plots.explorer import _walk_figure, explorer_figure
 
 
@@ -94,18 +94,6 @@ def live_slider(render, values, label: str, start=None):
 # Animation: one input walking along a line, x(ε) = clip(x + ε d), and its path in each model.
 
 
-def _per_kind(eps_max, kinds) -> dict:
-    """ε_max for each walk kind: one number for all, or a mapping kind → number."""
-    kinds = list(kinds)
-    if not kinds or any(kd not in WALK_KINDS for kd in kinds):
-        raise ValueError(f"kinds must be a non-empty selection of {', '.join(WALK_KINDS)}, got {kinds}")
-    given = eps_max if isinstance(eps_max, dict) else dict.fromkeys(kinds, eps_max)
-    missing = [kd for kd in kinds if kd not in given]
-    if missing:
-        raise ValueError(f"eps_max has no value for {', '.join(missing)}")
-    return {kd: given[kd] for kd in kinds}
-
-
 def live_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, counts=(8, 16, 24), kinds=WALK_KINDS,
                            names=None, colors: dict | None = None, seed: int = 0, interval: int = 500):
     """ipywidgets player (needs a running kernel): a Play button linked (``link``, through the
@@ -119,7 +107,7 @@ def live_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, counts=(8,
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    eps = _per_kind(eps_max, kinds)
+    eps = eps_per_kind(eps_max, kinds)
     counts = [int(c) for c in counts]
     if not counts or min(counts) < 1:
         raise ValueError(f"counts must be step counts ≥ 1, got {counts}")

@@ -8,10 +8,9 @@ import uuid
 
 import torch
 
-from ..measure.views import WALK_KINDS, walk_paths
+from ..measure.views import WALK_KINDS, eps_per_kind, walk_paths
 from ..plots.explorer import _walk_figure
 from ..plots.theme import to_png
-from .live import _per_kind
 
 
 def _png(fig, dpi: int = 80, palette: bool = False) -> str:
@@ -105,7 +104,7 @@ def static_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, n: int =
     the block's ``data-timer`` and stops at the last frame (from there it starts again at 0)."""
     import matplotlib.pyplot as plt
 
-    eps = _per_kind(eps_max, kinds)
+    eps = eps_per_kind(eps_max, kinds)
     uid = _uid()
     frames, values = [], {}
     for kd, e in eps.items():
