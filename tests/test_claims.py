@@ -347,7 +347,7 @@ def test_a_claim_whose_controls_fail_is_not_called_holds():
 def test_a_claim_writes_its_verdict_sentence_from_the_row():
     c = CLAIMS["calibration (gap)"]
     s = c.sentence(c.judge(-0.0123, -0.02, -0.004, 100), SimpleNamespace(name="embedded"))
-    assert s == ("On this profile (embedded): sECE(CNNs) − sECE(Transformers), family means = -0.0123 "
+    assert s == ("On this profile (embedded), we measure sECE(CNNs) − sECE(Transformers), family means: -0.0123 "
                  "[-0.0200, -0.0040] (95 % interval, n = 100). The paper: \"CNNs are more overconfident than "
                  "Transformers (Figure 2)\" — **holds**.")
     assert "**opposite**" in c.sentence(c.judge(0.01, 0.005, 0.02, 100))

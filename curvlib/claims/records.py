@@ -56,8 +56,8 @@ class Claim:
         """A row of :meth:`judge` as one Markdown sentence: what was measured, the estimate with its 95 %
         interval, and the verdict on the paper's claim (``profile``: named when given)."""
         f = self.fmt
-        where = f"On this profile ({profile.name}): " if profile is not None else ""
-        return (f"{where}{row['measure']} = {row['estimate']:{f}} [{row['lo']:{f}}, {row['hi']:{f}}] "
+        where = f"On this profile ({profile.name}), we measure " if profile is not None else "We measure "
+        return (f"{where}{row['measure']}: {row['estimate']:{f}} [{row['lo']:{f}}, {row['hi']:{f}}] "
                 f"(95 % interval, n = {row['n']:,}). The paper: \"{self.paper}\" — **{row['verdict']}**.")
 
 
