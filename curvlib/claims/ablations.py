@@ -6,7 +6,8 @@ For one set of weights, :func:`curvedness` gathers the book's three measurements
 :func:`training_dynamics` runs it on every epoch snapshot of a model, :func:`component_swaps` on
 each variant of ``models.variants()`` and its parent trained with the same recipe (and, where
 ``profile.seed_dir`` holds them, the parent retrained with other seeds: the seed-to-seed spread is the
-yardstick a swap's effect has to beat). :func:`swap_effects` turns that table into differences.
+yardstick a swap's effect has to beat). :func:`swap_effects` turns that table into differences. The
+``*_markdown`` functions word these tables for the chapter.
 """
 from __future__ import annotations
 
@@ -240,3 +241,78 @@ def component_effects(effects: pd.DataFrame) -> pd.DataFrame:
         signs = {np.sign(v) for v in r["d_theta"].values()}
         out.append({**r, "consistent": len(r["d_theta"]) >= 2 and len(signs) == 1})
     return pd.DataFrame(out, columns=["pair", "toward", "d_theta", "consistent"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The ablations chapter's sentences: each table above, worded for the page (numbers from the tables).
+
+
+
+def missing_markdown(missing) -> str:
+    """A note naming the component-swap variants ``missing`` (no weights yet) and how to train them."""
+    return ("**Not trained yet:** " + ", ".join(f"`{v}` ({models.spec(v).swap_label})" for v in missing)
+            + ". Their weights are not in `data/models`: train them with `python -m curvlib.train --model NAME` "
+            "(the parent's recipe is the default). The comparison below covers only the trained variants.")
+
+def _trend(dyn: pd.DataFrame, name: str) -> str:
+    """One bullet: model ``name``'s mean θ, median ε* and sECE after its first and last epoch."""
+    g = dyn[dyn.model == name].sort_values("epoch")
+    first, last = g.iloc[0], g.iloc[-1]
+    return (f"- **{name}**: mean θ {first.theta_mean:.2f}° after epoch {first.epoch} → {last.theta_mean:.2f}° "
+            f"after epoch {last.epoch}; median ε* {first.eps_median:.4f} → {last.eps_median:.4f}; "
+            f"sECE {first.sece:+.4f} → {last.sece:+.4f}.")
+
+
+def trend_markdown(dyn: pd.DataFrame) -> str:
+    """Markdown bullets on a :func:`training_dynamics` table of ``resnet`` and ``vit``: per model, mean θ
+    (degrees), median ε* and sECE after its first and last epoch; then the two models' mean-θ gap (vit −
+    resnet) at every epoch both were measured at."""
+    gap = {e: g.set_index("model").theta_mean for e, g in dyn.groupby("epoch") if g.model.nunique() == 2}
+    order = [f"epoch {e}: vit − resnet = {v['vit'] - v['resnet']:+.2f}°" for e, v in gap.items()]
+    return "\n".join([_trend(dyn, "resnet"), _trend(dyn, "vit"),
+                      f"- The two models' mean θ at the common epochs: {'; '.join(order)}."])
+
+
+def swap_line(table: pd.DataFrame, e) -> str:
+    """One Markdown bullet on swap effect ``e`` (a row of :func:`swap_effects` of ``table``, a
+    :func:`component_swaps` table): mean θ parent → variant with the two 95 % intervals and whether they
+    overlap, the effect against the seed-to-seed spread (where a replicate exists), median ε*, accuracy, sECE."""
+    fam = table[table.parent == e.parent]
+    p, v = fam[fam.role == "parent"].iloc[0], fam[fam.model == e.variant].iloc[0]
+    ci = (f"the 95 % intervals [{p.theta_ci_lo:.1f}, {p.theta_ci_hi:.1f}]° and [{v.theta_ci_lo:.1f}, "
+          f"{v.theta_ci_hi:.1f}]° {'do not overlap' if e.ci_separate else 'overlap'}")
+    if pd.isna(e.seed_theta):
+        seed = "no seed replicate of the parent is shipped, so training noise is not measured"
+    else:
+        seed = (f"retraining the parent with another seed moved θ by {e.seed_theta:.2f}°, so the swap's effect is "
+                + ("larger than" if e.beyond_seed else "**not** larger than") + " training noise")
+    eps_seed = "" if pd.isna(e.seed_eps) else f" (seed spread {e.seed_eps:.4f})"
+    return (f"- **{e.variant}** ({e.swap}): mean θ {p.theta_mean:.2f}° → {v.theta_mean:.2f}° "
+            f"(Δ {e.d_theta:+.2f}°); {ci}; {seed}. Median ε* {p.eps_median:.4f} → {v.eps_median:.4f}{eps_seed}; "
+            f"accuracy {p.accuracy:.2%} → {v.accuracy:.2%}; sECE {p.sece:+.4f} → {v.sece:+.4f}.")
+
+
+def swaps_markdown(table: pd.DataFrame, effects: pd.DataFrame) -> str:
+    """:func:`swap_line` for every swap effect, then, for scale, the gap in mean θ between the ``resnet`` and
+    ``vit`` parents against the largest swap effect (both parents in ``table``); a note if nothing is trained."""
+    lines = [swap_line(table, e) for e in effects.itertuples()]
+    par = table[table.role == "parent"].set_index("model") if len(table) else pd.DataFrame()
+    if {"resnet", "vit"} <= set(par.index):
+        gap = par.theta_mean["vit"] - par.theta_mean["resnet"]
+        biggest = effects.loc[effects.d_theta.abs().idxmax()]
+        lines.append(f"- For scale: the two parents differ by {gap:+.2f}° (vit − resnet: here the ViT is the "
+                     f"{'less' if gap < 0 else 'more'} curved family); the largest swap effect is "
+                     f"{biggest.d_theta:+.2f}° ({biggest.variant}).")
+    return "\n".join(lines) if lines else "No variant is trained yet."
+
+
+def components_markdown(comp: pd.DataFrame) -> str:
+    """One Markdown bullet per pair of a :func:`component_effects` table: the θ change (degrees) toward the
+    pair's second component in each family, and whether the families agree in sign."""
+    out = []
+    for c in comp.itertuples():
+        per = ", ".join(f"{d:+.2f}° in {fam}" for fam, d in c.d_theta.items())
+        how = ("the same direction in both families" if c.consistent
+               else "only one family measured" if len(c.d_theta) < 2 else "**opposite** directions in the two families")
+        out.append(f"- **{c.pair}**: switching to {c.toward} changes mean θ by {per} — {how}.")
+    return "\n".join(out) if out else "No variant is trained yet."
