@@ -1,10 +1,17 @@
-"""Boundary claims: ε* per confidence band and the rank correlation of confidence with ε*, per family."""
+"""Boundary claims: ε* per confidence band and the rank correlation of confidence with ε*, per family;
+the chapter's images at the boundary and its verdict sentences (the ``*_markdown`` functions, so the
+chapter words no verdict itself)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
+from .. import models
 from ..constants import BANDS, FAMILIES
+from ..experiments.travel_check import travel_images
+from ..measure.direction import direction
+from ..measure.travel import positions
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
 from .resample import _families, _family_of, _pooled_median, _same_images, spearman
@@ -153,3 +160,67 @@ def rank_correlation_claim(frames: dict[str, pd.DataFrame], families: dict | Non
         g.rho, g.lo, g.hi, int(g.n),
         note=f"ρ per model, each on the images that model classifies correctly: {per}; the estimate compares the "
              "families on the images all four classify correctly, so it need not equal the difference of these.")
+
+
+def boundary_images(profile, frames: dict[str, pd.DataFrame], n: int = 6) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """The first n rows of the travel sample moved along their FGSM direction exactly to ε*: returns the
+    images x [n, C, H, W] (pixels in [0, 1]; on ImageNet as the first model sees them), their labels [n]
+    and, per model of ``frames`` (model → FGSM travel frame), the moved images [n, C, H, W] (an image
+    that did not cross stays itself). Refuses frames whose labels do not match the images."""
+    rows = np.arange(min(n, len(next(iter(frames.values())))))
+    x0, y0 = travel_images(profile, rows, next(iter(frames)))
+    moved = {}
+    for name, frame in frames.items():
+        df = frame.iloc[:len(rows)]
+        x, y = travel_images(profile, rows, name)
+        if not (df["label"].to_numpy() == y.numpy()).all():
+            raise ValueError(f"{name}: images and travel rows out of step (labels differ)")
+        moved[name] = positions(x, direction(models.load(name, profile), x, y, "fgsm"), df.eps.to_numpy())
+    return x0, y0, moved
+
+
+def verdict_markdown(verdicts: dict[str, dict], rhos: dict[str, pd.DataFrame], band_tables: dict[str, pd.DataFrame],
+                     threshold: float = 0.9) -> str:
+    """Per direction kind, the verdicts of :func:`boundary_claim` (``verdicts``, ledger rows) and of the
+    family difference of :func:`rank_correlation` (``rhos``), and whether the bands of
+    :func:`boundary_bands` (``band_tables``) above ``threshold`` show a similar factor — a Markdown list."""
+    lines = []
+    for kind, r in verdicts.items():
+        gap = rhos[kind].loc["CNN − Transformer"]
+        lines.append(f"- **{kind}**: at confidence ≤ {threshold:g}, within bands, the Transformers' median ε* is "
+                     f"{r['estimate']:.2f}× the CNNs' [{r['lo']:.2f}, {r['hi']:.2f}] ({r['n_cnn']} CNN and "
+                     f"{r['n_transformer']} Transformer images) — the paper's ordering: **{r['verdict']}**. "
+                     f"Confidence–distance correlation, CNNs minus Transformers: {gap.rho:+.3f} "
+                     f"[{gap.lo:+.3f}, {gap.hi:+.3f}] — **{gap.verdict}**.")
+        above = band_tables[kind][np.array(BANDS[:-1]) >= threshold]  # the rows follow the bands' edges
+        similar = [b for b in above.itertuples() if b.lo <= r["estimate"] <= b.hi or r["lo"] <= b.ratio <= r["hi"]]
+        lines.append("  For comparison, above that confidence: " + "; ".join(
+            f"band {b.band}: ratio {b.ratio:.2f} [{b.lo:.2f}, {b.hi:.2f}]" for b in above.itertuples()) + " — "
+            + ("a similar factor in every band, so the difference is one of scale between these families rather "
+               "than specific to low confidence." if len(similar) == len(above) else
+               "a different factor from the low-confidence one in " + ", ".join(
+                   b.band for b in above.itertuples() if b not in similar) + "."))
+    return "\n".join(lines)
+
+
+def accuracy_markdown(frames: dict[str, pd.DataFrame], profile) -> str:
+    """How many of the profile's travel images each model (model → travel frame) classifies correctly,
+    and, for the embedded Fashion-MNIST models, what their verdicts can and cannot say."""
+    acc = ", ".join(f"{m} {float((df.status != 'misclassified_at_start').mean()):.1%}" for m, df in frames.items())
+    if profile.dataset == "fashion-mnist":
+        return ("The embedded models are small, trained for this book on 28×28 grey-scale images; on these "
+                f"{profile.n_travel} images they classify {acc} correctly. Whatever the verdicts above, they are "
+                "properties of these particular networks, not a universal law; the paper's ImageNet models run with "
+                "the same code under the `paper` profile.")
+    return f"On these {profile.n_travel} images the models classify {acc} correctly."
+
+
+def summary_markdown(verdicts: dict[str, dict], rhos: dict[str, pd.DataFrame], profile_name: str,
+                     threshold: float = 0.9) -> str:
+    """The chapter's closing sentence: per direction kind, the ratio at confidence ≤ ``threshold`` and the
+    verdict of :func:`boundary_claim` (``verdicts``), and the verdict of :func:`rank_correlation`'s family
+    difference (``rhos``)."""
+    return (f"On this profile ({profile_name}), the Transformers' median ε\\* at confidence ≤ {threshold:g} is "
+            + "; ".join(f"{r['estimate']:.2f}× the CNNs' along {kind} (the paper's ordering: {r['verdict']}; "
+                        "confidence–distance correlation stronger for the CNNs: "
+                        f"{rhos[kind].loc['CNN − Transformer'].verdict})" for kind, r in verdicts.items()) + ".")
