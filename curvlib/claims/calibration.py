@@ -1,10 +1,12 @@
 """Calibration claims: sECE per family (below 0 = overconfident) and the CNN − Transformer gap, paired
-over images."""
+over images; the calibration chapter's tables (intervals as text, ECE by binning, training histories) and
+its verdict paragraph."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from ..measure.calibration import calibration_table, ece, sece
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
 from .resample import _families, _family_of, _same_images
@@ -67,3 +69,77 @@ def calibration_by_model(report: pd.DataFrame, families: dict | None = None) -> 
         rows.append({"model": name, "family": fam, "paper": CLAIMS[f"calibration ({fam}s)"].paper, "sece": r.sece,
                      "lo": r.sece_lo, "hi": r.sece_hi, "verdict": v})
     return pd.DataFrame(rows).set_index("model")
+
+
+def _with_ci(report: pd.DataFrame, stat: str, fmt: str = "{:.4f}") -> pd.Series:
+    return report.apply(lambda r: f"{fmt.format(r[stat])}\n[{fmt.format(r[stat + '_lo'])}, "
+                                  f"{fmt.format(r[stat + '_hi'])}]", axis=1)
+
+
+def summary_table(report: pd.DataFrame, families: dict | None = None) -> pd.DataFrame:
+    """A :func:`curvlib.experiments.calibration.calibration_report` as text, one row per model: family, then
+    accuracy, ECE, sECE and ACE as "estimate" over "[lo, hi]" (two lines: show with ``white-space: pre-line``),
+    mean confidence and MCE (no interval), to 4 decimals."""
+    families = _family_of(report.index, families)
+    return pd.DataFrame({
+        "family": [families[m] for m in report.index],
+        "accuracy": _with_ci(report, "accuracy"), "mean conf.": report.confidence.map("{:.4f}".format),
+        "ECE": _with_ci(report, "ece"), "sECE": _with_ci(report, "sece", "{:+.4f}"),
+        "MCE": report.mce.map("{:.4f}".format), "ACE": _with_ci(report, "ace"),
+    }, index=report.index)
+
+
+def resampling_note(report: pd.DataFrame) -> str:
+    """One line: how many bootstrap resamples each statistic of ``report`` got, and MCE's smallest bin."""
+    counts = ", ".join(f"{k} {v:,}" for k, v in report.attrs["n_boot"].items())
+    return (f"resamples per statistic: {counts} (ACE re-bins each resample); MCE over bins of ≥ "
+            f"{report.attrs['mce_min_count']} samples, without an interval")
+
+
+def by_model_table(by_model: pd.DataFrame) -> pd.DataFrame:
+    """:func:`calibration_by_model` for a page: family, "sECE [95 % CI]" as text (signed, 4 decimals), verdict."""
+    return pd.DataFrame({
+        "family": by_model.family,
+        "sECE [95 % CI]": [f"{r.sece:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}]" for r in by_model.itertuples()],
+        "verdict": by_model.verdict})
+
+
+def _capital(s: str) -> str:
+    """``s`` with its first word capitalised, unless that word is a symbol with capitals of its own (sECE)."""
+    word = s.split(" ", 1)[0]
+    return s if word != word.lower() else s[:1].upper() + s[1:]
+
+
+def calibration_verdicts(by_model: pd.DataFrame, family_rows: dict[str, dict], gap: dict, report: pd.DataFrame,
+                         profile) -> str:
+    """The chapter's verdict paragraph (Markdown): how many models behave as the paper claims for their family,
+    each family's sECE row (:func:`calibration_family`) and the gap row (:func:`calibration_gap`) in their claims'
+    own sentences (:meth:`curvlib.claims.records.Claim.sentence`), and the models' accuracies."""
+    n_hold = int((by_model.verdict == "holds").sum())
+    sentences = [_capital(CLAIMS[f"calibration ({f}s)"].sentence(r)) for f, r in family_rows.items()]
+    accuracy = ", ".join(f"{m} {report.accuracy[m]:.1%}" for m in report.index)
+    return (f"**Measured on the `{profile.name}` profile:** {n_hold} of {len(by_model)} models behave as the paper "
+            f"claims for their family. {' '.join(sentences)} {_capital(CLAIMS['calibration (gap)'].sentence(gap))} "
+            f"The verdicts are about signs, not sizes; and the families are not matched in accuracy ({accuracy}), "
+            "which calibration also depends on.")
+
+
+def training_history(cards: dict[str, dict]) -> pd.DataFrame:
+    """The test-set history recorded in each model card (``models.load(name, profile).card``), one row per
+    model and epoch: the card's columns (``epoch``, ``accuracy``, ``sece``, …) and ``model``. Empty when no card
+    holds a history."""
+    frames = [pd.DataFrame(c.get("history", [])).assign(model=name) for name, c in cards.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def binning_sensitivity(preds: dict[str, pd.DataFrame], bins=(5, 10, 15, 20),
+                        schemes=("width", "mass")) -> pd.DataFrame:
+    """ECE and sECE of every model's predictions (``confidence``, ``correct``) for each number of bins and
+    binning scheme (equal width or equal mass): one tidy row per (model, bins, scheme)."""
+    rows = []
+    for name, df in preds.items():
+        for m in bins:
+            for scheme in schemes:
+                t = calibration_table(df.confidence, df.correct, n_bins=m, scheme=scheme)
+                rows.append({"model": name, "bins": m, "scheme": scheme, "ECE": ece(t), "sECE": sece(t)})
+    return pd.DataFrame(rows)

@@ -1,16 +1,23 @@
-"""What linearising each kind of component removes: shares of ω, ratios of ε*, turning before the boundary."""
+"""What linearising each kind of component removes: shares of ω, ratios of ε*, turning before the boundary;
+the surgery chapter's runs (every model × surgery that applies, computed once) and its paragraphs."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import models
+from .. import data, models, runner
 from ..config import require
 from ..constants import BANDS
-from ..experiments.surgery import SURGERIES, path_experiment, travel_experiment
+from ..experiments.surgery import SURGERIES, applies, canonical, path_experiment, travel_experiment
+from ..measure.curvature import _unfused
+from ..measure.surgery import is_affine, linearized
 from ..stats import bootstrap, verdict
+from .ablations import parent_replicates, parent_weights
 from .boundary import _band_label, _in_band, _ratio, distance
+from .calibration import _capital
 from .records import CLAIMS
 from .resample import _families, _family_of, _pooled_median, _same_images, spearman
 
@@ -202,3 +209,191 @@ def ledger_rows(profile, n_boot: int = 1000, seed: int = 0) -> list[dict]:
              for s in ("none", "attention")}
     frames = {(m, s, "fgsm"): travel_experiment(m, s, "fgsm", profile) for m in names for s in ("none", "all")}
     return claim_rows(paths, frames, n_boot=n_boot, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's runs and paragraphs
+
+#: The surgeries the chapter runs per model, "all" before the single kinds it may coincide with.
+CHAPTER_SURGERIES = ("none", "all", "attention", "norm", "activation")
+
+
+def _params(profile) -> tuple[dict, dict]:
+    return runner.params_for("surgery_path", profile), runner.params_for("surgery_travel", profile)
+
+
+def setup_line(profile) -> str:
+    """One line: the profile, and the images and ε grids of the ω/θ and ε* experiments."""
+    path, trav = _params(profile)
+    return (f"profile: {profile.name}; ω and θ on {path['n_images']} images (ω at {path['omega_steps'] + 1} points of "
+            f"ε ∈ [0, {path['omega_range']:g}], θ on the one-way ruler, {path['n_steps']} steps to "
+            f"{path['eps_range']:g}); ε* on {trav['n']} images per model, surgery and direction")
+
+
+def identity_check(profile, n: int = 4, kinds=("attention", "norm", "activation", "all")) -> pd.DataFrame:
+    """What each surgery keeps, on the profile's first n test images (pixels in [0, 1]) per model: one row per
+    (model, kind that applies) with the number of modules replaced, the change of the features f(x) [n, D]
+    (``value: max |Δf| / max |f|``) and of the first-order response f′(x)d along a seeded random direction d
+    (``first order: ‖Δ f′d‖ / ‖f′d‖``). Both are 0 up to rounding when the surgery keeps value and derivative."""
+    xs = data.test_set(profile, n=n)[0] if profile.dataset == "fashion-mnist" else None
+    rows = []
+    for m in profile.models:
+        model = models.load(m, profile)
+        xm = (xs if xs is not None else data.test_set(profile, n=n, model_name=m)[0]).to(profile.device)
+        dm = torch.randn(xm.shape, generator=torch.Generator().manual_seed(0)).to(profile.device)
+        with _unfused(model), torch.no_grad():
+            f0, t0 = torch.func.jvp(model.features, (xm,), (dm,))
+        for kind in kinds:
+            if not applies(model, kind):
+                continue
+            lin = linearized(model, xm, (kind,))
+            with torch.no_grad():
+                g0, s0 = torch.func.jvp(lin.features, (xm,), (dm,))
+            rows.append({"model": m, "kind": kind, "modules": len(lin.replaced),
+                         "value: max |Δf| / max |f|": float((g0 - f0).abs().max() / f0.abs().max()),
+                         "first order: ‖Δ f′d‖ / ‖f′d‖": float((s0 - t0).norm() / t0.norm())})
+    return pd.DataFrame(rows)
+
+
+def batchnorm_affine(profile, model_name: str = "resnet") -> bool | None:
+    """Whether the first ``BatchNorm2d`` of ``model_name`` in eval mode is affine along a random direction
+    (two random inputs [2, C, 4, 4]); None on a profile without the embedded models or without a BatchNorm."""
+    if profile.dataset != "fashion-mnist":
+        return None
+    bn = next((mod for mod in models.load(model_name, profile).modules() if type(mod).__name__ == "BatchNorm2d"),
+              None)
+    return None if bn is None else is_affine(bn, torch.randn(2, bn.num_features, 4, 4),
+                                             torch.randn(2, bn.num_features, 4, 4))
+
+
+def path_results(names, profile, surgeries=CHAPTER_SURGERIES) -> dict:
+    """(model, surgery) → :func:`path_experiment` for each model and each surgery that applies to it; a surgery
+    that linearises the same modules as one already run (:func:`canonical`) shares its result."""
+    paths = {}
+    for m in names:
+        model = models.load(m, profile)
+        for s in surgeries:
+            if applies(model, s):
+                c = canonical(model, s)
+                paths[(m, s)] = paths[(m, c)] if (m, c) in paths else path_experiment(m, s, profile)
+    return paths
+
+
+def travel_results(names, variants, profile, surgeries=CHAPTER_SURGERIES) -> dict:
+    """(model, surgery, kind) → :func:`travel_experiment` frame: for ``names`` every surgery that applies along
+    FGSM and "none" and "all" along random directions; for ``variants`` (component swaps) FGSM only. Shared
+    between surgeries as in :func:`path_results`."""
+    frames = {}
+    for m in [*names, *variants]:
+        model = models.load(m, profile)
+        for kind, kinds in (("fgsm", surgeries), ("random", ("none", "all"))):
+            for s in kinds if m in names or kind == "fgsm" else ():
+                if applies(model, s):
+                    c = canonical(model, s)
+                    frames[(m, s, kind)] = frames[(m, c, kind)] if (m, c, kind) in frames else \
+                        travel_experiment(m, s, kind, profile)
+    return frames
+
+
+def _share_line(m: str, g: pd.DataFrame) -> str:
+    top = g.loc[g.share.idxmax()]
+    parts = ", ".join(f"{r.surgery} {r.share:.0%} [{r.lo:.0%}, {r.hi:.0%}]" for r in g.itertuples())
+    neg = g[g.hi < 0]
+    return (f"- **{m}** (ω = {g.omega_none.iloc[0]:.3g} rad per unit ε): linearising {parts}; the largest share is "
+            f"{top.surgery}'s. The single kinds' shares add up to {g.share.sum():.0%}"
+            + ("." if len(g) < 2 else ": the kinds' bends are vectors (each kind's part of the path's acceleration "
+               "normal to its direction) that partly reinforce and partly cancel, so the shares need not add up to "
+               "the whole.")
+            + ("" if neg.empty else f" Linearising {', '.join(neg.surgery)} makes the path bend *faster*: that "
+               "kind's bend opposes the others'."))
+
+
+def shares_markdown(shares: pd.DataFrame, names) -> str:
+    """Markdown list from :func:`omega_shares`: per model in ``names`` the share of ω each single kind removes
+    (with intervals) and their sum; then what is left with everything linearised (ω and the finite-step θ)."""
+    lines = [_share_line(m, shares[(shares.model == m) & (shares.surgery != "all")]) for m in names]
+    rows = shares[shares.surgery == "all"]
+    theta = ", ".join(f"{r.model} {r.theta:.2f}° (original {r.theta_none:.2f}°)" for r in rows.itertuples())
+    return "\n".join(lines) + (
+        f"\n- With every non-linear module linearised ω is 0 to rounding (share {rows.share.min():.4%} or more). "
+        f"The finite-step θ is not quite 0 — {theta} — because the input path itself turns where clipping to "
+        "[0, 1] bites: θ of an affine image of a kinked path is not zero.")
+
+
+#: How a ratio ε*(surgered) / ε*(original) reads, by its verdict (holds: below 1).
+TRAVEL_IS = {"holds": "shorter", "opposite": "longer", "inconclusive": "not measurably different",
+             "no data": "not measurable"}
+
+
+def ratios_markdown(ratios: pd.DataFrame, families=("Transformer", "CNN"), kinds=("fgsm", "random"),
+                    surgeries=("attention", "norm", "activation", "all"), band: str = "all") -> str:
+    """Markdown list from :func:`eps_ratios`: per family, direction kind and surgery present, the median ratio with
+    its interval and pair count, and whether the travel is shorter, longer or not measurably different."""
+    rows = {(r.family, r.kind, r.surgery): r for r in ratios[ratios.band == band].itertuples()}
+    return "\n".join(f"- {fam}s, {s} linearised, {kind}: median ratio {r.median:.3f} [{r.lo:.3f}, {r.hi:.3f}] "
+                     f"({r.n_pairs} pairs) — the travel is {TRAVEL_IS[r.verdict]}."
+                     for fam in families for kind in kinds for s in surgeries if (r := rows.get((fam, kind, s))))
+
+
+def _sign(lo: float, hi: float) -> str:
+    return "positive" if lo > 0 else "negative" if hi < 0 else "not distinguishable from 0"
+
+
+def turning_markdown(tt: pd.DataFrame) -> str:
+    """Markdown list from :func:`turning_table`: per model the median turning and the three rank correlations
+    with their intervals and signs."""
+    return "\n".join(
+        f"- **{r.model}**: median turning {r.turning_median:.3g} rad before the boundary; Spearman ρ with ε* "
+        f"{r.rho_eps:+.2f} [{r.lo_eps:+.2f}, {r.hi_eps:+.2f}] ({_sign(r.lo_eps, r.hi_eps)}), of the mean rate with ε* "
+        f"{r.rho_rate:+.2f} [{r.lo_rate:+.2f}, {r.hi_rate:+.2f}] ({_sign(r.lo_rate, r.hi_rate)}), with the confidence "
+        f"{r.rho_conf:+.2f} [{r.lo_conf:+.2f}, {r.hi_conf:+.2f}] ({_sign(r.lo_conf, r.hi_conf)}); {r.n} images."
+        for r in tt.itertuples())
+
+
+def swap_intervention(variant: str, frames: dict, shares: pd.DataFrame, profile) -> dict:
+    """A component swap read as an intervention: ``variant``'s mean ω (rad per unit ε) against its parent's and
+    the share "all" removes (from ``shares``, :func:`omega_shares`); median paired ε* ratios along FGSM
+    (:func:`paired_ratio`) of the variant over its parent (``swap``), of the parent retrained with other seeds over
+    the parent (``seeds``: seed → ratio), and of the variant with "all" linearised over the variant (``undo``).
+    ``frames``: :func:`travel_results` holding the variant's "none" and "all"."""
+    parent, pw = parent_weights(variant, profile)
+    base = travel_experiment(parent, "none", "fgsm", profile, checkpoint=pw)
+    swap = paired_ratio(frames[(variant, "none", "fgsm")], base)
+    seeds = {s: paired_ratio(travel_experiment(parent, "none", "fgsm", profile, checkpoint=w), base)
+             for s, w in parent_replicates(parent, profile.seed_dir)}
+    undo = paired_ratio(frames[(variant, "all", "fgsm")], frames[(variant, "none", "fgsm")])
+    w = shares[(shares.model == variant) & (shares.surgery == "all")].iloc[0]
+    omega_parent = float(np.nanmean(path_experiment(parent, "none", profile, checkpoint=pw)["omega"].numpy()))
+    return {"variant": variant, "parent": parent, "omega_parent": omega_parent, "omega": float(w.omega_none),
+            "share": float(w.share), "swap": swap, "seeds": seeds, "undo": undo}
+
+
+def swap_markdown(swap: dict) -> str:
+    """Markdown list from :func:`swap_intervention`: ω before and after the swap, and the three ε* ratios."""
+    v, p, r, u = swap["variant"], swap["parent"], swap["swap"], swap["undo"]
+    seeds = "; ".join(f"the parent retrained with seed {s}: {q['median']:.3f} [{q['lo']:.3f}, {q['hi']:.3f}]"
+                      for s, q in swap["seeds"].items()) or "no seed replicate of the parent is shipped"
+    return (f"- ω: {p} {swap['omega_parent']:.3g} → {v} {swap['omega']:.3g} rad per unit ε (the swap adds a smooth "
+            f"bend; linearising the GELUs takes {swap['share']:.0%} of it out again).\n"
+            f"- ε* along FGSM, median paired ratio {v} / {p}: {r['median']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]; "
+            f"{seeds}.\n"
+            f"- Taking {v}'s bend out again (all linearised): ε* ratio {u['median']:.3f} [{u['lo']:.3f}, "
+            f"{u['hi']:.3f}].")
+
+
+def page_cost(elapsed: float, frames: dict, paths: dict, profile) -> str:
+    """Markdown: how long the page's measurements took (``elapsed``, seconds) and how many settings they cover
+    (distinct ε* runs of :func:`travel_results`, ω/θ entries of :func:`path_results`)."""
+    path, trav = _params(profile)
+    runs = {k for k in frames if canonical(models.load(k[0], profile), k[1]) == k[1]}
+    return (f"(This page's measurements took {elapsed:.0f} s to compute or read here: ε* for {len(runs)} model × "
+            f"surgery × direction settings on {trav['n']} images, ω and θ for {len(paths)} model × surgery settings "
+            f"on {path['n_images']} images.)")
+
+
+def verdict_sentences(rows, profile=None, fmt: str = ".3g") -> str:
+    """The verdict sentences (:meth:`curvlib.claims.records.Claim.sentence`) of ledger rows, the profile named in
+    the first, each capitalised; numbers to ``fmt`` (the ledger table's precision)."""
+    rows = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+    return " ".join(_capital(replace(CLAIMS[r["claim"]], fmt=fmt).sentence(r, profile if i == 0 else None))
+                    for i, r in enumerate(rows))

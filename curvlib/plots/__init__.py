@@ -49,3 +49,7 @@ __all__ = ["COLUMN_TEXT", "FAMILY_COLOR", "FAMILY_PALETTE", "MODEL_COLOR", "SURG
            "intuition_figure", "jump_pairs", "model_colors", "model_dashes", "page_table", "plot_plane", "plot_walk",
            "reliability_diagram", "status_text", "step_sweep_figure", "surgery_ratios", "surgery_shares",
            "swap_figure", "theta_at_step", "theta_bands", "theta_step_limits", "to_png", "turning_scatter", "use_theme"]
+from .calibration import calibration_panel, confidence_grid, reliability_grid, training_curves  # noqa: E402
+from .surgery import gelu_toy_paths  # noqa: E402
+
+__all__ += ["calibration_panel", "confidence_grid", "gelu_toy_paths", "reliability_grid", "training_curves"]

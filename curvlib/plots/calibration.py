@@ -1,11 +1,14 @@
-"""Reliability diagrams and confidence histograms: draw a calibration table, compute nothing new."""
+"""Reliability diagrams, confidence histograms and training curves: draw calibration tables, predictions and
+model-card histories, compute nothing new."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from ..measure.calibration import ece, sece
-from .theme import _axes
+from ..models import family
+from .theme import _axes, model_colors
 
 
 def reliability_diagram(table: pd.DataFrame, ax=None, title: str | None = None, color: str = "#1f77b4",
@@ -61,3 +64,63 @@ def confidence_histogram(confidence, correct=None, ax=None, title: str | None = 
     if title:
         ax.set_title(title)
     return ax
+
+
+def _grid(n: int, figsize, sharey: bool = False):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots((n + 1) // 2, 2, figsize=figsize, sharey=sharey, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def reliability_grid(tables: dict[str, pd.DataFrame], colors: dict | None = None):
+    """One :func:`reliability_diagram` per model (two per row), titled "model (family)"; ``tables``: model →
+    :func:`curvlib.measure.calibration.calibration_table`. Returns the figure."""
+    colors = colors or model_colors(list(tables))
+    fig, axes = _grid(len(tables), (7.6, 3.8 * ((len(tables) + 1) // 2)))
+    for ax, (name, table) in zip(axes.flat, tables.items()):
+        reliability_diagram(table, ax=ax, title=f"{name} ({family(name)})", color=colors[name])
+    fig.tight_layout()
+    return fig
+
+
+def confidence_grid(preds: dict[str, pd.DataFrame], colors: dict | None = None):
+    """One :func:`confidence_histogram` per model (two per row, shared y axis); ``preds``: model → frame with
+    ``confidence`` and ``correct``. Returns the figure."""
+    colors = colors or model_colors(list(preds))
+    fig, axes = _grid(len(preds), (8, 2.8 * ((len(preds) + 1) // 2)), sharey=True)
+    for ax, (name, df) in zip(axes.flat, preds.items()):
+        confidence_histogram(df.confidence, df.correct, ax=ax, title=name, color=colors[name])
+    fig.tight_layout()
+    return fig
+
+
+def calibration_panel(table: pd.DataFrame, pred: pd.DataFrame, title: str, color: str = "#1f77b4"):
+    """One model's reliability diagram (``table``) beside its confidence histogram (``pred``: ``confidence``,
+    ``correct``), side by side. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.5, 3.8))
+    reliability_diagram(table, ax=a1, title=title, color=color)
+    confidence_histogram(pred.confidence, pred.correct, ax=a2, color=color)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: pd.DataFrame, colors: dict | None = None):
+    """Test sECE and test accuracy per epoch, one line per model, side by side; ``history``: one row per model
+    and epoch with ``model``, ``epoch``, ``sece``, ``accuracy``
+    (:func:`curvlib.claims.calibration.training_history`). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    colors = colors or model_colors(list(dict.fromkeys(history.model)))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
+    sns.lineplot(data=history, x="epoch", y="sece", hue="model", palette=colors, marker="o", ax=a1)
+    sns.lineplot(data=history, x="epoch", y="accuracy", hue="model", palette=colors, marker="o", legend=False, ax=a2)
+    a1.axhline(0, color="gray", lw=0.8)
+    a1.set(xlabel="epoch", ylabel="test sECE", title="signed ECE during training")
+    a2.set(xlabel="epoch", ylabel="test accuracy", title="accuracy during training")
+    fig.tight_layout()
+    return fig

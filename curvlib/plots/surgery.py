@@ -1,4 +1,5 @@
-"""The surgery chapter's figures: shares of ω removed, ε* ratios, and turning before the boundary."""
+"""The surgery chapter's figures: the toy's path and tangent, shares of ω removed, ε* ratios, and turning
+before the boundary."""
 from __future__ import annotations
 
 import numpy as np
@@ -78,3 +79,20 @@ def turning_scatter(turning: dict, axes=None):
     axes[0].set_ylabel("∫₀^ε* ω dε (radians)")
     plt.colorbar(sc, ax=list(axes), label="confidence at x", shrink=0.9)
     return axes
+
+
+def gelu_toy_paths(eps, path, tangent, threshold: float, crossings, boundary: str = "decision boundary", ax=None):
+    """The feature path of :func:`curvlib.measure.surgery.gelu_toy` [E, 2] and its tangent at the image [E, 2], both
+    on the ε grid ``eps`` [E], the boundary as the line feature 2 = ``threshold`` (labelled ``boundary``), and a
+    marker on each path at the grid point nearest its ε* (``crossings``: (ε* of the path, ε* of the tangent))."""
+    ax = _axes(ax, (6, 3.6))
+    ax.plot(*path.T, label="original path (GELU)", lw=2)
+    ax.plot(*tangent.T, "--", label="linearised at the image (tangent)", lw=2)
+    ax.axhline(threshold, color="k", lw=0.8)
+    ax.text(0.05, threshold + 0.03, boundary)
+    for e, f, mk in zip(crossings, (path, tangent), ("o", "s")):
+        ax.plot(*f[int(np.argmin(np.abs(np.asarray(eps) - e)))], mk, color="k")
+    ax.set_xlabel("feature 1:  u = 4ε")
+    ax.set_ylabel("feature 2")
+    ax.legend(frameon=False, loc="lower right")
+    return ax

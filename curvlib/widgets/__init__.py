@@ -7,3 +7,6 @@ from .static import static_explorer, static_sliders, static_trajectory_player
 
 __all__ = ["live_explorer", "live_slider", "live_trajectory_player", "static_explorer", "static_sliders",
            "static_trajectory_player"]
+from .tabs import figure_tabs  # noqa: E402
+
+__all__ += ["figure_tabs"]
