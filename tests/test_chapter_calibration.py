@@ -74,7 +74,7 @@ def test_verdicts_come_from_the_claim_records(preds, report):
     gap_sentence = CLAIMS["calibration (gap)"].sentence(gap)
     assert gap_sentence in text and f"**{gap['verdict']}**" in text  # a symbol keeps its case: sECE(CNNs)
     assert CLAIMS["calibration (CNNs)"].paper in text and CLAIMS["calibration (Transformers)"].paper in text
-    assert "Mean sECE of the CNNs (resnet, mobilenetv2) = " in text
+    assert "We measure mean sECE of the CNNs (resnet, mobilenetv2): " in text
     assert f"resnet {report.accuracy['resnet']:.1%}" in text
 
 

@@ -140,9 +140,9 @@ def test_verdict_sentences_are_the_claims_own_at_the_ledgers_precision():
     rows = [CLAIMS["surgery (distance)"].judge(0.81234, 0.7, 0.9, 100),
             CLAIMS["surgery (control)"].judge(1.05, 0.95, 1.2, 100)]
     text = cs.verdict_sentences(pd.DataFrame(rows), SimpleNamespace(name="toy"))
-    assert text.startswith("On this profile (toy): median ε*(all linearised)") and text.count("On this profile") == 1
-    assert ". Median ratio ε*(all)/ε*(original): Transformers over CNNs" in text  # each sentence capitalised
-    assert "= 0.812 [0.7, 0.9]" in text and "**holds**" in text and "**inconclusive**" in text
+    assert text.startswith("On this profile (toy), we measure median ε*(all linearised)")
+    assert text.count("On this profile") == 1 and ". We measure median ratio ε*(all)/ε*(original): Transformers" in text
+    assert ": 0.812 [0.7, 0.9]" in text and "**holds**" in text and "**inconclusive**" in text
     assert CLAIMS["surgery (distance)"].paper in text and CLAIMS["surgery (control)"].paper in text
 
 

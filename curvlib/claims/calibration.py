@@ -104,22 +104,16 @@ def by_model_table(by_model: pd.DataFrame) -> pd.DataFrame:
         "verdict": by_model.verdict})
 
 
-def _capital(s: str) -> str:
-    """``s`` with its first word capitalised, unless that word is a symbol with capitals of its own (sECE)."""
-    word = s.split(" ", 1)[0]
-    return s if word != word.lower() else s[:1].upper() + s[1:]
-
-
 def calibration_verdicts(by_model: pd.DataFrame, family_rows: dict[str, dict], gap: dict, report: pd.DataFrame,
                          profile) -> str:
     """The chapter's verdict paragraph (Markdown): how many models behave as the paper claims for their family,
     each family's sECE row (:func:`calibration_family`) and the gap row (:func:`calibration_gap`) in their claims'
     own sentences (:meth:`curvlib.claims.records.Claim.sentence`), and the models' accuracies."""
     n_hold = int((by_model.verdict == "holds").sum())
-    sentences = [_capital(CLAIMS[f"calibration ({f}s)"].sentence(r)) for f, r in family_rows.items()]
+    sentences = [CLAIMS[f"calibration ({f}s)"].sentence(r) for f, r in family_rows.items()]
     accuracy = ", ".join(f"{m} {report.accuracy[m]:.1%}" for m in report.index)
     return (f"**Measured on the `{profile.name}` profile:** {n_hold} of {len(by_model)} models behave as the paper "
-            f"claims for their family. {' '.join(sentences)} {_capital(CLAIMS['calibration (gap)'].sentence(gap))} "
+            f"claims for their family. {' '.join(sentences)} {CLAIMS['calibration (gap)'].sentence(gap)} "
             f"The verdicts are about signs, not sizes; and the families are not matched in accuracy ({accuracy}), "
             "which calibration also depends on.")
 

@@ -17,7 +17,6 @@ from ..measure.surgery import is_affine, linearized
 from ..stats import bootstrap, verdict
 from .ablations import parent_replicates, parent_weights
 from .boundary import _band_label, _in_band, _ratio, distance
-from .calibration import _capital
 from .records import CLAIMS
 from .resample import _families, _family_of, _pooled_median, _same_images, spearman
 
@@ -393,7 +392,7 @@ def page_cost(elapsed: float, frames: dict, paths: dict, profile) -> str:
 
 def verdict_sentences(rows, profile=None, fmt: str = ".3g") -> str:
     """The verdict sentences (:meth:`curvlib.claims.records.Claim.sentence`) of ledger rows, the profile named in
-    the first, each capitalised; numbers to ``fmt`` (the ledger table's precision)."""
+    the first; numbers to ``fmt`` (the ledger table's precision)."""
     rows = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
-    return " ".join(_capital(replace(CLAIMS[r["claim"]], fmt=fmt).sentence(r, profile if i == 0 else None))
+    return " ".join(replace(CLAIMS[r["claim"]], fmt=fmt).sentence(r, profile if i == 0 else None)
                     for i, r in enumerate(rows))
