@@ -1,0 +1,110 @@
+"""The curvature chapter's library side: θ per ruler and its family ratios, the step table's ends, the
+ω table, and the chapter's statements in words — on synthetic results of known size."""
+import types
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from curvlib.claims import curvature as cc
+from curvlib.constants import AWAY
+from curvlib.measure.angles import theta_summary
+from curvlib.plots import curvature as cplots
+
+MODELS = ("resnet", "vit")
+RULERS = (("oneway", False), ("oneway", True), ("symmetric", False))
+
+
+def _theta_results(scale=2.0, n=8, s=7):
+    """θ [M=2, N=n, S=s] of 0.01 rad for resnet and ``scale``× that for vit; input θ 0.02 on the
+    saturation-aware ruler, 0.01 on the others; the symmetric grid runs through ε = 0."""
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for m in MODELS:
+        for kind in ("fgsm", "random"):
+            for protocol, sat in RULERS:
+                base = 0.01 * (scale if m == "vit" else 1.0)
+                th = base * (1 + 0.1 * torch.rand(2, n, s, generator=g, dtype=torch.float64))
+                eps = torch.linspace(-0.1, 0.1, s + 2) if protocol == "symmetric" else torch.linspace(0, 0.1, s + 2)
+                out[(m, kind, protocol, sat)] = {"theta": th, "input_theta": torch.full_like(th, 0.02 if sat else 0.01),
+                                                 "eps": eps, "summary": theta_summary(th)}
+    return out
+
+
+def test_ruler_ratios_judge_every_kind_and_ruler():
+    res = _theta_results()
+    ratios = cc.ruler_ratios(res, n_boot=200, seed=0)
+    assert list(ratios.columns) == ["kind", "ruler", "ratio", "lo", "hi", "verdict", "n_images"]
+    assert ratios.ruler.tolist()[:4] == ["oneway", "oneway, saturation-aware", f"symmetric, |ε| > {AWAY:g}",
+                                         "symmetric"]
+    assert ratios.kind.tolist() == ["fgsm"] * 4 + ["random"] * 4
+    assert ratios.ratio.to_numpy() == pytest.approx(2.0, rel=0.05) and set(ratios.verdict) == {"holds"}
+    lines = cc.theta_ratio_markdown(ratios)
+    assert len(lines) == 8 and all(ln.endswith("the paper's ordering holds.") for ln in lines)
+    flipped = cc.ruler_ratios(_theta_results(scale=0.5), n_boot=200, seed=0)
+    assert set(flipped.verdict) == {"opposite"}
+    assert cc.theta_ratio_markdown(flipped)[0].endswith("is reversed.")
+    tally = cc.theta_tally(flipped, types.SimpleNamespace(name="toy", n_theta_images=8))
+    assert "holds for 0 of the 8" in tally and "reversed for 8" in tally
+
+
+def test_ruler_pivot_adds_the_input_path_and_names_the_straighter_ruler():
+    rulers = cc.ruler_table(_theta_results())
+    table = cc.ruler_pivot(rulers)
+    assert table.index[-1] == ("input path", "") and table.shape == (3, 8)
+    assert table.loc[("input path", ""), ("fgsm", "oneway")] == pytest.approx(np.degrees(0.01))
+    assert table.loc[("vit", "Transformer"), ("fgsm", "oneway")] > table.loc[("resnet", "CNN"), ("fgsm", "oneway")]
+    text = cc.ruler_baseline_markdown(rulers)
+    assert "is not the straighter one" in text and f"{np.degrees(0.02):.2f}°" in text
+    assert "font-size: 0.75em" in cplots.ruler_pivot_style(table).to_html()
+    fig = cplots.theta_bands_figure(_theta_results(), "fgsm")
+    assert [ax.get_title() for ax in fig.axes] == ["resnet (CNN), fgsm", "vit (Transformer), fgsm"]
+    plt.close(fig)
+
+
+def _sweeps():
+    """θ = ω·Δ (smooth, slope 1) for vit and vit_relu, θ = 0.1·√Δ (kinks, slope ½) for resnet and resnet_gelu."""
+    out = {}
+    for m in ("resnet", "vit", "resnet_gelu"):
+        rows = [{"delta": d, "eps": e, "theta": (2.0 * d if m == "vit" else 0.1 * np.sqrt(d)) * (1 + 0.01 * e)}
+                for d in (1e-4, 1e-3, 1e-2) for e in range(5)]
+        out[m] = pd.DataFrame(rows)
+    return out
+
+
+def _curvature(omega, kinks, m=2, n=6, s=5):
+    blocks = ["b0", "b1"]
+    return {"omega": torch.full((m, n, s), omega, dtype=torch.float64) * (1 + torch.arange(n).view(1, n, 1) / 10),
+            "kappa": torch.full((m, n, s), 1.0), "kinks": torch.full((m, n, s), kinks),
+            "eps": torch.linspace(0, 0.1, s), "block_names": blocks,
+            "block_omega": torch.stack([torch.full((m, n, s), omega * k) for k in (0.5, 1.0)])}
+
+
+def test_step_ends_and_omega_tables_and_statements():
+    steps = cc.step_table(_sweeps())
+    ends = cc.step_ends_table(steps)
+    assert list(ends.index) == ["resnet", "vit", "resnet_gelu"]
+    assert ends.columns.tolist()[0] == "mean θ (°), Δ = 0.0001"
+    assert ends["slope of log θ on log Δ"].to_numpy() == pytest.approx([0.5, 1.0, 0.5])
+    fgsm = {"resnet": _curvature(0.0, 4), "vit": _curvature(3.0, 0), "resnet_gelu": _curvature(1.0, 2)}
+    random = {"resnet": _curvature(0.0, 6), "vit": _curvature(2.0, 0)}
+    table = cc.omega_table(fgsm, random)
+    assert list(table.index) == ["resnet", "vit", "resnet_gelu"] and "omega_mean" not in table
+    assert table.loc["resnet", "top_block"] == "— (no smooth bending)" and table.loc["vit", "top_block"] == "b1"
+    assert table.loc["resnet_gelu", "swap"] != "—" and table.loc["vit", "swap"] == "—"
+    assert np.isnan(table.loc["resnet_gelu", "omega_median (random)"])
+    assert table.loc["resnet", "kinks_per_eps"] == pytest.approx(4 / 0.025)
+    assert cc.no_line_markdown(table).startswith("No line for resnet:")
+    assert cc.no_line_markdown(table.drop(index="resnet")) == ""
+    html = cplots.omega_table_style(table).to_html()
+    assert "ω median (FGSM)" in html and "–" in html
+    ratios = cc.ruler_ratios(_theta_results(), n_boot=200, seed=0)
+    text = cc.curvature_markdown(ratios, table, steps, fgsm, random, n_boot=200, seed=0)
+    lines = text.split("\n")
+    assert len(lines) == 8 + 1 + 2 + 2 + 1  # θ rows, ω, two ω gaps, switches and steps, one swap
+    assert "do not bend smoothly at all" in lines[8] and "gives ω 1.25–1.25" in lines[8]
+    assert "**holds** by this ruler — but not as a test" in lines[9]
+    assert "slope of log θ on log Δ is 0.50 for the CNNs and 1.00 for the Transformers" in lines[12]
+    assert lines[13].startswith("- **resnet → resnet_gelu**") and "slope 0.50 → 0.50" in lines[13]
