@@ -2,13 +2,14 @@
 and the ledger that collects them.
 
 ===============  ============================================================================
-``records``      the paper's statements and the one row type every verdict returns
+``records``      :class:`Claim` records (the paper's statements, how each is judged) and the row type
 ``resample``     paired resampling helpers shared by the claims (families, same images, ranks)
 ``calibration``  sECE per family and its gap
 ``boundary``     ε* by confidence band; rank correlation of confidence and ε*
-``curvature``    θ and ω per family, mesh flatness, and the curvature chapter's tables
-``attention``    attention bends vs the CNNs' ReLU bends
-``random_jump``  ε* after a random jump vs the direct path
+``curvature``    θ and ω per family, mesh flatness, and the curvature chapter's tables and sentences
+``trajectories`` the trajectories chapter's mesh grid, plane flatness and its verdict (a chapter claim)
+``attention``    attention bends vs the CNNs' ReLU bends; the chapter's score-path and component tables
+``random_jump``  ε* after a random jump vs the direct path; the jump-size sweep
 ``surgery``      what linearising each part removes (ω, ε*, the turning point)
 ``ablations``    variants of the embedded models: curvedness, training dynamics, component swaps
 ``tally``        :func:`ledger`: every claim on one profile, and its markdown

@@ -5,6 +5,11 @@ computes a statistic. Importing this package applies nothing: chapters call :fun
 ``theme``        family and model colours, the seaborn theme, PNG export, page tables
 ``calibration``  reliability diagrams and confidence histograms
 ``figures``      the chapters' figures: boundary scatter, θ bands, jump pairs, ablations
+``attention``    the attention chapter's score-path figure
+``boundary``     the boundary chapter's scatter grid, images at ε* and page tables
+``curvature``    the curvature chapter's θ bands and table styles
+``random_jump``  the random-jump chapter's images, sweep figure and page tables
+``trajectories`` the trajectories chapter's flatness and single-line figures
 ``surgery``      the surgery chapter's figures
 ``explorer``     the 2-D explorer and trajectory-player drawings the widgets show
 ===============  ============================================================================
