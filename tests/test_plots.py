@@ -1,4 +1,9 @@
 """Plot functions on small constructed tidy frames: one line / bar colour per model, at most two panels per row."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -32,6 +37,18 @@ def check_layout(axes):
     fig = np.ravel(axes)[0].figure
     assert fig.get_figwidth() <= 9
     assert all(ax.get_subplotspec().get_geometry()[1] <= 2 for ax in fig.axes if ax.get_subplotspec())
+
+
+def test_importing_curvlib_applies_no_theme():
+    """Importing the library changes no matplotlib setting: a chapter applies the theme itself."""
+    code = ("import matplotlib; before = dict(matplotlib.rcParams)\n"
+            "import curvlib.plots, curvlib.widgets, curvlib.claims\n"
+            "changed = [k for k, v in matplotlib.rcParams.items() if before[k] != v]\n"
+            "assert not changed, changed\n"
+            "curvlib.plots.use_theme(); assert not matplotlib.rcParams['axes.spines.top']")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert r.returncode == 0, r.stderr
 
 
 def test_theme_is_idempotent():

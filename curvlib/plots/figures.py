@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .theme import FAMILY_COLOR, MODEL_COLOR, _axes, model_colors, model_dashes, use_theme
+from .theme import FAMILY_COLOR, MODEL_COLOR, _axes, model_colors, model_dashes
 
 MODEL_COLOR.update({"resnet50": MODEL_COLOR["resnet"], "mobilenetv2_100": MODEL_COLOR["mobilenetv2"],
                     "vit_base_patch16_224": MODEL_COLOR["vit"], "swin_tiny_patch4_window7_224": MODEL_COLOR["swin"]})
@@ -356,12 +356,3 @@ def component_heatmap(values: pd.DataFrame, ax=None, title: str | None = None, v
         ax.set_title(title, fontsize=10)
     ax.figure.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     return ax
-
-
-use_theme()
-
-
-# ---------------------------------------------------------------------------------------------
-# The surgery chapter
-
-

@@ -17,7 +17,8 @@ THEME = dict(style="ticks", context="notebook", font_scale=0.85,
 
 
 def use_theme() -> None:
-    """Apply :data:`THEME` to matplotlib (idempotent; done once when this module is imported)."""
+    """Apply :data:`THEME` to matplotlib (idempotent). Importing curvlib applies nothing: a chapter calls
+    this once, in its setup cell."""
     sns.set_theme(**THEME)
 
 
