@@ -23,6 +23,12 @@ SECE_RULE = {f: (CLAIMS[f"calibration ({f}s)"].expect, CLAIMS[f"calibration ({f}
              for f in ("CNN", "Transformer")}
 
 
+def corner_stats(tables: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
+    """Model → {"ECE", "sECE"} of its calibration table (:func:`curvlib.measure.calibration.calibration_table`),
+    for the corner of its reliability diagram."""
+    return {m: {"ECE": ece(t), "sECE": sece(t)} for m, t in tables.items()}
+
+
 def calibration_family(preds: dict[str, pd.DataFrame], family: str, families: dict | None = None,
                        n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Mean sECE of one family's models, with an interval over test images (paired across its models)."""

@@ -6,19 +6,21 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..measure.calibration import ece, sece
 from ..models import family
 from .theme import _axes, model_colors
 
+#: How a statistic named in a diagram's corner is printed (others: 4 significant digits).
+STAT_FORMAT = {"ECE": ".4f", "sECE": "+.4f"}
+
 
 def reliability_diagram(table: pd.DataFrame, ax=None, title: str | None = None, color: str = "#1f77b4",
-                        show_stats: bool = True):
+                        stats: dict | None = None):
     """Accuracy per confidence bin as bars whose opacity is the bin's share of the data (as in the
-    paper), the diagonal of perfect calibration, the gap to each bin's mean confidence, and
-    ECE / sECE in the corner. ``table`` comes from :func:`curvlib.measure.calibration.calibration_table`.
+    paper), the diagonal of perfect calibration and the gap to each bin's mean confidence.
+    ``table`` comes from :func:`curvlib.measure.calibration.calibration_table`; ``stats``: name → value
+    printed in the corner (e.g. :func:`curvlib.claims.calibration.corner_stats`), computed by the caller.
     """
     from matplotlib.colors import to_rgba
-
 
     missing = {"lo", "hi", "share", "confidence", "accuracy", "is_empty"} - set(table.columns)
     if missing:
@@ -38,8 +40,9 @@ def reliability_diagram(table: pd.DataFrame, ax=None, title: str | None = None, 
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", aspect="equal")
     if title:
         ax.set_title(title)
-    if show_stats:
-        ax.text(0.04, 0.96, f"ECE  {ece(table):.4f}\nsECE {sece(table):+.4f}", transform=ax.transAxes,
+    if stats:
+        text = "\n".join(f"{k:<5}{v:{STAT_FORMAT.get(k, '.4g')}}" for k, v in stats.items())
+        ax.text(0.04, 0.96, text, transform=ax.transAxes,
                 va="top", ha="left", family="monospace", fontsize=9,
                 bbox=dict(boxstyle="round", facecolor="white", alpha=0.8))
     return ax
@@ -75,13 +78,15 @@ def _grid(n: int, figsize, sharey: bool = False):
     return fig, axes
 
 
-def reliability_grid(tables: dict[str, pd.DataFrame], colors: dict | None = None):
+def reliability_grid(tables: dict[str, pd.DataFrame], colors: dict | None = None, stats: dict | None = None):
     """One :func:`reliability_diagram` per model (two per row), titled "model (family)"; ``tables``: model →
-    :func:`curvlib.measure.calibration.calibration_table`. Returns the figure."""
+    :func:`curvlib.measure.calibration.calibration_table`; ``stats``: model → the corner's statistics.
+    Returns the figure."""
     colors = colors or model_colors(list(tables))
     fig, axes = _grid(len(tables), (7.6, 3.8 * ((len(tables) + 1) // 2)))
     for ax, (name, table) in zip(axes.flat, tables.items()):
-        reliability_diagram(table, ax=ax, title=f"{name} ({family(name)})", color=colors[name])
+        reliability_diagram(table, ax=ax, title=f"{name} ({family(name)})", color=colors[name],
+                            stats=(stats or {}).get(name))
     fig.tight_layout()
     return fig
 
@@ -97,13 +102,14 @@ def confidence_grid(preds: dict[str, pd.DataFrame], colors: dict | None = None):
     return fig
 
 
-def calibration_panel(table: pd.DataFrame, pred: pd.DataFrame, title: str, color: str = "#1f77b4"):
-    """One model's reliability diagram (``table``) beside its confidence histogram (``pred``: ``confidence``,
-    ``correct``), side by side. Returns the figure."""
+def calibration_panel(table: pd.DataFrame, pred: pd.DataFrame, title: str, color: str = "#1f77b4",
+                      stats: dict | None = None):
+    """One model's reliability diagram (``table``, ``stats`` in its corner) beside its confidence histogram
+    (``pred``: ``confidence``, ``correct``), side by side. Returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(8.5, 3.8))
-    reliability_diagram(table, ax=a1, title=title, color=color)
+    reliability_diagram(table, ax=a1, title=title, color=color, stats=stats)
     confidence_histogram(pred.confidence, pred.correct, ax=a2, color=color)
     fig.tight_layout()
     return fig
