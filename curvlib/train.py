@@ -189,7 +189,7 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
     offset = prev["epochs_trained"] if prev else 0
     stage = len(prev.get("earlier_stages", [])) + 2 if prev else 1
     model.check_inputs = False  # inputs come from our own loader; skip the per-batch range check
-    # channels-last: ~1.7x faster depthwise convolutions on CPU (MobileNetV2), neutral elsewhere
+    # channels-last: faster depthwise convolutions on CPU (MobileNetV2), neutral elsewhere
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)

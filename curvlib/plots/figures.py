@@ -302,7 +302,7 @@ def _model_lines(data: pd.DataFrame, x: str, y: str, ax, **kw):
 
 
 def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None):
-    """θ against the step Δ of the local measure (``trajectory.step_table``): left mean θ in degrees,
+    """θ against the step Δ of the local measure (``claims.curvature.step_table``): left mean θ in degrees,
     right θ/Δ in radians per unit ε, with each model's median step-free turning rate ω (``omega``:
     model → value) as a dotted line of its colour: a smooth path's θ/Δ settles on ω as Δ → 0."""
     import matplotlib.pyplot as plt
@@ -323,7 +323,7 @@ def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None)
 
 def block_omega_figure(blocks: pd.DataFrame, ax=None):
     """Median step-free turning rate ω of every residual block's output against the block's
-    relative depth 0 … 1 (``trajectory.block_omega_table``), one line per model."""
+    relative depth 0 … 1 (``claims.curvature.block_omega_table``), one line per model."""
     ax = _axes(ax, (6, 3.8))
     _model_lines(blocks, "depth", "omega_median", ax)
     ax.set(yscale="log", xlabel="block (relative depth)", ylabel="median ω (rad per unit ε)")

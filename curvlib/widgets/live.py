@@ -1,4 +1,6 @@
-"""Explorers of the input plane and its image in representation space (the paper's Figure 1).
+"""Live (ipywidgets, a running kernel) explorers of the input plane and its image in representation space
+(the paper's Figure 1), and the live player of one input's walk; :mod:`curvlib.widgets.static` has the
+pre-rendered versions that play on the static site.
 
 Around an image x, a grid of inputs x + a·d₁ + b·d₂ (d₁ the FGSM direction, d₂ a random direction
 orthogonal to it, both ‖d‖ = √D; a, b ∈ {−n·ε, …, n·ε}) is mapped through the model; the
