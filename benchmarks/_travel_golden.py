@@ -9,7 +9,8 @@ paths reach the never check and the forced joins far more often than the models'
 saved (``--save``), or compared against a saved run (``--compare``) with ``np.array_equal`` (NaN equal
 to NaN).
 
-Run: python benchmarks/_travel_golden.py --save /tmp/before.npz; then --compare /tmp/before.npz
+Run: python benchmarks/_travel_golden.py --save before.npz (on the old code), then --compare before.npz.
+The toy part, recorded from the old code, is checked by tests/test_travel_golden.py.
 """
 import argparse
 import os
