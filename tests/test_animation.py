@@ -16,7 +16,7 @@ import torch
 from curvlib import models, widgets
 from curvlib.measure.direction import direction
 from curvlib.measure.views import walk_paths
-from curvlib.plots.explorer import _walk_figure, plot_walk
+from curvlib.plots.explorer import plot_walk, walk_figure
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_plot_walk_frames():
 def test_redrawn_frame_equals_a_fresh_one():
     """The players redraw one figure in place; a frame drawn after others must look like a fresh one."""
     walk = _synthetic_walk(1, crossing=2)
-    fig, frame = _walk_figure(walk)
+    fig, frame = walk_figure(walk)
     frame(4)
     frame(1)
     assert np.array_equal(_png(fig), _png(plot_walk(walk, 1)))
@@ -143,7 +143,7 @@ def test_redrawn_frame_equals_a_fresh_one():
 
 def test_live_player_redraws_on_step_kind_and_count(pair, image, monkeypatch):
     computed, shown = [], []
-    real_walk, real_figure = walk_paths, _walk_figure
+    real_walk, real_figure = walk_paths, walk_figure
 
     def walk_spy(models_, x, y, kind, eps_max, n, seed):
         computed.append((kind, n, eps_max))
@@ -159,7 +159,7 @@ def test_live_player_redraws_on_step_kind_and_count(pair, image, monkeypatch):
         return fig, spy_frame
 
     monkeypatch.setattr(widgets.live, "walk_paths", walk_spy)  # where the live player looks them up
-    monkeypatch.setattr(widgets.live, "_walk_figure", figure_spy)
+    monkeypatch.setattr(widgets.live, "walk_figure", figure_spy)
     box = widgets.live_trajectory_player(pair, image, 3, {"fgsm": 0.1, "random": 0.3}, counts=(2, 4))
     assert box.drawn == [("fgsm", 4, 0)] and box.play.max == box.step.max == 4
     box.play.value = 3  # a tick of the Play button moves the step slider, which redraws

@@ -12,7 +12,7 @@ from ..measure import attention as at
 from ..measure.direction import direction
 from ..stats import bootstrap
 from .records import CLAIMS
-from .resample import _families, _family_of
+from .resample import family_map, split_families
 
 
 def attention_claim(long: pd.DataFrame, families: dict | None = None, cnn_component: str = "relu",
@@ -31,8 +31,8 @@ def attention_claim(long: pd.DataFrame, families: dict | None = None, cnn_compon
     if need:
         raise ValueError(f"not a per-sample attention frame: no column(s) {', '.join(sorted(need))}")
     names = list(dict.fromkeys(long.model))
-    families = _family_of(names, families)
-    fams = _families(names, families)
+    families = family_map(names, families)
+    fams = split_families(names, families)
     want = {"Transformer": "attention", "CNN": cnn_component}
     images = np.sort(long["sample"].unique())
     pos = {s: i for i, s in enumerate(images)}

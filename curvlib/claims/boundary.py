@@ -14,7 +14,7 @@ from ..measure.direction import direction
 from ..measure.travel import positions
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
-from .resample import _families, _family_of, _pooled_median, _same_images, spearman
+from .resample import family_map, pooled_median, same_images, spearman, split_families
 
 
 def distance(df: pd.DataFrame) -> np.ndarray:
@@ -24,11 +24,13 @@ def distance(df: pd.DataFrame) -> np.ndarray:
     return np.where(st == "crossed", df["eps"].to_numpy(float), np.where(st == "never", np.inf, np.nan))
 
 
-def _in_band(conf: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def in_band(conf: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Whether each confidence lies in the band (lo, hi] (the first band, lo = 0, includes 0)."""
     return ((conf > lo) | ((lo == 0) & (conf >= 0))) & (conf <= hi)
 
 
-def _band_label(lo: float, hi: float) -> str:
+def band_label(lo: float, hi: float) -> str:
+    """The band's label: "[0, hi]" for the first, "(lo, hi]" for the others."""
     return f"[{lo:g}, {hi:g}]" if lo == 0 else f"({lo:g}, {hi:g}]"
 
 
@@ -37,14 +39,14 @@ def _band_medians(frames, fams, lo_e, hi_e):
     and the band's values [n, models] (NaN outside the band or misclassified at the start)."""
     masked = {}
     for m, df in frames.items():
-        masked[m] = np.where(_in_band(df["confidence"].to_numpy(float), lo_e, hi_e), distance(df), np.nan)
-    stats = {f: _pooled_median([masked[m] for m in ms]) for f, ms in fams.items()}
+        masked[m] = np.where(in_band(df["confidence"].to_numpy(float), lo_e, hi_e), distance(df), np.nan)
+    stats = {f: pooled_median([masked[m] for m in ms]) for f, ms in fams.items()}
     counts = {f: int(sum((~np.isnan(masked[m])).sum() for m in ms)) for f, ms in fams.items()}
     stacked = {f: np.stack([masked[m] for m in ms], 1) for f, ms in fams.items()}
     return stats, counts, stacked
 
 
-def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def distance_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b where defined; inf / inf (both beyond eps_max) is 1 (no difference seen), x / 0 NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
         r = a / b
@@ -56,16 +58,16 @@ def boundary_bands(frames: dict[str, pd.DataFrame], families: dict | None = None
     """Per confidence band: how many images of each family fall in it, the family's median ε*
     (pooled over its models; never-crossed images count as +∞), and the ratio Transformers / CNNs
     with an interval paired over test images. ``frames``: model → travel frame on the same images."""
-    families = _family_of(frames, families)
-    fams = _families(list(frames), families)
-    n = len(_same_images(frames))
+    families = family_map(frames, families)
+    fams = split_families(list(frames), families)
+    n = len(same_images(frames))
     rows = []
     for lo_e, hi_e in zip(edges[:-1], edges[1:]):
         stats, counts, _ = _band_medians(frames, fams, lo_e, hi_e)
-        est, lo, hi = bootstrap(lambda i: _ratio(stats["Transformer"](i), stats["CNN"](i)), n, n_boot=n_boot,
+        est, lo, hi = bootstrap(lambda i: distance_ratio(stats["Transformer"](i), stats["CNN"](i)), n, n_boot=n_boot,
                                 level=level, seed=seed)
         full = np.arange(n)[None]
-        rows.append({"band": _band_label(lo_e, hi_e), "n CNN": counts["CNN"], "n Transformer": counts["Transformer"],
+        rows.append({"band": band_label(lo_e, hi_e), "n CNN": counts["CNN"], "n Transformer": counts["Transformer"],
                      "median CNN": float(stats["CNN"](full)[0]),
                      "median Transformer": float(stats["Transformer"](full)[0]),
                      "ratio": est, "lo": lo, "hi": hi, "verdict": verdict(lo, hi, 1.0, ">")})
@@ -81,9 +83,9 @@ def boundary_claim(frames: dict[str, pd.DataFrame], families: dict | None = None
     family: a band where one family has few images weighs little, as in a Mantel–Haenszel estimate),
     so a family with more low-confidence images does not pull the comparison. Interval paired over
     test images; "holds" above 1."""
-    families = _family_of(frames, families)
-    fams = _families(list(frames), families)
-    n = len(_same_images(frames))
+    families = family_map(frames, families)
+    fams = split_families(list(frames), families)
+    n = len(same_images(frames))
     bands = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b <= threshold + 1e-12]
     if not bands:
         raise ValueError(f"no confidence band ends at or below threshold {threshold}: edges {edges}")
@@ -93,7 +95,7 @@ def boundary_claim(frames: dict[str, pd.DataFrame], families: dict | None = None
         num, den = np.zeros(len(idx)), np.zeros(len(idx))
         for stats, _, stacked in parts:
             with np.errstate(divide="ignore", invalid="ignore"):
-                lr = np.log(_ratio(stats["Transformer"](idx), stats["CNN"](idx)))
+                lr = np.log(distance_ratio(stats["Transformer"](idx), stats["CNN"](idx)))
             k = {f: (~np.isnan(v[idx])).reshape(len(idx), -1).sum(1).astype(float) for f, v in stacked.items()}
             with np.errstate(divide="ignore", invalid="ignore"):
                 w = np.nan_to_num(k["CNN"] * k["Transformer"] / (k["CNN"] + k["Transformer"]))
@@ -104,7 +106,7 @@ def boundary_claim(frames: dict[str, pd.DataFrame], families: dict | None = None
             return np.where(den > 0, np.exp(num / den), np.nan)
 
     est, lo, hi = bootstrap(stat, n, n_boot=n_boot, level=level, seed=seed)
-    labels = ", ".join(_band_label(a, b) for a, b in bands)
+    labels = ", ".join(band_label(a, b) for a, b in bands)
     counts = {f: sum(p[1][f] for p in parts) for f in FAMILIES}
     rest = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > threshold + 1e-12]
     return CLAIMS["boundary (low confidence)"].judge(
@@ -114,7 +116,7 @@ def boundary_claim(frames: dict[str, pd.DataFrame], families: dict | None = None
              "weights n_C·n_T/(n_C+n_T); never crossed = +∞; paired over test images",
         n_cnn=counts["CNN"], n_transformer=counts["Transformer"],
         note=(f"{counts['CNN']} CNN and {counts['Transformer']} Transformer images at confidence ≤ "
-              f"{threshold:g}; the bands above it ({', '.join(_band_label(a, b) for a, b in rest)}) are "
+              f"{threshold:g}; the bands above it ({', '.join(band_label(a, b) for a, b in rest)}) are "
               "in the chapter's table, not in this row."))
 
 
@@ -126,9 +128,9 @@ def rank_correlation(frames: dict[str, pd.DataFrame], families: dict | None = No
     The paper expects ρ > 0 for the CNNs (confidence predicts distance) and a weaker one for the
     Transformers, i.e. a difference above 0. (ρ also depends on each family's spread of confidences:
     a family whose confidences crowd near 1 has a narrower range to rank.)"""
-    families = _family_of(frames, families)
-    fams = _families(list(frames), families)
-    _same_images(frames)
+    families = family_map(frames, families)
+    fams = split_families(list(frames), families)
+    same_images(frames)
     dist = {m: distance(df) for m, df in frames.items()}
     conf = {m: df["confidence"].to_numpy(float) for m, df in frames.items()}
     rows = []

@@ -9,12 +9,12 @@ import pandas as pd
 from ..measure.calibration import calibration_table, ece, sece
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
-from .resample import _families, _family_of, _same_images
+from .resample import family_map, same_images, split_families
 
 
 def _sece_terms(preds: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
     """Per model and image: correct − confidence (its mean is the model's sECE, for any binning)."""
-    _same_images(preds)
+    same_images(preds)
     return {m: df["correct"].to_numpy(float) - df["confidence"].to_numpy(float) for m, df in preds.items()}
 
 
@@ -34,8 +34,8 @@ def calibration_family(preds: dict[str, pd.DataFrame], family: str, families: di
     """Mean sECE of one family's models, with an interval over test images (paired across its models)."""
     if family not in SECE_RULE:
         raise ValueError(f"family must be one of {', '.join(SECE_RULE)}, got {family!r}")
-    families = _family_of(preds, families)
-    fams = _families(list(preds), families)
+    families = family_map(preds, families)
+    fams = split_families(list(preds), families)
     u = _sece_terms(preds)
     f = np.mean([u[m] for m in fams[family]], axis=0)
     est, lo, hi = bootstrap(lambda i: f[i].mean(1), len(f), n_boot=n_boot, level=level, seed=seed)
@@ -51,8 +51,8 @@ def calibration_gap(preds: dict[str, pd.DataFrame], families: dict | None = None
     so the gap is the mean of one number per image and is resampled as such. ``preds``: model →
     predictions frame (``index``, ``confidence``, ``correct``) on the same images. The paper expects
     the gap below 0 (CNNs the more overconfident)."""
-    families = _family_of(preds, families)
-    fams = _families(list(preds), families)
+    families = family_map(preds, families)
+    fams = split_families(list(preds), families)
     u = _sece_terms(preds)
     fam_u = {f: np.mean([u[m] for m in ms], axis=0) for f, ms in fams.items()}
     d = fam_u["CNN"] - fam_u["Transformer"]
@@ -64,7 +64,7 @@ def calibration_gap(preds: dict[str, pd.DataFrame], families: dict | None = None
 def calibration_by_model(report: pd.DataFrame, families: dict | None = None) -> pd.DataFrame:
     """Per model of a :func:`curvlib.experiments.calibration.calibration_report`: the paper's claim for its family,
     sECE with its interval, and the verdict by the family's rule (:data:`SECE_RULE`)."""
-    families = _family_of(report.index, families)
+    families = family_map(report.index, families)
     rows = []
     for name, r in report.iterrows():
         fam = families[name]
@@ -86,7 +86,7 @@ def summary_table(report: pd.DataFrame, families: dict | None = None) -> pd.Data
     """A :func:`curvlib.experiments.calibration.calibration_report` as text, one row per model: family, then
     accuracy, ECE, sECE and ACE as "estimate" over "[lo, hi]" (two lines: show with ``white-space: pre-line``),
     mean confidence and MCE (no interval), to 4 decimals."""
-    families = _family_of(report.index, families)
+    families = family_map(report.index, families)
     return pd.DataFrame({
         "family": [families[m] for m in report.index],
         "accuracy": _with_ci(report, "accuracy"), "mean conf.": report.confidence.map("{:.4f}".format),

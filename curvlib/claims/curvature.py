@@ -11,7 +11,7 @@ from ..constants import AWAY
 from ..models import family
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
-from .resample import _families, _family_of, family_ratio
+from .resample import family_map, family_ratio, split_families
 
 
 def _mean_deg(th: torch.Tensor, keep=None) -> float:
@@ -96,7 +96,7 @@ def step_exponent(steps: pd.DataFrame) -> pd.Series:
 
 def curvature_theta_claim(thetas: dict, families: dict | None = None, ruler: str = "", **kw) -> dict:
     """The ledger row of :func:`family_ratio` (θ in radians [M, N, S] per model)."""
-    r = family_ratio(thetas, _family_of(thetas, families), **kw)
+    r = family_ratio(thetas, family_map(thetas, families), **kw)
     return CLAIMS["curvature (θ)"].judge(r["ratio"], r["lo"], r["hi"], r["n_images"],
                                          measure=f"mean θ Transformers / CNNs{', ' + ruler if ruler else ''}",
                                          note="θ at a finite step counts activation kinks as turns; the chapter "
@@ -117,8 +117,8 @@ def omega_gap(results: dict, families: dict | None = None, variants: dict | None
     result (``omega`` [M, N, S]). A piecewise-linear network (ReLU with BatchNorm) has ω = 0 between
     its kinks by construction, so against such CNNs the verdict cannot be "opposite"; ``variants``
     (model → result, e.g. the CNNs with GELU or LayerNorm swapped in) go into the row's note."""
-    families = _family_of(results, families)
-    fams = _families(list(results), families)
+    families = family_map(results, families)
+    fams = split_families(list(results), families)
     per = {m: _mean_omega(r) for m, r in results.items()}
     sizes = {len(v) for v in per.values()}
     if len(sizes) != 1:
@@ -134,7 +134,7 @@ def omega_gap(results: dict, families: dict | None = None, variants: dict | None
         note += " Component-swap variants: " + ", ".join(
             f"{m} ({models.spec(m).swap_label}) {w:.3g}" for m, w in vw.items()) + "."
         tr_low = min(float(np.nanmean(per[m])) for m in fams["Transformer"])
-        bent = [m for m, w in vw.items() if _family_of([m], None)[m] == "CNN" and w >= 0.5 * tr_low]
+        bent = [m for m, w in vw.items() if family_map([m], None)[m] == "CNN" and w >= 0.5 * tr_low]
         if bent:
             note += (f" {', '.join(bent)}: a CNN with one component swapped bends at least half as fast as the slower "
                      "Transformer — ω follows the components, not the family.")
@@ -155,8 +155,8 @@ def flatness_gap(flat: pd.DataFrame, families: dict | None = None, n_boot: int =
     wide = flat.pivot(index="image", columns="model", values="rho")
     if wide.isna().any().any():
         raise ValueError("every model needs a ρ on every image for a paired comparison")
-    families = _family_of(list(wide.columns), families)
-    fams = _families(list(wide.columns), families)
+    families = family_map(list(wide.columns), families)
+    fams = split_families(list(wide.columns), families)
     d = (wide[fams["Transformer"]].mean(1) - wide[fams["CNN"]].mean(1)).to_numpy(float)
     est, lo, hi = bootstrap(lambda i: d[i].mean(1), len(d), n_boot=n_boot, level=level, seed=seed)
     return {"estimate": est, "lo": lo, "hi": hi, "verdict": verdict(lo, hi, 0.0, ">"), "n": len(d),

@@ -15,7 +15,7 @@ from ..constants import EPS_R
 from ..measure.random_jump import jump_travel, median_ratio
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
-from .resample import _families, _family_of, _pooled_median, _same_images
+from .resample import family_map, pooled_median, same_images, split_families
 
 #: Jump sizes ε_r (per-pixel step, pixels in [0, 1]) of the chapter's sweep; the paper's is :data:`EPS_R`.
 JUMP_SIZES = (0.01, 0.02, 0.05, 0.1)
@@ -36,7 +36,7 @@ def jump_ratios(jumps: dict[str, pd.DataFrame], groups: dict[str, list[str]] | N
     pooled over the group's models, each with an interval paired over test images. One tidy row per
     group and ratio: ``group``, ``ratio``, ``median``, ``lo``, ``hi``, ``n_pairs``, ``verdict`` (below 1
     = the numerator's route is the shorter)."""
-    n = len(_same_images(jumps))
+    n = len(same_images(jumps))
     groups = groups or {m: [m] for m in jumps}
     unknown = sorted({m for ms in groups.values() for m in ms} - set(jumps))
     if unknown:
@@ -45,7 +45,7 @@ def jump_ratios(jumps: dict[str, pd.DataFrame], groups: dict[str, list[str]] | N
     for g, ms in groups.items():
         for name, (a, b) in JUMP_RATIOS.items():
             vals = [(jumps[m][a] / jumps[m][b]).to_numpy(float) for m in ms]
-            est, lo, hi = bootstrap(_pooled_median(vals), n, n_boot=n_boot, level=level, seed=seed)
+            est, lo, hi = bootstrap(pooled_median(vals), n, n_boot=n_boot, level=level, seed=seed)
             rows.append({"group": g, "ratio": name, "median": est, "lo": lo, "hi": hi,
                          "n_pairs": int(sum(np.isfinite(v).sum() for v in vals)), "verdict": verdict(lo, hi, 1.0, "<")})
     return pd.DataFrame(rows)
@@ -59,8 +59,8 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
     step or of a better direction could explain it; "opposite" when the total is significantly larger
     (above 1); "inconclusive" otherwise. The note says how often the jump alone already exceeds the
     direct route's total (the ratio is then above 1 whatever the second leg), and how the CNNs fare."""
-    families = _family_of(jumps, families)
-    fams = _families(list(jumps), families)
+    families = family_map(jumps, families)
+    fams = split_families(list(jumps), families)
     t = jump_ratios(jumps, fams, **kw).set_index(["group", "ratio"])
     tr = t.loc["Transformer"]
     total, ctrl = tr.loc["total"], [tr.loc["vs start point only"], tr.loc["vs direction only"]]
@@ -90,7 +90,7 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
 def family_jump_ratios(jumps: dict[str, pd.DataFrame], families: dict | None = None, **kw) -> pd.DataFrame:
     """:func:`jump_ratios` with one group per family ("CNN", "Transformer"; both needed), pooling the
     family's models' paired images. ``kw`` goes to :func:`jump_ratios` (``n_boot``, ``level``, ``seed``)."""
-    return jump_ratios(jumps, _families(list(jumps), _family_of(jumps, families)), **kw)
+    return jump_ratios(jumps, split_families(list(jumps), family_map(jumps, families)), **kw)
 
 
 def direction_only_ratios(jumps: dict[str, pd.DataFrame]) -> dict[str, float]:

@@ -10,7 +10,8 @@ from ..constants import FAMILIES
 from ..stats import bootstrap, verdict
 
 
-def _families(names, families: dict) -> dict[str, list[str]]:
+def split_families(names, families: dict) -> dict[str, list[str]]:
+    """Family → its models among ``names`` (a clear error unless both families are present)."""
     fams = {f: [m for m in names if families[m] == f] for f in FAMILIES}
     if not fams["CNN"] or not fams["Transformer"]:
         got = ", ".join(f"{m} ({families.get(m, '?')})" for m in names) or "no models"
@@ -25,7 +26,7 @@ def family_ratio(thetas: dict, families: dict, n_boot: int = 1000, level: float 
     ``thetas``: model → θ tensor [M, N, S] (radians; NaN ignored); ``families``: model → "CNN" or
     "Transformer" (both needed). ``verdict``: "holds" (the paper's ordering: interval above 1),
     "opposite" (interval below 1) or "inconclusive"."""
-    fams = _families(list(thetas), families)
+    fams = split_families(list(thetas), families)
     n_images = {torch.as_tensor(t).shape[1] for t in thetas.values()}
     if len(n_images) != 1:
         raise ValueError(f"every θ must be on the same images, got image counts {sorted(n_images)}")
@@ -46,7 +47,7 @@ def family_ratio(thetas: dict, families: dict, n_boot: int = 1000, level: float 
     return {"ratio": est, "lo": lo, "hi": hi, "verdict": verdict(lo, hi, 1.0, ">"), "n_images": n}
 
 
-def _same_images(frames: dict[str, pd.DataFrame]) -> np.ndarray:
+def same_images(frames: dict[str, pd.DataFrame]) -> np.ndarray:
     """The common ``index`` column of per-image frames (error if the models saw other images)."""
     if not frames:
         raise ValueError("no results to judge: the frames are empty")
@@ -61,7 +62,7 @@ def _same_images(frames: dict[str, pd.DataFrame]) -> np.ndarray:
     return ref
 
 
-def _pooled_median(values: list[np.ndarray]):
+def pooled_median(values: list[np.ndarray]):
     """stat(idx) → median of the resampled images' values pooled over several models (NaN = left out,
     +inf kept: a censored distance counts as larger than any measured one)."""
     stacked = np.stack(values, axis=1)  # [n, models]
@@ -107,8 +108,8 @@ def spearman(x: np.ndarray, y: np.ndarray):
     return stat
 
 
-def _family_of(names, families):
+def family_map(names, families: dict | None) -> dict[str, str]:
+    """Model → family ("CNN" / "Transformer"): ``families`` as given, or each model's own (:func:`models.family`)."""
     if families is None:
-
         families = {m: models.family(m) for m in names}
     return families

@@ -16,9 +16,9 @@ from ..measure.curvature import _unfused
 from ..measure.surgery import is_affine, linearized
 from ..stats import bootstrap, verdict
 from .ablations import parent_replicates, parent_weights
-from .boundary import _band_label, _in_band, _ratio, distance
+from .boundary import band_label, distance, distance_ratio, in_band
 from .records import CLAIMS
-from .resample import _families, _family_of, _pooled_median, _same_images, spearman
+from .resample import family_map, pooled_median, same_images, spearman, split_families
 
 
 def _per_image_mean(t: torch.Tensor) -> np.ndarray:
@@ -66,8 +66,8 @@ def _paired_ratios(frames: dict, model: str, surgery: str, kind: str) -> tuple[n
     model never crossed, 1 where neither did, NaN where misclassified at the start."""
 
     o, s = frames[(model, "none", kind)], frames[(model, surgery, kind)]
-    _same_images({"none": o, surgery: s})
-    return _ratio(distance(s), distance(o)), o["confidence"].to_numpy(float)
+    same_images({"none": o, surgery: s})
+    return distance_ratio(distance(s), distance(o)), o["confidence"].to_numpy(float)
 
 
 def eps_ratios(frames: dict, families: dict | None = None, edges=None, n_boot: int = 1000, level: float = 0.95,
@@ -83,9 +83,9 @@ def eps_ratios(frames: dict, families: dict | None = None, edges=None, n_boot: i
 
     edges = BANDS if edges is None else edges
     names = list(dict.fromkeys(m for m, _, _ in frames))
-    families = _family_of(names, families)
+    families = family_map(names, families)
     combos = sorted({(s, k) for _, s, k in frames if s != "none"}, key=lambda sk: (SURGERIES.index(sk[0]), sk[1]))
-    bands = [("all", None, None)] + [(_band_label(a, b), a, b) for a, b in zip(edges[:-1], edges[1:])]
+    bands = [("all", None, None)] + [(band_label(a, b), a, b) for a, b in zip(edges[:-1], edges[1:])]
     rows = []
     for fam in dict.fromkeys(families[m] for m in names):
         for surgery, kind in combos:
@@ -95,9 +95,9 @@ def eps_ratios(frames: dict, families: dict | None = None, edges=None, n_boot: i
             pairs = [_paired_ratios(frames, m, surgery, kind) for m in ms]
             n = len(pairs[0][0])
             for label, a, b in bands:
-                vals = [np.where(np.ones_like(c, bool) if a is None else _in_band(c, a, b), r, np.nan)
+                vals = [np.where(np.ones_like(c, bool) if a is None else in_band(c, a, b), r, np.nan)
                         for r, c in pairs]
-                est, lo, hi = bootstrap(_pooled_median(vals), n, n_boot=n_boot, level=level, seed=seed)
+                est, lo, hi = bootstrap(pooled_median(vals), n, n_boot=n_boot, level=level, seed=seed)
                 rows.append({"family": fam, "surgery": surgery, "kind": kind, "band": label, "models": ", ".join(ms),
                              "median": est, "lo": lo, "hi": hi, "n_pairs": int(sum((~np.isnan(v)).sum() for v in vals)),
                              "verdict": verdict(lo, hi, 1.0, "<")})
@@ -133,9 +133,9 @@ def paired_ratio(num: pd.DataFrame, den: pd.DataFrame, n_boot: int = 1000, level
     component-swap variant over its parent), with its bootstrap interval: ``median``, ``lo``, ``hi``,
     ``n`` (images with a defined ratio)."""
 
-    _same_images({"num": num, "den": den})
-    r = _ratio(distance(num), distance(den))
-    est, lo, hi = bootstrap(_pooled_median([r]), len(r), n_boot=n_boot, level=level, seed=seed)
+    same_images({"num": num, "den": den})
+    r = distance_ratio(distance(num), distance(den))
+    est, lo, hi = bootstrap(pooled_median([r]), len(r), n_boot=n_boot, level=level, seed=seed)
     return {"median": est, "lo": lo, "hi": hi, "n": int((~np.isnan(r)).sum())}
 
 
@@ -156,8 +156,8 @@ def claim_rows(paths: dict, frames: dict, families: dict | None = None, n_boot: 
 
     kw = {"n_boot": n_boot, "level": level, "seed": seed}
     names = list(dict.fromkeys(m for m, _, _ in frames))
-    families = _family_of(names, families)
-    fams = _families(names, families)
+    families = family_map(names, families)
+    fams = split_families(names, families)
     rows = []
     # 1. what bends: the share of ω removed by linearising attention, pooled over the Transformers
     tr = [m for m in fams["Transformer"] if (m, "attention") in paths and (m, "none") in paths]
@@ -178,8 +178,8 @@ def claim_rows(paths: dict, frames: dict, families: dict | None = None, n_boot: 
     pairs = {m: _paired_ratios(frames, m, "all", "fgsm") for m in names if (m, "all", "fgsm") in frames}
     stat = {}
     for fam, ms in fams.items():
-        stat[fam] = _pooled_median([pairs[m][0] for m in ms if m in pairs])
-        stat[fam + " low"] = _pooled_median([np.where(_in_band(pairs[m][1], 0.0, LOW_CONFIDENCE), pairs[m][0], np.nan)
+        stat[fam] = pooled_median([pairs[m][0] for m in ms if m in pairs])
+        stat[fam + " low"] = pooled_median([np.where(in_band(pairs[m][1], 0.0, LOW_CONFIDENCE), pairs[m][0], np.nan)
                                              for m in ms if m in pairs])
     for claim, key, what in (("surgery (distance)", "Transformer", "all images"),
                              ("surgery (low confidence)", "Transformer low", f"confidence ≤ {LOW_CONFIDENCE:g}")):

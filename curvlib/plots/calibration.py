@@ -7,7 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..models import family
-from .theme import _axes, model_colors
+from .theme import model_colors, new_axes
 
 #: How a statistic named in a diagram's corner is printed (others: 4 significant digits).
 STAT_FORMAT = {"ECE": ".4f", "sECE": "+.4f"}
@@ -25,7 +25,7 @@ def reliability_diagram(table: pd.DataFrame, ax=None, title: str | None = None, 
     missing = {"lo", "hi", "share", "confidence", "accuracy", "is_empty"} - set(table.columns)
     if missing:
         raise ValueError(f"table lacks columns {sorted(missing)}; pass calibration_table(...)'s result")
-    ax = _axes(ax)
+    ax = new_axes(ax)
     t = table[~table["is_empty"]]
     share = t["share"].to_numpy()
     alpha = 0.15 + 0.85 * share / share.max() if len(t) else []
@@ -51,7 +51,7 @@ def reliability_diagram(table: pd.DataFrame, ax=None, title: str | None = None, 
 def confidence_histogram(confidence, correct=None, ax=None, title: str | None = None, bins: int = 20,
                          color: str = "#1f77b4"):
     """Histogram of confidences (share of samples), split into correct / wrong when given."""
-    ax = _axes(ax, (4, 3))
+    ax = new_axes(ax, (4, 3))
     conf = np.asarray(confidence.detach().cpu() if hasattr(confidence, "detach") else confidence, dtype=float)
     edges = np.linspace(0, 1, bins + 1)
     w = np.full(conf.shape, 1.0 / max(1, conf.size))

@@ -124,12 +124,12 @@ def plot_walk(walk: dict, k: int, names=None, colors: dict | None = None):
     n = len(walk["eps"]) - 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
         raise ValueError(f"k must be an integer step in [0, {n}], got {k!r}")
-    fig, frame = _walk_figure(walk, names, colors)
+    fig, frame = walk_figure(walk, names, colors)
     frame(int(k))
     return fig
 
 
-def _walk_figure(walk: dict, names=None, colors: dict | None = None):
+def walk_figure(walk: dict, names=None, colors: dict | None = None):
     """(Figure, frame): the parts of :func:`plot_walk` that every frame shares, drawn once, and
     ``frame(k)``, which redraws the figure's moving parts for step k (no checks: 0 ≤ k ≤ n)."""
     import matplotlib.pyplot as plt

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .theme import FAMILY_COLOR, MODEL_COLOR, _axes, model_colors, model_dashes
+from .theme import FAMILY_COLOR, MODEL_COLOR, model_colors, model_dashes, new_axes
 
 MODEL_COLOR.update({"resnet50": MODEL_COLOR["resnet"], "mobilenetv2_100": MODEL_COLOR["mobilenetv2"],
                     "vit_base_patch16_224": MODEL_COLOR["vit"], "swin_tiny_patch4_window7_224": MODEL_COLOR["swin"]})
@@ -59,7 +59,7 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
     (the paper's Figure 3). Samples that never crossed within ``eps_max`` are drawn as triangles along
     the top edge (outside the ε* scale, so they do not squeeze it).
     """
-    ax = _axes(ax, (4, 3.2))
+    ax = new_axes(ax, (4, 3.2))
     ok = df[df.status == "crossed"]
     sns.scatterplot(x=ok.confidence.to_numpy(), y=ok.eps.to_numpy(), s=8, alpha=0.35, color=color, linewidth=0,
                     ax=ax)
@@ -189,7 +189,7 @@ def theta_bands(summary: pd.DataFrame, ax=None, title: str | None = None, x=None
     """The paper's Figure 5: θ(n) per step, min–max light band, Q1–Q3 dark band, median line,
     mean as red dots. ``summary`` comes from :func:`curvlib.measure.angles.theta_summary`;
     ``x`` optionally replaces step numbers (e.g. the ε of each step)."""
-    ax = _axes(ax, (4.2, 3))
+    ax = new_axes(ax, (4.2, 3))
     k = 180 / np.pi if degrees else 1.0
     xs = summary["step"].to_numpy() if x is None else np.asarray(x)
     ax.fill_between(xs, summary["min"] * k, summary["max"] * k, color="0.85", lw=0, label="min–max")
@@ -209,7 +209,7 @@ def interval_lines(data: pd.DataFrame, x: str, y: str, lo: str, hi: str, ax=None
     """``y`` against ``x`` from a tidy frame, one line per ``hue`` value in its model colour
     (:func:`model_colors`), with precomputed intervals [``lo``, ``hi``] (e.g. bootstrap) as error bars;
     ``kw`` goes to :func:`seaborn.lineplot` (e.g. ``style``)."""
-    ax = _axes(ax, (4.5, 3.4))
+    ax = new_axes(ax, (4.5, 3.4))
     palette = palette or model_colors(data[hue].unique())
     sns.lineplot(data=data, x=x, y=y, hue=hue, palette=palette, marker="o", ax=ax, **kw)
     for name, g in data.groupby(hue, sort=False):
@@ -324,7 +324,7 @@ def step_sweep_figure(steps: pd.DataFrame, omega: dict | None = None, axes=None)
 def block_omega_figure(blocks: pd.DataFrame, ax=None):
     """Median step-free turning rate ω of every residual block's output against the block's
     relative depth 0 … 1 (``claims.curvature.block_omega_table``), one line per model."""
-    ax = _axes(ax, (6, 3.8))
+    ax = new_axes(ax, (6, 3.8))
     _model_lines(blocks, "depth", "omega_median", ax)
     ax.set(yscale="log", xlabel="block (relative depth)", ylabel="median ω (rad per unit ε)")
     sns.move_legend(ax, "best", ncol=2)
@@ -338,7 +338,7 @@ def component_heatmap(values: pd.DataFrame, ax=None, title: str | None = None, v
     ``split``: draw a separator before that column (e.g. between the models and their variants)."""
     from matplotlib.colors import LogNorm
 
-    ax = _axes(ax, (1.1 * values.shape[1] + 2, 0.42 * values.shape[0] + 1.2))
+    ax = new_axes(ax, (1.1 * values.shape[1] + 2, 0.42 * values.shape[0] + 1.2))
     v = values.to_numpy(dtype=float)
     norm = LogNorm(vmin=vmin, vmax=vmax)
     im = ax.imshow(np.ma.masked_invalid(np.clip(v, vmin, vmax)), cmap="magma_r", norm=norm, aspect="auto")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .theme import FAMILY_COLOR, _axes, model_colors
+from .theme import FAMILY_COLOR, model_colors, new_axes
 
 SURGERY_ORDER = ("attention", "norm", "activation", "pooling", "all")
 
@@ -13,7 +13,7 @@ SURGERY_ORDER = ("attention", "norm", "activation", "pooling", "all")
 def surgery_shares(shares: pd.DataFrame, ax=None):
     """Share of each model's ω removed by each surgery (:func:`curvlib.claims.surgery.omega_shares`), bars with
     their 95 % intervals; 1 = straight path, 0 = unchanged, < 0 = the surgery bends it more."""
-    ax = _axes(ax, (7, 3.6))
+    ax = new_axes(ax, (7, 3.6))
     names = list(dict.fromkeys(shares.model))
     kinds = [k for k in SURGERY_ORDER if k in set(shares.surgery)]
     colors = model_colors(names)
@@ -85,7 +85,7 @@ def gelu_toy_paths(eps, path, tangent, threshold: float, crossings, boundary: st
     """The feature path of :func:`curvlib.measure.surgery.gelu_toy` [E, 2] and its tangent at the image [E, 2], both
     on the ε grid ``eps`` [E], the boundary as the line feature 2 = ``threshold`` (labelled ``boundary``), and a
     marker on each path at the grid point nearest its ε* (``crossings``: (ε* of the path, ε* of the tangent))."""
-    ax = _axes(ax, (6, 3.6))
+    ax = new_axes(ax, (6, 3.6))
     ax.plot(*path.T, label="original path (GELU)", lw=2)
     ax.plot(*tangent.T, "--", label="linearised at the image (tangent)", lw=2)
     ax.axhline(threshold, color="k", lw=0.8)

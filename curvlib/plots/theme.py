@@ -67,7 +67,8 @@ def to_png(fig, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def _axes(ax, figsize=(4, 4)):
+def new_axes(ax, figsize=(4, 4)):
+    """``ax``, or the axes of a new figure of ``figsize`` inches when it is None."""
     if ax is None:
         import matplotlib.pyplot as plt
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from ..measure.views import WALK_KINDS, eps_per_kind, walk_paths
-from ..plots.explorer import _walk_figure, explorer_figure
+from ..plots.explorer import explorer_figure, walk_figure
 
 
 def live_explorer(models: dict, x: torch.Tensor, y: torch.Tensor, steps=(0.005, 0.01, 0.02, 0.05, 0.1),
@@ -128,7 +128,7 @@ def live_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, counts=(8,
         key = (kind.value, count.value)
         if key not in walks:
             walks[key] = walk_paths(models, x, y, key[0], eps[key[0]], key[1], seed)
-            fig, frames[key] = _walk_figure(walks[key], names, colors)
+            fig, frames[key] = walk_figure(walks[key], names, colors)
             plt.close(fig)  # redrawn in place by frames[key]; shown only through the Output
         with out:
             out.clear_output(wait=True)

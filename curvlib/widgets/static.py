@@ -9,7 +9,7 @@ import uuid
 import torch
 
 from ..measure.views import WALK_KINDS, eps_per_kind, walk_paths
-from ..plots.explorer import _walk_figure
+from ..plots.explorer import walk_figure
 from ..plots.theme import to_png
 
 
@@ -110,7 +110,7 @@ def static_trajectory_player(models: dict, x: torch.Tensor, y, eps_max, n: int =
     for kd, e in eps.items():
         walk = walk_paths(models, x, y, kd, e, n, seed)
         values[kd] = [f"{v:.3g}" for v in walk["eps"].tolist()]
-        fig, frame = _walk_figure(walk, names, colors)
+        fig, frame = walk_figure(walk, names, colors)
         frames += [(kd, k, _png(frame(k), dpi, palette=True)) for k in range(n + 1)]
         plt.close(fig)
     kd0 = next(iter(eps))
