@@ -17,8 +17,9 @@ def check(answer, solution, what: str = "answer", rtol: float = 1e-3, atol: floa
     and return None."""
     if solution is None:
         raise ValueError(f"{what}: the reference solution is None")
+    precision = f"a number counts as correct within {rtol:.1%} of the solution (relative) or {atol:g} (absolute)"
     if answer is None:
-        print(f"{what}: not attempted yet — fill in the cell above, or open the solution.")
+        print(f"{what}: not attempted yet — fill in the cell above, or open the solution; {precision}.")
         return None
     try:
         a, s = np.asarray(answer, dtype=float), np.asarray(solution, dtype=float)
@@ -27,5 +28,5 @@ def check(answer, solution, what: str = "answer", rtol: float = 1e-3, atol: floa
         ok = answer == solution
     shown = np.array2string(np.asarray(answer), precision=4) if not isinstance(answer, str) else repr(answer)
     print(f"{what}: {'correct' if ok else 'not yet'} — you have {shown}"
-          + ("" if ok else "; compare with the reasoning in the solution."))
+          + ("" if ok else f"; compare with the reasoning in the solution ({precision})."))
     return ok
