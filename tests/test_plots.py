@@ -127,6 +127,9 @@ def test_boundary_scatter_and_interval_lines():
     (mean,) = drawn(ax)
     assert to_hex(mean.get_color()) == "#000000" and len(mean.get_xdata()) <= 10
     assert len(ax.collections) == 2 and ax.get_legend() is not None  # crossed dots, never triangles
+    ax = plots.boundary_scatter(df, eps_max=0.3, log=True)
+    assert ax.get_yscale() == "log" and any(list(ln.get_ydata()) == [1 / 255, 1 / 255] for ln in ax.lines)
+    assert ax.get_yscale() == "log" and "grey level" in " ".join(t.get_text() for t in ax.get_legend().texts)
     sens = pd.DataFrame({"model": np.repeat(MODELS, 2), "x": np.tile([1, 2], 4), "y": 1.0, "lo": 0.9, "hi": 1.2})
     ax = plots.interval_lines(sens, "x", "y", "lo", "hi")
     assert colours(drawn(ax)) == list(plots.model_colors(MODELS).values())

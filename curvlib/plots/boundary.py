@@ -23,9 +23,11 @@ def certify_table(certified: pd.DataFrame):
             .set_table_styles([{"selector": "td, th", "props": "font-size: 0.8em; padding: 2px 6px"}]))
 
 
-def boundary_scatter_grid(frames: dict[str, pd.DataFrame], kind: str, eps_max: float | None = None, colors=None):
+def boundary_scatter_grid(frames: dict[str, pd.DataFrame], kind: str, eps_max: float | None = None, colors=None,
+                          log: bool = False):
     """:func:`boundary_scatter` (ε* against confidence, the paper's Figure 3) for every model of ``frames``
-    (model → travel frame along ``kind`` directions), two panels per row, axes shared. Returns the Figure."""
+    (model → travel frame along ``kind`` directions), two panels per row, axes shared; ``log``: ε* on a log
+    axis with one grey level dotted. Returns the Figure."""
     import matplotlib.pyplot as plt
 
     names = list(frames)
@@ -33,7 +35,8 @@ def boundary_scatter_grid(frames: dict[str, pd.DataFrame], kind: str, eps_max: f
     rows = -(-len(names) // 2)
     fig, axes = plt.subplots(rows, 2, figsize=(9, 3.2 * rows), sharex=True, sharey=True, squeeze=False)
     for ax, name in zip(axes.flat, names):
-        boundary_scatter(frames[name], ax=ax, title=f"{name} — {kind}", color=colors[name], eps_max=eps_max)
+        boundary_scatter(frames[name], ax=ax, title=f"{name} — {kind}", color=colors[name], eps_max=eps_max,
+                         log=log)
         ax.set_ylabel(f"ε* along {kind}")
         ax.label_outer()
     for ax in axes.flat[len(names):]:

@@ -52,12 +52,17 @@ def intuition_figure(n_steps: int = 12, eps_max: float = 1.2):
     return fig
 
 
+#: One grey level of an 8-bit image, in pixel units: a per-pixel change below it does not survive saving.
+GREY_LEVEL = 1 / 255
+
+
 def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins: int = 10,
-                     color: str = "#1f77b4", eps_max: float | None = None):
+                     color: str = "#1f77b4", eps_max: float | None = None, log: bool = False):
     """ε* (distance to the boundary) against confidence at x for the crossed samples of one
     :func:`curvlib.measure.travel.travel` frame, with the mean ε* per confidence bin as a black line
     (the paper's Figure 3). Samples that never crossed within ``eps_max`` are drawn as triangles along
-    the top edge (outside the ε* scale, so they do not squeeze it).
+    the top edge (outside the ε* scale, so they do not squeeze it). ``log``: ε* on a log axis, with
+    :data:`GREY_LEVEL` dotted (the smallest distances vanish on a linear one).
     """
     ax = new_axes(ax, (4, 3.2))
     ok = df[df.status == "crossed"]
@@ -77,6 +82,10 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left")
     ax.set(xlabel="confidence at x", ylabel="ε* (pixel units)", xlim=(0, 1.02))
+    if log:
+        ax.set_yscale("log")
+        ax.axhline(GREY_LEVEL, color="gray", linestyle=":", linewidth=1, label="one grey level (1/255)")
+        ax.legend(loc="upper left")
     if title:
         ax.set_title(title)
     return ax
