@@ -1,17 +1,19 @@
 """The ablations chapter's sentences (the ``*_markdown`` functions of curvlib.claims.ablations)."""
 import pandas as pd
+from test_ablations import _swap_row
 
 from curvlib.claims import ablations
 
+#: The full names of the swapped modules (the cards' ``swap_from`` / ``swap_to``), per variant.
+FULL_NAMES = {"resnet_ln": ("BatchNorm", "LayerNorm"), "resnet_gelu": ("ReLU", "GELU"), "vit_relu": ("GELU", "ReLU")}
+
 
 def _row(model, parent, swap, theta, eps, seed=0, ci=0.5):
-    role = "parent" if model == parent and seed == 0 else "replicate" if model == parent else "variant"
-    a, b = (None, None) if role != "variant" else {"resnet_ln": ("BatchNorm", "LayerNorm"),
-                                                    "resnet_gelu": ("ReLU", "GELU"),
-                                                    "vit_relu": ("GELU", "ReLU")}[model]
-    return {"model": model, "parent": parent, "role": role, "swap": swap, "swap_from": a, "swap_to": b,
-            "seed": seed, "accuracy": 0.9, "sece": -0.01, "theta_mean": theta, "theta_ci_lo": theta - ci,
-            "theta_ci_hi": theta + ci, "eps_median": eps, "eps_median_low": eps / 2}
+    """test_ablations' swap row, with the modules' full names."""
+    row = _swap_row(model, parent, swap, theta, eps, ci=ci, seed=seed)
+    if row["role"] == "variant":
+        row["swap_from"], row["swap_to"] = FULL_NAMES[model]
+    return row
 
 
 def _swaps():

@@ -120,3 +120,8 @@ def test_figure_tabs_hold_one_png_per_figure(preds):
     outputs = [c.outputs[0]["data"] for c in tabs.children]
     assert all(o["image/png"] for o in outputs)
     assert not plt.get_fignums()  # the figures were closed
+
+
+def test_figure_tabs_refuse_no_figures():
+    with pytest.raises(ValueError, match="at least one figure"):
+        figure_tabs({})

@@ -12,6 +12,8 @@ def figure_tabs(figures: dict):
     import matplotlib.pyplot as plt
     from IPython.display import Image
 
+    if not figures:
+        raise ValueError("figure_tabs needs at least one figure (title → matplotlib figure)")
     children = []
     for fig in figures.values():
         out = widgets.Output()
