@@ -14,7 +14,7 @@ from _timing import median_time
 
 from curvlib import data, models
 from curvlib.config import EMBEDDED_MODELS, get_profile
-from curvlib.measure.curvature import _unfused, curvature
+from curvlib.measure.curvature import curvature, unfused
 from curvlib.measure.direction import direction
 from curvlib.measure.probe import eps_grid, line_points
 
@@ -40,7 +40,7 @@ def main():
         pts = line_points(x, d[None], eps).reshape(-1, *x.shape[1:])
 
         def forward():
-            with torch.inference_mode(), _unfused(model):  # the same attention kernel on both sides
+            with torch.inference_mode(), unfused(model):  # the same attention kernel on both sides
                 for i in range(0, len(pts), a.batch_size):
                     model.features(pts[i:i + a.batch_size])
 

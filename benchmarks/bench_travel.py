@@ -50,7 +50,8 @@ from curvlib import data, models  # noqa: E402
 from curvlib.config import get_profile  # noqa: E402
 from curvlib.measure.certify import CATEGORIES, categories  # noqa: E402
 from curvlib.measure.direction import direction  # noqa: E402
-from curvlib.measure.travel import max_passes, travel  # noqa: E402
+from curvlib.measure.search import max_passes  # noqa: E402
+from curvlib.measure.travel import travel  # noqa: E402
 
 STEP, K_MAX = 1e-3, 1000
 

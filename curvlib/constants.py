@@ -13,3 +13,7 @@ EPS_R = 0.05
 #: |ε| below which the symmetric grid's steps are dropped in the "away from x" θ summaries: clipping
 #: kinks the input path at ε = 0 (the curvature chapter compares the rulers).
 AWAY = 0.01
+
+#: Fashion-MNIST's class names in label order.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

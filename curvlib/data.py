@@ -31,9 +31,8 @@ import numpy as np
 import torch
 
 from .config import DATA_DIR, Profile, require
+from .constants import FASHION_CLASSES  # noqa: F401 (data.FASHION_CLASSES: the labels' names)
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 SHIPPED_TEST = DATA_DIR / "fashion-mnist" / "test.npz"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 _IDX = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -83,7 +83,7 @@ def test_summary_counts_categories_and_names_the_disagreeing_samples():
 def test_check_experiment_rechecks_seeded_rows_of_the_chapters_travel(tmp_cache):
     profile = get_profile("smoke")
     frame = runner.run("travel", "resnet", profile, kind="random")
-    rows = check_experiment("resnet", "random", profile, n_check=10)
+    rows = check_experiment("resnet", profile, kind="random", n_check=10)
     assert len(rows) == 10 and rows["index"].is_monotonic_increasing
     assert set(rows.category) <= set(certify.CATEGORIES)
     chosen = chosen_rows(frame, 10, 0)

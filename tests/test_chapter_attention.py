@@ -6,6 +6,7 @@ import pytest
 from curvlib.claims import CLAIMS
 from curvlib.claims import attention as attn
 from curvlib.config import get_profile
+from curvlib.experiments import examples
 from curvlib.measure import attention as at
 from curvlib.plots.attention import score_path_figure
 
@@ -106,11 +107,11 @@ def test_maps_markdown_reads_the_toy_table():
 
 def test_token_lines_and_relu_inputs_on_the_shipped_models():
     p = get_profile("embedded", env={}, device="cpu")
-    lines = attn.token_lines("vit", p, 0.02, [1e-2, 1.0], n=2)
+    lines = examples.token_lines("vit", p, eps=0.02, ts=[1e-2, 1.0], n=2)
     assert lines.layer.nunique() == 4 and not lines.shifted.any()  # the embedded ViT's four blocks
     assert len(lines) == 4 * 2 * 2 and lines.identity_err.max() < 1e-8
     assert (attn.per_layer_table(lines)["bend exponent"].between(1.9, 2.1)).all()
-    neg = attn.relu_inputs(["resnet", "vit"], p, 0.02, n=2)  # the ViT has no ReLU: no row
+    neg = examples.relu_inputs(["resnet", "vit"], p, eps=0.02, n=2)  # the ViT has no ReLU: no row
     assert neg.model.tolist() == ["resnet"] and (neg["negative share"] > 0.05).all()
     assert attn.relu_inputs_markdown(neg, 0.02).startswith("Median over a model's ReLUs")
 

@@ -10,11 +10,15 @@ import torch
 
 from curvlib import toys
 from curvlib.claims import boundary as bc
+from curvlib.config import get_profile
+from curvlib.experiments import examples
 from curvlib.measure.direction import direction
 from curvlib.measure.travel import travel
 from curvlib.plots import boundary as bp
 
 STATUS = ["crossed", "never", "misclassified_at_start"]
+
+EMBEDDED = get_profile("embedded", env={}, device="cpu")
 
 
 def _travel(conf, eps, status, model="resnet", kind="fgsm"):
@@ -76,9 +80,9 @@ def test_boundary_images_move_each_image_to_its_crossing(monkeypatch):
     y[0] = (y[0] + 1) % 3  # misclassified at the start: stays itself
     frame = travel(model, x, y, direction(model, x, y, "fgsm"), progress=False)
     assert set(frame.status) >= {"crossed", "misclassified_at_start"}
-    monkeypatch.setattr(bc, "travel_images", lambda profile, rows, name: (x[rows], y[rows]))
-    monkeypatch.setattr(bc.models, "load", lambda name, profile: model)
-    x0, y0, moved = bc.boundary_images(SimpleNamespace(), {"a": frame, "b": frame}, n=6)
+    monkeypatch.setattr(examples, "travel_images", lambda profile, rows, name: (x[rows], y[rows]))
+    monkeypatch.setattr(examples.models, "load", lambda name, profile: model)
+    x0, y0, moved = examples.boundary_images({"a": frame, "b": frame}, EMBEDDED, n=6)
     assert torch.equal(x0, x[:6]) and list(moved) == ["a", "b"] and moved["a"].shape == (6, 1, 2, 2)
     crossed = torch.tensor((frame.status.iloc[:6] == "crossed").to_numpy())
     assert crossed.any() and (model(moved["a"][crossed]).argmax(1) != y[:6][crossed]).all()  # past the boundary
@@ -87,7 +91,7 @@ def test_boundary_images_move_each_image_to_its_crossing(monkeypatch):
     assert len(fig.axes) == 3 * 6 and fig.axes[0].get_title() in ("u", "v", "w")
     plt.close(fig)
     with pytest.raises(ValueError, match="out of step"):
-        bc.boundary_images(SimpleNamespace(), {"a": frame.assign(label=(frame.label + 1) % 3)}, n=6)
+        examples.boundary_images({"a": frame.assign(label=(frame.label + 1) % 3)}, EMBEDDED, n=6)
 
 
 def test_page_tables_and_scatter_grid():

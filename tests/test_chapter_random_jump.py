@@ -1,6 +1,5 @@
 """The random-jump chapter's library code: the jump-size sweep, the route summary, the example images,
 the verdict sentences and the figures and tables that show them (synthetic frames and a toy model)."""
-from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,6 +9,8 @@ import torch
 
 from curvlib import toys
 from curvlib.claims import random_jump as jc
+from curvlib.config import get_profile
+from curvlib.experiments import examples as ex
 from curvlib.plots import random_jump as jp
 
 N = 200
@@ -88,9 +89,14 @@ def test_jump_examples_travel_the_profile_images(monkeypatch):
     model = toys.Linear(torch.randn(3, 4, generator=g, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
     x = torch.rand(3, 1, 2, 2, generator=g)
     y = model(x).argmax(1)
-    monkeypatch.setattr(jc.data, "test_set", lambda profile, n: (x[:n], y[:n]))
-    monkeypatch.setattr(jc.models, "load", lambda name, profile: model)
-    shown, examples = jc.jump_examples(SimpleNamespace(models=("a", "b")), n=2, eps_r=0.05)
+    monkeypatch.setattr(ex.data, "test_set", lambda profile, n: (x[:n], y[:n]))
+    monkeypatch.setattr(ex.models, "load", lambda name, profile: model)
+    profile = get_profile("embedded", env={}, device="cpu").replace(models=("a", "b"), search="careful")
+    searches = []
+    real = ex.jump_travel
+    monkeypatch.setattr(ex, "jump_travel", lambda *a, **kw: searches.append(kw["search"]) or real(*a, **kw))
+    shown, examples = ex.jump_examples(profile, n=2, eps_r=0.05)
+    assert searches == ["careful", "careful"]  # the profile's boundary search, not a default
     assert torch.equal(shown, x[:2]) and list(examples) == ["a", "b"]
     df, x_direct, x_jump = examples["a"]
     assert len(df) == 2 and x_direct.shape == x_jump.shape == (2, 1, 2, 2)

@@ -13,6 +13,8 @@ from curvlib import plots
 from curvlib.claims import surgery as cs
 from curvlib.claims.records import CLAIMS
 from curvlib.config import get_profile
+from curvlib.experiments import examples
+from curvlib.experiments import surgery as es
 
 PROFILE = get_profile("embedded", env={}, device="cpu")
 
@@ -28,17 +30,17 @@ def fake_runs(monkeypatch):
     """path_experiment / travel_experiment replaced by recorders: the calls, and a fresh object per call."""
     calls = []
 
-    def run(*args, **kw):
-        calls.append(args[:-1])
-        return {"call": args}
+    def run(model_name, profile, **kw):
+        calls.append((model_name, *(kw[k] for k in ("surgery", "kind") if k in kw)))
+        return {"call": calls[-1]}
 
-    monkeypatch.setattr(cs, "path_experiment", run)
-    monkeypatch.setattr(cs, "travel_experiment", run)
+    monkeypatch.setattr(es, "path_experiment", run)
+    monkeypatch.setattr(es, "travel_experiment", run)
     return calls
 
 
 def test_path_results_run_each_surgery_that_applies_once(fake_runs):
-    paths = cs.path_results(["resnet", "vit"], PROFILE)
+    paths = es.path_results(["resnet", "vit"], PROFILE)
     # a ReLU/BatchNorm CNN: no attention, no LayerNorm; its "activation" is its "all" and is not run again
     assert [k for k in paths if k[0] == "resnet"] == [("resnet", "none"), ("resnet", "all"), ("resnet", "activation")]
     assert paths[("resnet", "activation")] is paths[("resnet", "all")]
@@ -47,7 +49,7 @@ def test_path_results_run_each_surgery_that_applies_once(fake_runs):
 
 
 def test_travel_results_run_random_directions_only_for_the_profiles_models(fake_runs):
-    frames = cs.travel_results(["vit"], ["resnet_gelu"], PROFILE)
+    frames = es.travel_results(["vit"], ["resnet_gelu"], PROFILE)
     assert {k for k in frames if k[2] == "random"} == {("vit", "none", "random"), ("vit", "all", "random")}
     assert {k[2] for k in frames if k[0] == "resnet_gelu"} == {"fgsm"}
     assert ("resnet_gelu", "none", "fgsm") in frames and ("resnet_gelu", "all", "fgsm") in frames
@@ -58,13 +60,13 @@ def test_travel_results_run_random_directions_only_for_the_profiles_models(fake_
 
 
 def test_identity_check_finds_every_surgery_keeps_value_and_first_order():
-    t = cs.identity_check(PROFILE, n=2, kinds=("attention", "all"))
+    t = examples.identity_check(PROFILE, n=2, kinds=("attention", "all"))
     assert set(t.model) == set(PROFILE.models)
     assert set(t[t.model == "resnet"].kind) == {"all"}  # no attention to linearise in a CNN
     assert (t.modules > 0).all()
     assert (t["value: max |Δf| / max |f|"] < 1e-5).all() and (t["first order: ‖Δ f′d‖ / ‖f′d‖"] < 1e-4).all()
-    assert cs.batchnorm_affine(PROFILE) is True
-    assert cs.batchnorm_affine(SimpleNamespace(dataset="imagenet")) is None
+    assert examples.batchnorm_affine(PROFILE) is True
+    assert examples.batchnorm_affine(get_profile("paper", env={}, device="cpu")) is None
 
 
 def test_setup_line_names_the_experiments_grids():
@@ -121,9 +123,9 @@ def test_swap_intervention_pairs_the_variant_with_its_parent(monkeypatch):
     e = np.linspace(0.01, 0.05, 20)
     monkeypatch.setattr(cs, "parent_weights", lambda v, p: ("resnet", "parent.safetensors"))
     monkeypatch.setattr(cs, "parent_replicates", lambda parent, d: [(1, "seed1.safetensors")])
-    monkeypatch.setattr(cs, "travel_experiment", lambda m, s, k, p, checkpoint: _travel(e * (1.1 if "seed" in
+    monkeypatch.setattr(cs, "travel_experiment", lambda m, p, surgery, kind, checkpoint: _travel(e * (1.1 if "seed" in
                                                                                             checkpoint else 1)))
-    monkeypatch.setattr(cs, "path_experiment", lambda m, s, p, checkpoint: {"omega": torch.full((20, 4), 0.5)})
+    monkeypatch.setattr(cs, "path_experiment", lambda m, p, surgery, checkpoint: {"omega": torch.full((20, 4), 0.5)})
     frames = {("resnet_gelu", "none", "fgsm"): _travel(2 * e), ("resnet_gelu", "all", "fgsm"): _travel(e)}
     shares = pd.DataFrame([{"model": "resnet_gelu", "surgery": "all", "omega_none": 3.0, "share": 0.99}])
     s = cs.swap_intervention("resnet_gelu", frames, shares, SimpleNamespace(seed_dir="seeds"))

@@ -10,6 +10,7 @@ import torch
 
 from curvlib import models
 from curvlib.claims import trajectories as traj
+from curvlib.measure import views
 from curvlib.measure.probe import grid_step
 from curvlib.plots import trajectories as tplots
 
@@ -69,8 +70,8 @@ def test_plane_flatness_on_models():
     torch.manual_seed(0)
     ms = {"resnet": models.build("resnet").eval(), "vit": models.build("vit").eval()}
     x = torch.rand(2, 1, 32, 32)
-    flat = traj.plane_flatness(ms, x, torch.tensor([1, 2]), 0.01, 1)
-    assert len(flat) == 2 * 2 * 2 and set(flat.plane) == set(traj.PLANES)
+    flat = views.plane_flatness(ms, x, torch.tensor([1, 2]), 0.01, 1)
+    assert len(flat) == 2 * 2 * 2 and set(flat.plane) == set(views.PLANES)
     assert (flat[flat.plane == "interior"].rho_input < 1e-4).all() and flat.rho.between(0, 1).all()
 
 
@@ -95,7 +96,7 @@ def test_single_lines_turn_only_where_the_features_bend():
     d = torch.stack([torch.sign(torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(s)))
                      for s in range(3)])
     eps = torch.linspace(-0.1, 0.1, 9)  # no pixel leaves [0, 1]
-    paths, thetas = traj.single_lines({"resnet": Lines(0.0), "vit": Lines(5.0)}, x, d, eps)
+    paths, thetas = views.single_lines({"resnet": Lines(0.0), "vit": Lines(5.0)}, x, d, eps)
     assert len(paths) == 2 * 3 * 9 and len(thetas) == 2 * 3
     at_image = paths[paths.eps.abs() < 1e-9]
     assert np.allclose(at_image[["x", "y"]], 0) and paths[["x", "y"]].abs().max().max() <= 1 + 1e-6

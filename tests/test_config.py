@@ -111,6 +111,7 @@ def test_library_functions_need_a_profile():
     from curvlib.experiments import calibration, travel
 
     for call in (lambda: data.test_set(None, n=2), lambda: models.load("resnet", None),
-                 lambda: calibration.predictions("resnet", None), lambda: travel.travel_experiment("resnet", "fgsm")):
+                 lambda: calibration.predictions("resnet", None),
+                 lambda: travel.travel_experiment("resnet", kind="fgsm")):
         with pytest.raises(TypeError, match="expected a curvlib Profile"):
             call()

@@ -8,7 +8,7 @@ from torch import nn
 
 from curvlib.claims import curvature as tj
 from curvlib.measure.angles import theta, theta_local
-from curvlib.measure.curvature import _blocks, curvature
+from curvlib.measure.curvature import curvature, residual_blocks
 from curvlib.measure.direction import saturation_aware
 from curvlib.measure.kinks import kinks
 from curvlib.measure.probe import eps_grid, line_points
@@ -146,7 +146,7 @@ def test_curvature_of_a_real_network_matches_finite_differences_and_names_its_bl
     torch.testing.assert_close(c["kappa"][:, 0].double(), kappa_fd, rtol=0.05, atol=1e-4)
     assert all(getattr(mod, "fused_attn", False) is not False or not hasattr(mod, "fused_attn")
                for mod in m.modules())  # fused attention restored after the measurement
-    names = [n for n, _ in _blocks(models.load("resnet", get_profile("embedded", env={}), device="cpu"))]
+    names = [n for n, _ in residual_blocks(models.load("resnet", get_profile("embedded", env={}), device="cpu"))]
     assert names == ["layer1.0", "layer2.0", "layer3.0", "layer4.0"]
 
 

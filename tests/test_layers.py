@@ -166,3 +166,76 @@ def test_the_checker_sees_a_circle_and_a_long_module_without_a_reason(tmp_path, 
     long.write_text('"""Longer than 400 lines: one table of constants that reads best in one place."""\n'
                     + "x = 1\n" * 401)
     test_modules_stay_short_or_say_why(long)
+
+
+#: Layers that read results: they load no model and no images (that is the experiments' job).
+READERS = ("claims", "plots")
+#: What loads a model or images: module ``data`` itself, and these names wherever they come from.
+LOADERS = {"load", "test_set", "travel_images", "load_model"}
+
+
+def _loads(path: Path):
+    """(line, what) for every import of curvlib.data and every use of a :data:`LOADERS` name in ``path``."""
+    for target, line, _ in _imports(path):
+        if target == "data":
+            yield line, "imports curvlib.data"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in LOADERS and isinstance(node.value, ast.Name) \
+                and node.value.id in ("models", "data"):
+            yield node.lineno, f"calls {node.value.id}.{node.attr}"
+        elif isinstance(node, ast.ImportFrom) and any(a.name in LOADERS for a in node.names):
+            yield node.lineno, "imports " + ", ".join(a.name for a in node.names if a.name in LOADERS)
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if LAYERS[_layer(_name(p))][0] in READERS],
+                         ids=lambda p: _name(p))
+def test_claims_and_plots_load_no_model_and_no_images(path):
+    found = list(_loads(path))
+    assert not found, (f"curvlib.{_name(path)} ({LAYERS[_layer(_name(path))][0]}) loads: "
+                       + "; ".join(f"line {n} {w}" for n, w in found)
+                       + " — measure in curvlib.measure and load in curvlib.experiments (e.g. experiments.examples)")
+
+
+def _private_uses(path: Path):
+    """(line, name) for every underscore name ``path`` takes from another curvlib module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    curv_aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("curvlib")):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    yield node.lineno, a.name
+                curv_aliases.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in curv_aliases \
+                and node.attr.startswith("_") and not node.attr.startswith("__"):
+            yield node.lineno, f"{node.value.id}.{node.attr}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p) or "curvlib")
+def test_no_private_name_crosses_a_module(path):
+    found = list(_private_uses(path))
+    assert not found, (f"curvlib.{_name(path)} uses another module's private names: "
+                       + ", ".join(f"{w} (line {n})" for n, w in found) + " — make them public or keep them home")
+
+
+def test_the_checker_sees_a_loader_in_claims_and_a_borrowed_private_name(tmp_path, monkeypatch):
+    fake = tmp_path / "curvlib"
+    (fake / "claims").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "claims" / "__init__.py").write_text("")
+    (fake / "data.py").write_text("")
+    (fake / "models.py").write_text("")
+    bad = fake / "claims" / "bad.py"
+    monkeypatch.setattr(__import__(__name__), "ROOT", fake)
+    for text in ("from .. import data\n", "from .. import models\nm = models.load('vit', None)\n",
+                 "from ..experiments.travel_check import travel_images\n"):
+        bad.write_text(text)
+        with pytest.raises(AssertionError, match="loads"):
+            test_claims_and_plots_load_no_model_and_no_images(bad)
+    bad.write_text("from .. import models\nf = models.family('vit')\n")
+    test_claims_and_plots_load_no_model_and_no_images(bad)  # metadata is not loading
+    for text in ("from ..measure.curvature import _unfused\n", "from ..measure import probe\nprobe._lines(1, 2, 3)\n"):
+        bad.write_text(text)
+        with pytest.raises(AssertionError, match="private names"):
+            test_no_private_name_crosses_a_module(bad)

@@ -30,16 +30,16 @@ def _capture(monkeypatch, call):
 #: How the chapters call each experiment, given one of its registered calls (the overrides ``curvlib run`` uses).
 CHAPTER_CALLS = {
     "calibration": lambda m, p, c: calibration.predictions(m, p),
-    "travel": lambda m, p, c: travel.travel_experiment(m, c["kind"], p),
-    "travel_check": lambda m, p, c: travel_check.check_experiment(m, c["kind"], p),
-    "theta": lambda m, p, c: theta.theta_experiment(m, c["kind"], p),
+    "travel": lambda m, p, c: travel.travel_experiment(m, p, kind=c["kind"]),
+    "travel_check": lambda m, p, c: travel_check.check_experiment(m, p, kind=c["kind"]),
+    "theta": lambda m, p, c: theta.theta_experiment(m, p, kind=c["kind"]),
     "theta_step": lambda m, p, c: theta.theta_step_experiment(m, p),
-    "curvature": lambda m, p, c: curvature.curvature_experiment(m, c["kind"], p),
-    "random_jump": lambda m, p, c: random_jump.jump_experiment(m, EPS_R, p),
+    "curvature": lambda m, p, c: curvature.curvature_experiment(m, p, kind=c["kind"]),
+    "random_jump": lambda m, p, c: random_jump.jump_experiment(m, p, eps_r=EPS_R),
     "attention": lambda m, p, c: attention.attention_experiment(m, p),
-    "surgery_path": lambda m, p, c: surgery.path_experiment(m, c["surgery"], p),
-    "surgery_travel": lambda m, p, c: surgery.travel_experiment(m, c["surgery"], c["kind"], p),
-    "surgery_turning": lambda m, p, c: surgery.turning_experiment(m, "fgsm", p),
+    "surgery_path": lambda m, p, c: surgery.path_experiment(m, p, surgery=c["surgery"]),
+    "surgery_travel": lambda m, p, c: surgery.travel_experiment(m, p, surgery=c["surgery"], kind=c["kind"]),
+    "surgery_turning": lambda m, p, c: surgery.turning_experiment(m, p, kind="fgsm"),
 }
 
 

@@ -44,7 +44,7 @@ def _rel(a, b):
 def _unfused_features(model):
     """The whole model's features with timm's fused attention off (forward-mode AD needs it)."""
     def f(z):
-        with trajectory._unfused(model):
+        with trajectory.unfused(model):
             return model.features(z)
     return f
 
@@ -373,19 +373,19 @@ def test_eps_ratios_pair_images_and_read_the_interval_against_one():
 
 def test_cached_experiments_run_on_the_smoke_profile(tmp_cache):
     prof = get_profile("smoke")
-    p = path_experiment("vit", "attention", prof)
+    p = path_experiment("vit", prof, surgery="attention")
     assert p["omega"].shape == (prof.n_theta_images, 4) and p["theta"].shape == (prof.n_theta_images, prof.n_steps - 1)
     assert len(p["replaced"]) == 4 and torch.isfinite(p["omega"]).all()
-    t = travel_experiment("vit", "attention", "fgsm", prof)
-    t0 = travel_experiment("vit", "none", "fgsm", prof)
+    t = travel_experiment("vit", prof, surgery="attention", kind="fgsm")
+    t0 = travel_experiment("vit", prof, surgery="none", kind="fgsm")
     assert t["index"].tolist() == t0["index"].tolist() and (t.n_replaced == 4).all() and (t0.n_replaced == 0).all()
     assert (t.confidence - t0.confidence).abs().max() < 1e-4  # the same f(x)
-    tu = turning_experiment("vit", "fgsm", prof)
+    tu = turning_experiment("vit", prof, kind="fgsm")
     assert (tu.turning.dropna() > 0).all() and tu.turning.notna().sum() == (t0.status == "crossed").sum()
     n_files = len(list(tmp_cache.rglob("*.json")))
-    path_experiment("vit", "attention", prof)  # served from the cache
+    path_experiment("vit", prof, surgery="attention")  # served from the cache
     assert len(list(tmp_cache.rglob("*.json"))) == n_files
     with pytest.raises(ValueError, match="unknown surgery"):
-        travel_experiment("vit", "softmax", "fgsm", prof)
+        travel_experiment("vit", prof, surgery="softmax", kind="fgsm")
     assert canonical(models.build("resnet").eval(), "activation") == "all"
     assert canonical(models.build("vit").eval(), "activation") == "activation"

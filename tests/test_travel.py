@@ -6,7 +6,8 @@ import torch
 
 from curvlib.measure import search as search_module
 from curvlib.measure.direction import direction, normalize
-from curvlib.measure.travel import max_passes, min_passes, positions, travel
+from curvlib.measure.search import max_passes, min_passes
+from curvlib.measure.travel import positions, travel
 
 
 class Linear(torch.nn.Module):

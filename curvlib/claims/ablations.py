@@ -58,7 +58,7 @@ def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, e
     s = summary(p.confidence.to_numpy(), p.correct.to_numpy())
     # θ along FGSM on the same n_travel images as ε* (one line per image is cheap; the curvature
     # chapter's n_theta_images is sized for its many random directions per image)
-    th = theta_experiment(model_name, "fgsm", profile.replace(n_theta_images=profile.n_travel),
+    th = theta_experiment(model_name, profile.replace(n_theta_images=profile.n_travel), kind="fgsm",
                           eps_range=eps_range, checkpoint=checkpoint, protocol="symmetric")
     away = (th["eps"][1:-1].abs() > AWAY).numpy()
     t = np.degrees(th["theta"].double().numpy()[..., away])  # [M directions, N images, steps]
@@ -67,7 +67,7 @@ def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, e
     sums, counts = np.where(finite, per_image, 0).sum(1), finite.sum(1)
     deg = per_image[finite]
     theta_ci = bootstrap(lambda i: sums[i].sum(1) / np.maximum(counts[i].sum(1), 1), len(sums) if deg.size else 0)[1:]
-    tr = travel_experiment(model_name, "fgsm", profile, checkpoint=checkpoint)
+    tr = travel_experiment(model_name, profile, kind="fgsm", checkpoint=checkpoint)
     ok = tr[tr.status == "crossed"]
     eps = ok.eps.to_numpy()
     eps_ci = bootstrap(lambda i: np.median(eps[i], axis=1), len(eps))[1:]
@@ -184,7 +184,7 @@ def swap_boundary(table: pd.DataFrame, profile, edges=BANDS) -> pd.DataFrame:
 
     out = []
     for r in table.itertuples():
-        m = median_by_confidence(travel_experiment(r.model, "fgsm", profile, checkpoint=r.weights), edges)
+        m = median_by_confidence(travel_experiment(r.model, profile, kind="fgsm", checkpoint=r.weights), edges)
         out.append(m.assign(label=r.label, parent=r.parent))
     return pd.concat(out, ignore_index=True)[["label", "parent", "band", "median", "n"]] if out else pd.DataFrame()
 

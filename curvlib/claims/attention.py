@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import data, models
+from .. import models
 from ..measure import attention as at
-from ..measure.direction import direction
 from ..stats import bootstrap
 from .records import CLAIMS
 from .resample import family_map, split_families
@@ -78,33 +77,6 @@ COMPONENT_ORDER = ["conv", "linear", "batchnorm", "layernorm", "relu", "gelu", "
 SWAP_KIND = {"ReLU": "relu", "ReLU6": "relu", "GELU": "gelu", "LayerNorm": "layernorm", "BatchNorm": "batchnorm"}
 
 
-def _segment(name: str, profile, eps: float, n: int):
-    """Model ``name`` (no in-place ops captured) and its inputs at the first ``n`` test images x and at
-    x + eps·d (d: FGSM direction, pixels in [0, 1]): (model, captures at x, captures at x + eps·d)."""
-    model = models.load(name, profile)
-    x, y = data.test_set(profile, n=n, model_name=name if profile.dataset == "imagenet" else None)
-    x, d = x.to(profile.device), direction(model, x, y, "fgsm").to(profile.device)
-    return model, at.layer_inputs(model, x), at.layer_inputs(model, (x + eps * d).clamp(0, 1))
-
-
-def token_lines(name: str, profile, eps: float, ts, n: int = 8) -> pd.DataFrame:
-    """:func:`~curvlib.measure.attention.score_line` of every attention module of model ``name`` on its real
-    tokens X ``[B, T, D]`` for the first ``n`` test images, with P = the change of X when the images take an
-    FGSM step of size ``eps``, rescaled per image to ‖P‖ = ‖X‖ (so t in ``ts`` is the step's relative size).
-    Tidy: score_line's columns plus ``model``, ``layer`` and ``shifted`` (the module got a window mask)."""
-    _, a, b = _segment(name, profile, eps, n)
-    frames = []
-    for layer, cap in a.items():
-        if at.COMPONENTS.get(type(cap.module).__name__) != "attention" or cap.input.ndim != 3:
-            continue
-        X, P = cap.input, b[layer].input - cap.input
-        P = P * (X.flatten(1).norm(dim=1) / P.flatten(1).norm(dim=1).clamp_min(1e-30)).view(-1, 1, 1)
-        mask = cap.kwargs.get("mask")
-        frames.append(at.score_line(cap.module, X, P, ts, mask=mask)
-                      .assign(model=name, layer=layer, shifted=mask is not None))
-    return pd.concat(frames, ignore_index=True)
-
-
 def first_module(lines: pd.DataFrame) -> pd.DataFrame:
     """The rows of :func:`token_lines` frames for the first attention module of the first model."""
     model = lines.model.iloc[0]
@@ -157,22 +129,6 @@ def per_layer_markdown(per_layer: pd.DataFrame, t0: float) -> str:
     return (f"Over all {len(per_layer)} attention modules the bend exponent lies in "
             f"[{per_layer['bend exponent'].min():.3f}, {per_layer['bend exponent'].max():.3f}] and R's share at "
             f"t = {t0:g} is at least {per_layer[share_column(t0)].min():.3f}.")
-
-
-def relu_inputs(names, profile, eps: float, n: int = 4) -> pd.DataFrame:
-    """Are the captured ReLU inputs the true ones? One row per model of ``names`` that has ReLUs, on its first
-    ``n`` test images: ``ReLUs`` (count), ``negative share`` (median over its ReLUs of the share of negative
-    input entries) and ``switching share`` (… of entries whose sign differs between x and x + eps·d, FGSM d)."""
-    rows = []
-    for name in names:
-        _, a, b = _segment(name, profile, eps, n)
-        relu = [k for k, c in a.items() if at.COMPONENTS[type(c.module).__name__] == "relu"]
-        if relu:
-            rows.append({"model": name, "ReLUs": len(relu),
-                         "negative share": float(np.median([(a[k].input < 0).float().mean().item() for k in relu])),
-                         "switching share": float(np.median([((a[k].input > 0) != (b[k].input > 0)).float().mean()
-                                                             .item() for k in relu]))})
-    return pd.DataFrame(rows)
 
 
 def relu_inputs_markdown(neg: pd.DataFrame, eps: float) -> str:
@@ -268,7 +224,6 @@ def attention_markdown(bends: pd.DataFrame, layers: pd.DataFrame, row: dict, nam
                    "than the CNNs' ReLUs do: the attention's non-linearity is one source of bending among others, not "
                    "what sets the Transformers apart.")
     return "\n".join(out)
-
 
 
 def maps_markdown(props: pd.DataFrame) -> str:

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .. import models
 from ..constants import BANDS, FAMILIES
-from ..experiments.travel_check import travel_images
-from ..measure.direction import direction
-from ..measure.travel import positions
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
 from .resample import family_map, pooled_median, same_images, spearman, split_families
@@ -162,23 +157,6 @@ def rank_correlation_claim(frames: dict[str, pd.DataFrame], families: dict | Non
         g.rho, g.lo, g.hi, int(g.n),
         note=f"ρ per model, each on the images that model classifies correctly: {per}; the estimate compares the "
              "families on the images all four classify correctly, so it need not equal the difference of these.")
-
-
-def boundary_images(profile, frames: dict[str, pd.DataFrame], n: int = 6) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """The first n rows of the travel sample moved along their FGSM direction exactly to ε*: returns the
-    images x [n, C, H, W] (pixels in [0, 1]; on ImageNet as the first model sees them), their labels [n]
-    and, per model of ``frames`` (model → FGSM travel frame), the moved images [n, C, H, W] (an image
-    that did not cross stays itself). Refuses frames whose labels do not match the images."""
-    rows = np.arange(min(n, len(next(iter(frames.values())))))
-    x0, y0 = travel_images(profile, rows, next(iter(frames)))
-    moved = {}
-    for name, frame in frames.items():
-        df = frame.iloc[:len(rows)]
-        x, y = travel_images(profile, rows, name)
-        if not (df["label"].to_numpy() == y.numpy()).all():
-            raise ValueError(f"{name}: images and travel rows out of step (labels differ)")
-        moved[name] = positions(x, direction(models.load(name, profile), x, y, "fgsm"), df.eps.to_numpy())
-    return x0, y0, moved
 
 
 def verdict_markdown(verdicts: dict[str, dict], rhos: dict[str, pd.DataFrame], band_tables: dict[str, pd.DataFrame],

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .. import data, models
 from ..constants import EPS_R
-from ..measure.random_jump import jump_travel, median_ratio
+from ..measure.random_jump import median_ratio
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
 from .resample import family_map, pooled_median, same_images, split_families
@@ -126,18 +124,6 @@ def jump_sweep(frames: dict[str, dict[float, pd.DataFrame]], n_boot: int = 300, 
                              "lo": r["lo"], "hi": r["hi"],
                              "PSNR jump only (dB)": float(np.median(df.psnr_jump_only))})
     return pd.DataFrame(rows)
-
-
-def jump_examples(profile, n: int = 2, eps_r: float = EPS_R) -> tuple[torch.Tensor, dict]:
-    """The profile's first n test images x [n, C, H, W] (pixels in [0, 1]) and, per model of the
-    profile, ``(frame, x_direct_final, x_jump_final)``: its :func:`jump_travel` frame on them and the
-    final images [n, C, H, W] of the direct and the jump route (jump of ε_r, seed 0)."""
-    x, y = data.test_set(profile, n=n)
-    examples = {}
-    for name in profile.models:
-        df, (x_direct, x_jump) = jump_travel(models.load(name, profile), x, y, eps_r, return_images=True)
-        examples[name] = (df, x_direct, x_jump)
-    return x, examples
 
 
 def toy_markdown(row) -> str:

@@ -8,12 +8,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, models, runner
+from .. import models, runner
 from ..config import require
 from ..constants import BANDS
-from ..experiments.surgery import SURGERIES, applies, canonical, path_experiment, travel_experiment
-from ..measure.curvature import _unfused
-from ..measure.surgery import is_affine, linearized
+from ..experiments.surgery import SURGERIES, path_experiment, travel_experiment
 from ..stats import bootstrap, verdict
 from .ablations import parent_replicates, parent_weights
 from .boundary import band_label, distance, distance_ratio, in_band
@@ -204,17 +202,15 @@ def ledger_rows(profile, n_boot: int = 1000, seed: int = 0) -> list[dict]:
 
     profile = require(profile)
     names = list(profile.models)
-    paths = {(m, s): path_experiment(m, s, profile) for m in names if models.family(m) == "Transformer"
+    paths = {(m, s): path_experiment(m, profile, surgery=s) for m in names if models.family(m) == "Transformer"
              for s in ("none", "attention")}
-    frames = {(m, s, "fgsm"): travel_experiment(m, s, "fgsm", profile) for m in names for s in ("none", "all")}
+    frames = {(m, s, "fgsm"): travel_experiment(m, profile, surgery=s, kind="fgsm")
+              for m in names for s in ("none", "all")}
     return claim_rows(paths, frames, n_boot=n_boot, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------
 # The chapter's runs and paragraphs
-
-#: The surgeries the chapter runs per model, "all" before the single kinds it may coincide with.
-CHAPTER_SURGERIES = ("none", "all", "attention", "norm", "activation")
 
 
 def _params(profile) -> tuple[dict, dict]:
@@ -227,71 +223,6 @@ def setup_line(profile) -> str:
     return (f"profile: {profile.name}; ω and θ on {path['n_images']} images (ω at {path['omega_steps'] + 1} points of "
             f"ε ∈ [0, {path['omega_range']:g}], θ on the one-way ruler, {path['n_steps']} steps to "
             f"{path['eps_range']:g}); ε* on {trav['n']} images per model, surgery and direction")
-
-
-def identity_check(profile, n: int = 4, kinds=("attention", "norm", "activation", "all")) -> pd.DataFrame:
-    """What each surgery keeps, on the profile's first n test images (pixels in [0, 1]) per model: one row per
-    (model, kind that applies) with the number of modules replaced, the change of the features f(x) [n, D]
-    (``value: max |Δf| / max |f|``) and of the first-order response f′(x)d along a seeded random direction d
-    (``first order: ‖Δ f′d‖ / ‖f′d‖``). Both are 0 up to rounding when the surgery keeps value and derivative."""
-    xs = data.test_set(profile, n=n)[0] if profile.dataset == "fashion-mnist" else None
-    rows = []
-    for m in profile.models:
-        model = models.load(m, profile)
-        xm = (xs if xs is not None else data.test_set(profile, n=n, model_name=m)[0]).to(profile.device)
-        dm = torch.randn(xm.shape, generator=torch.Generator().manual_seed(0)).to(profile.device)
-        with _unfused(model), torch.no_grad():
-            f0, t0 = torch.func.jvp(model.features, (xm,), (dm,))
-        for kind in kinds:
-            if not applies(model, kind):
-                continue
-            lin = linearized(model, xm, (kind,))
-            with torch.no_grad():
-                g0, s0 = torch.func.jvp(lin.features, (xm,), (dm,))
-            rows.append({"model": m, "kind": kind, "modules": len(lin.replaced),
-                         "value: max |Δf| / max |f|": float((g0 - f0).abs().max() / f0.abs().max()),
-                         "first order: ‖Δ f′d‖ / ‖f′d‖": float((s0 - t0).norm() / t0.norm())})
-    return pd.DataFrame(rows)
-
-
-def batchnorm_affine(profile, model_name: str = "resnet") -> bool | None:
-    """Whether the first ``BatchNorm2d`` of ``model_name`` in eval mode is affine along a random direction
-    (two random inputs [2, C, 4, 4]); None on a profile without the embedded models or without a BatchNorm."""
-    if profile.dataset != "fashion-mnist":
-        return None
-    bn = next((mod for mod in models.load(model_name, profile).modules() if type(mod).__name__ == "BatchNorm2d"),
-              None)
-    return None if bn is None else is_affine(bn, torch.randn(2, bn.num_features, 4, 4),
-                                             torch.randn(2, bn.num_features, 4, 4))
-
-
-def path_results(names, profile, surgeries=CHAPTER_SURGERIES) -> dict:
-    """(model, surgery) → :func:`path_experiment` for each model and each surgery that applies to it; a surgery
-    that linearises the same modules as one already run (:func:`canonical`) shares its result."""
-    paths = {}
-    for m in names:
-        model = models.load(m, profile)
-        for s in surgeries:
-            if applies(model, s):
-                c = canonical(model, s)
-                paths[(m, s)] = paths[(m, c)] if (m, c) in paths else path_experiment(m, s, profile)
-    return paths
-
-
-def travel_results(names, variants, profile, surgeries=CHAPTER_SURGERIES) -> dict:
-    """(model, surgery, kind) → :func:`travel_experiment` frame: for ``names`` every surgery that applies along
-    FGSM and "none" and "all" along random directions; for ``variants`` (component swaps) FGSM only. Shared
-    between surgeries as in :func:`path_results`."""
-    frames = {}
-    for m in [*names, *variants]:
-        model = models.load(m, profile)
-        for kind, kinds in (("fgsm", surgeries), ("random", ("none", "all"))):
-            for s in kinds if m in names or kind == "fgsm" else ():
-                if applies(model, s):
-                    c = canonical(model, s)
-                    frames[(m, s, kind)] = frames[(m, c, kind)] if (m, c, kind) in frames else \
-                        travel_experiment(m, s, kind, profile)
-    return frames
 
 
 def _share_line(m: str, g: pd.DataFrame) -> str:
@@ -354,15 +285,15 @@ def swap_intervention(variant: str, frames: dict, shares: pd.DataFrame, profile)
     the share "all" removes (from ``shares``, :func:`omega_shares`); median paired ε* ratios along FGSM
     (:func:`paired_ratio`) of the variant over its parent (``swap``), of the parent retrained with other seeds over
     the parent (``seeds``: seed → ratio), and of the variant with "all" linearised over the variant (``undo``).
-    ``frames``: :func:`travel_results` holding the variant's "none" and "all"."""
+    ``frames``: :func:`~curvlib.experiments.surgery.travel_results` holding the variant's "none" and "all"."""
     parent, pw = parent_weights(variant, profile)
-    base = travel_experiment(parent, "none", "fgsm", profile, checkpoint=pw)
+    base = travel_experiment(parent, profile, surgery="none", kind="fgsm", checkpoint=pw)
     swap = paired_ratio(frames[(variant, "none", "fgsm")], base)
-    seeds = {s: paired_ratio(travel_experiment(parent, "none", "fgsm", profile, checkpoint=w), base)
+    seeds = {s: paired_ratio(travel_experiment(parent, profile, surgery="none", kind="fgsm", checkpoint=w), base)
              for s, w in parent_replicates(parent, profile.seed_dir)}
     undo = paired_ratio(frames[(variant, "all", "fgsm")], frames[(variant, "none", "fgsm")])
     w = shares[(shares.model == variant) & (shares.surgery == "all")].iloc[0]
-    omega_parent = float(np.nanmean(path_experiment(parent, "none", profile, checkpoint=pw)["omega"].numpy()))
+    omega_parent = float(np.nanmean(path_experiment(parent, profile, surgery="none", checkpoint=pw)["omega"].numpy()))
     return {"variant": variant, "parent": parent, "omega_parent": omega_parent, "omega": float(w.omega_none),
             "share": float(w.share), "swap": swap, "seeds": seeds, "undo": undo}
 
@@ -382,9 +313,10 @@ def swap_markdown(swap: dict) -> str:
 
 def page_cost(elapsed: float, frames: dict, paths: dict, profile) -> str:
     """Markdown: how long the page's measurements took (``elapsed``, seconds) and how many settings they cover
-    (distinct ε* runs of :func:`travel_results`, ω/θ entries of :func:`path_results`)."""
+    (distinct ε* runs of :func:`~curvlib.experiments.surgery.travel_results`, ω/θ entries of
+    :func:`~curvlib.experiments.surgery.path_results`)."""
     path, trav = _params(profile)
-    runs = {k for k in frames if canonical(models.load(k[0], profile), k[1]) == k[1]}
+    runs = {id(v) for v in frames.values()}  # a surgery that repeats another shares its frame
     return (f"(This page's measurements took {elapsed:.0f} s to compute or read here: ε* for {len(runs)} model × "
             f"surgery × direction settings on {trav['n']} images, ω and θ for {len(paths)} model × surgery settings "
             f"on {path['n_images']} images.)")

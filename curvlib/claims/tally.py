@@ -52,7 +52,7 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     fam = {m: models.family(m) for m in names}
     kw = {"n_boot": n_boot, "seed": seed}
     preds = {m: predictions(m, profile) for m in names}
-    travels = {m: travel_experiment(m, "fgsm", profile) for m in names}
+    travels = {m: travel_experiment(m, profile, kind="fgsm") for m in names}
     variants = list(models.variants()) if profile.dataset == "fashion-mnist" else []
     rows = [
         calibration_family(preds, "CNN", fam, **kw),
@@ -60,14 +60,14 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
         calibration_gap(preds, fam, **kw),
         boundary_claim(travels, fam, **kw),
         rank_correlation_claim(travels, fam, **kw),
-        curvature_theta_claim({m: theta_experiment(m, "random", profile)["theta"] for m in names}, fam,
+        curvature_theta_claim({m: theta_experiment(m, profile, kind="random")["theta"] for m in names}, fam,
                               ruler="random directions, one-way travel", **kw),
-        omega_gap({m: curvature_experiment(m, "fgsm", profile) for m in names}, fam,
-                  variants={v: curvature_experiment(v, "fgsm", profile) for v in variants}, **kw),
+        omega_gap({m: curvature_experiment(m, profile, kind="fgsm") for m in names}, fam,
+                  variants={v: curvature_experiment(v, profile, kind="fgsm") for v in variants}, **kw),
         attention_claim(pd.concat([attention_experiment(m, profile, per_sample=True) for m in names],
                                   ignore_index=True), fam, **kw),
         *surgery.ledger_rows(profile, **kw),
-        random_jump_claim({m: jump_experiment(m, EPS_R, profile) for m in names}, fam, **kw),
+        random_jump_claim({m: jump_experiment(m, profile, eps_r=EPS_R) for m in names}, fam, **kw),
     ]
     return pd.DataFrame(rows)
 

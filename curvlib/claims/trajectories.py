@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..measure.angles import theta
-from ..measure.probe import grid_step, probe_line, project_2d
-from ..measure.views import mesh_flatness
+from ..measure.probe import grid_step
+from ..measure.views import PLANES
 from ..models import family
 from .curvature import flatness_gap
 from .records import Claim
@@ -26,8 +24,6 @@ MESH_FLATNESS = Claim(
     "mesh flatness", "Transformers' representations follow curved paths, CNNs' a nearly flat mesh (Figures 1 and 4)",
     "trajectories", ">", 0.0, "mean ρ Transformers − CNNs",
     "holds if the interval lies above 0 (the Transformers' meshes less flat); paired over images", "+.3f")
-#: The planes of :func:`plane_flatness`: name → restricted to the pixels that never clip.
-PLANES = {"clipped": False, "interior": True}
 
 
 @dataclass(frozen=True)
@@ -89,17 +85,9 @@ def mesh_grid_markdown(grid: MeshGrid) -> str:
             f"the median " + reach)
 
 
-def plane_flatness(models: dict, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: int) -> pd.DataFrame:
-    """:func:`curvlib.measure.views.mesh_flatness` of every model around every image x [N, C, H, W]
-    (pixels in [0, 1], labels y [N]) on both :data:`PLANES`: columns model, image, rho, rho_input,
-    moving and ``plane``."""
-    return pd.concat([mesh_flatness(models, x, y, step, n_steps, interior=inner).assign(plane=plane)
-                      for plane, inner in PLANES.items()])
-
-
 def flatness_table(flat: pd.DataFrame) -> pd.DataFrame:
-    """Per model (index ``model``, in the frame's order) of a :func:`plane_flatness` frame: ``family``
-    and the medians over images of ``rho_clipped``, ``rho_input_clipped`` (the clipped input points'
+    """Per model (index ``model``, in the frame's order) of a :func:`~curvlib.measure.views.plane_flatness`
+    frame: ``family`` and the medians over images of ``rho_clipped``, ``rho_input_clipped`` (the clipped input points'
     own ρ), ``rho_interior`` and ``moving_interior`` (share of pixels the interior plane moves)."""
     order = list(dict.fromkeys(flat.model))
     med = flat.groupby(["plane", "model"], sort=False)[["rho", "rho_input", "moving"]].median()
@@ -113,7 +101,7 @@ def flatness_table(flat: pd.DataFrame) -> pd.DataFrame:
 
 
 def flatness_claim(flat: pd.DataFrame, plane: str, n_boot: int = 1000, seed: int = 0) -> dict:
-    """The :data:`MESH_FLATNESS` row of one plane of a :func:`plane_flatness` frame: the
+    """The :data:`MESH_FLATNESS` row of one plane of a :func:`~curvlib.measure.views.plane_flatness` frame: the
     Transformers' mean ρ minus the CNNs' (:func:`curvlib.claims.curvature.flatness_gap`, paired over
     images), with the family means in ``cnn`` and ``transformer``."""
     if plane not in PLANES:
@@ -150,33 +138,9 @@ def flatness_summary(rows: dict[str, dict], profile) -> str:
             + "; ".join(f"{plane} plane **{r['verdict']}**" for plane, r in rows.items()) + ".")
 
 
-def single_lines(models: dict, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor) -> tuple[pd.DataFrame,
-                                                                                               pd.DataFrame]:
-    """The paper's Figure 4 lines: every model's features along clip(x + ε d) for one image x
-    [1, C, H, W] (pixels in [0, 1]), directions d [M, 1, C, H, W] and a symmetric grid eps [S].
-
-    Returns ``paths``: one row per (model, line, step) with ``eps`` and the 2-D view ``x``, ``y``
-    (the line's own two principal axes, centred on the image ε = 0 and scaled into [−1, 1]²), and
-    ``thetas``: one row per (model, line) with ``theta``, the mean turning angle θ in degrees over the
-    interior steps, leaving out the step at the image (where clipping kinks every input line)."""
-    mid = len(eps) // 2
-    away = (eps[1:-1].abs() > 1e-12).numpy()
-    paths, thetas = [], []
-    for name, model in models.items():
-        feats = probe_line(model, x, d, eps)["features"][:, 0]  # [M, S, F]
-        mean = np.nanmean(np.degrees(theta(feats).numpy())[:, away], axis=1)
-        for m in range(len(feats)):
-            xy, _ = project_2d(feats[m], "pca")
-            xy = xy - xy[mid]
-            xy = xy / (xy.abs().max() + 1e-12)
-            paths.append(pd.DataFrame({"model": name, "line": m, "eps": eps.numpy(), "x": xy[:, 0].numpy(),
-                                       "y": xy[:, 1].numpy()}))
-            thetas.append({"model": name, "line": m, "theta": mean[m]})
-    return pd.concat(paths, ignore_index=True), pd.DataFrame(thetas)
-
-
 def line_theta_markdown(thetas: pd.DataFrame) -> str:
-    """The family means of :func:`single_lines`' mean θ per line (degrees), and what they can show."""
+    """The family means of :func:`~curvlib.measure.views.single_lines`' mean θ per line (degrees), and what
+    they can show."""
     per_model = pd.Series({m: float(np.mean(g.theta.to_numpy())) for m, g in thetas.groupby("model", sort=False)})
     fam = per_model.groupby(family).mean()
     n = thetas.line.nunique()

@@ -18,7 +18,7 @@ class AttentionParams:
     eps: float = 0.02  #: step along each image's FGSM direction (pixel units)
 
 
-def attention_experiment(model_name: str, profile=None, eps: float | None = None, n: int | None = None,
+def attention_experiment(model_name: str, profile=None, *, eps: float | None = None, n: int | None = None,
                          refresh: bool = False, per_sample: bool = False) -> "pd.DataFrame":
     """Cached :func:`layer_defects` of one model on the profile's first ``n`` images (capped at
     ``n_travel``), each moved along its FGSM direction by ``eps`` (defaults: :class:`AttentionParams`):
@@ -30,21 +30,17 @@ def attention_experiment(model_name: str, profile=None, eps: float | None = None
     return long if per_sample else summarise_defects(long)
 
 
+def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
+    """The shards' per-sample rows in one order whatever the sharding: by module, then image (a
+    stable sort keeps each image's windows and components in their computed order)."""
+    return pd.concat(parts, ignore_index=True).sort_values(["depth", "sample"], kind="stable").reset_index(drop=True)
+
+
+@runner.experiment("attention", params=AttentionParams, merge=_attention_merge,
+                   summary=lambda df: f"{df.layer.nunique()} modules, {df['sample'].nunique()} images")
 def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame":
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
     index = data.shard_index(data.n_available(profile, n), shard)
     d = direction(model, x, y, "fgsm")
     long = layer_defects(model, x.to(profile.device), d.to(profile.device), eps, per_sample=True)
     return long.assign(sample=index.numpy()[long["sample"].to_numpy()], model=model.name)
-
-
-def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
-    """The shards' per-sample rows in one order whatever the sharding: by module, then image (a
-    stable sort keeps each image's windows and components in their computed order)."""
-    import pandas as pd
-
-    return pd.concat(parts, ignore_index=True).sort_values(["depth", "sample"], kind="stable").reset_index(drop=True)
-
-
-runner.experiment("attention", params=AttentionParams, merge=_attention_merge,
-                  summary=lambda df: f"{df.layer.nunique()} modules, {df['sample'].nunique()} images")(_attention_part)

@@ -18,7 +18,7 @@ class CalibrationParams:
     n: int | None = runner.from_profile("n_calibration")  #: the first n test images (None: all)
 
 
-def predictions(model_name: str, profile, n: int | None = None, refresh: bool = False,
+def predictions(model_name: str, profile=None, *, n: int | None = None, refresh: bool = False,
                 checkpoint=None) -> pd.DataFrame:
     """Tidy predictions of one model on the profile's test images (cached on disk).
 

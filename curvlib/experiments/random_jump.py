@@ -24,7 +24,7 @@ class JumpParams:
     search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
-def jump_experiment(model_name: str, eps_r: float | None = None, profile=None, *, refresh: bool = False,
+def jump_experiment(model_name: str, profile=None, *, eps_r: float | None = None, refresh: bool = False,
                     **params) -> pd.DataFrame:
     """Cached :func:`jump_travel` (parameters and defaults: :class:`JumpParams`); the direct travel
     is shared with :func:`~curvlib.experiments.travel.travel_experiment`'s cache."""
@@ -34,7 +34,7 @@ def jump_experiment(model_name: str, eps_r: float | None = None, profile=None, *
 def _direct_travel(model_name, profile, params, checkpoint) -> pd.DataFrame:
     """The FGSM travel from x itself (its own cached, sharded experiment), on every rank first."""
 
-    return travel_experiment(model_name, "fgsm", profile, n=params["n"], eps_max=params["eps_max"],
+    return travel_experiment(model_name, profile, kind="fgsm", n=params["n"], eps_max=params["eps_max"],
                              tol=params["tol"], checkpoint=checkpoint, search=params["search"])
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, runner
+from .. import data, models, runner
 from ..measure.angles import theta
 from ..measure.curvature import curvature
 from ..measure.direction import direction
@@ -75,7 +75,7 @@ class PathParams:
     seed: int = 0  #: seed of random directions
 
 
-def path_experiment(model_name: str, surgery: str | None = None, profile=None, kind: str | None = None,
+def path_experiment(model_name: str, profile=None, *, surgery: str | None = None, kind: str | None = None,
                     refresh: bool = False, checkpoint=None, **params) -> dict:
     """Cached ω (step-free) and θ (the paper's one-way ruler) of ``model_name`` with ``surgery``
     (a kind, or "none") along ``kind`` directions, anchor = the image x, on the profile's first
@@ -86,22 +86,6 @@ def path_experiment(model_name: str, surgery: str | None = None, profile=None, k
     [N] (test-image numbers) and ``replaced`` (the linearised modules)."""
     return runner.run("surgery_path", model_name, profile, checkpoint=checkpoint, refresh=refresh,
                       surgery=surgery, kind=kind, **params)
-
-
-def _path_part(model, profile, shard, context, *, n_images, surgery, kind, eps_range, n_steps, omega_range,
-               omega_steps, seed):
-
-    x, _, d, index = _images(model, profile, n_images, kind, seed, shard)
-    ew, et = torch.linspace(0, omega_range, omega_steps + 1), eps_grid("oneway", eps_range, n_steps)
-    omega, th, replaced = [], [], []
-    dev = profile.device
-    for s in range(0, len(x), _chunk(profile)):
-        xs, ds = x[s:s + _chunk(profile)].to(dev), d[s:s + _chunk(profile)].to(dev)
-        m = _surgered(model, xs, surgery, profile.batch_size)
-        replaced = getattr(m, "replaced", [])
-        omega.append(curvature(m, xs, ds, ew, batch_size=max(1, profile.batch_size // 2))["omega"].cpu())
-        th.append(theta(probe_line(m, xs, ds, et, profile.batch_size)["features"]).cpu())
-    return {"omega": torch.cat(omega), "theta": torch.cat(th), "index": index, "replaced": replaced}
 
 
 def _interleave_images(parts: list, params: dict) -> dict:
@@ -120,6 +104,25 @@ def _interleave_images(parts: list, params: dict) -> dict:
     return out
 
 
+@runner.experiment("surgery_path", params=PathParams, merge=_interleave_images,
+                   calls=tuple({"surgery": s} for s in ("none", "attention", "norm", "activation", "all")),
+                   summary=lambda r: f"ω {tuple(r['omega'].shape)}, {len(r['replaced'])} modules linearised")
+def _path_part(model, profile, shard, context, *, n_images, surgery, kind, eps_range, n_steps, omega_range,
+               omega_steps, seed):
+
+    x, _, d, index = _images(model, profile, n_images, kind, seed, shard)
+    ew, et = torch.linspace(0, omega_range, omega_steps + 1), eps_grid("oneway", eps_range, n_steps)
+    omega, th, replaced = [], [], []
+    dev = profile.device
+    for s in range(0, len(x), _chunk(profile)):
+        xs, ds = x[s:s + _chunk(profile)].to(dev), d[s:s + _chunk(profile)].to(dev)
+        m = _surgered(model, xs, surgery, profile.batch_size)
+        replaced = getattr(m, "replaced", [])
+        omega.append(curvature(m, xs, ds, ew, batch_size=max(1, profile.batch_size // 2))["omega"].cpu())
+        th.append(theta(probe_line(m, xs, ds, et, profile.batch_size)["features"]).cpu())
+    return {"omega": torch.cat(omega), "theta": torch.cat(th), "index": index, "replaced": replaced}
+
+
 @dataclass(frozen=True)
 class SurgeryTravelParams:
     """Parameters of experiment ``surgery_travel`` (pixel units)."""
@@ -133,7 +136,7 @@ class SurgeryTravelParams:
     search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
-def travel_experiment(model_name: str, surgery: str | None = None, kind: str | None = None, profile=None,
+def travel_experiment(model_name: str, profile=None, *, surgery: str | None = None, kind: str | None = None,
                       refresh: bool = False, checkpoint=None, **params) -> pd.DataFrame:
     """Cached :func:`curvlib.measure.travel.travel` of ``model_name`` with ``surgery`` (anchor held at the
     image x) on the profile's first ``n`` test images (:class:`SurgeryTravelParams`) along
@@ -143,6 +146,11 @@ def travel_experiment(model_name: str, surgery: str | None = None, kind: str | N
                       surgery=surgery, kind=kind, **params)
 
 
+@runner.experiment("surgery_travel", params=SurgeryTravelParams,
+                   calls=tuple({"surgery": s, "kind": k} for k in ("fgsm", "random")
+                               for s in ("none", "attention", "norm", "activation", "all")),
+                   summary=lambda df: f"{df.surgery.iloc[0]} {df.kind.iloc[0]}: "
+                                      f"{int((df.status == 'crossed').sum())}/{len(df)} crossed")
 def _travel_part(model, profile, shard, context, *, n, surgery, kind, eps_max, tol, seed, search):
     x, y, d, index = _images(model, profile, n, kind, seed, shard)
     out, c = [], _chunk(profile)
@@ -169,7 +177,7 @@ class TurningParams:
     n_t: int = 3  #: intervals of the trapezoid rule on [0, ε*]
 
 
-def turning_experiment(model_name: str, kind: str | None = None, profile=None, refresh: bool = False,
+def turning_experiment(model_name: str, profile=None, *, kind: str | None = None, refresh: bool = False,
                        checkpoint=None, **params) -> pd.DataFrame:
     """Cached turning accumulated before the boundary, ∫₀^ε* ω dε (radians), of the *original* model
     per image, on the images of :func:`travel_experiment` ("none"): ω on ``n_t`` + 1 evenly spaced
@@ -184,6 +192,8 @@ def _turning_prepare(model_name, profile, params, checkpoint):
     return runner.run("surgery_travel", model_name, profile, checkpoint=checkpoint, surgery="none", **keep)
 
 
+@runner.experiment("surgery_turning", params=TurningParams, prepare=_turning_prepare,
+                   summary=lambda df: f"turning on {int(df.turning.notna().sum())} images")
 def _turning_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed, search, n_t):
     x, y, d, index = _images(model, profile, n, kind, seed, shard)
     tr = context.set_index("index").loc[index.numpy()]
@@ -200,18 +210,34 @@ def _turning_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed
                          "kind": kind})
 
 
-runner.experiment("surgery_path", params=PathParams, merge=_interleave_images,
-                  calls=tuple({"surgery": s} for s in ("none", "attention", "norm", "activation", "all")),
-                  summary=lambda r: f"ω {tuple(r['omega'].shape)}, {len(r['replaced'])} modules linearised"
-                  )(_path_part)
+#: The surgeries the chapter runs per model, "all" before the single kinds it may coincide with.
+CHAPTER_SURGERIES = ("none", "all", "attention", "norm", "activation")
 
 
-runner.experiment("surgery_travel", params=SurgeryTravelParams,
-                  calls=tuple({"surgery": s, "kind": k} for k in ("fgsm", "random")
-                              for s in ("none", "attention", "norm", "activation", "all")),
-                  summary=lambda df: f"{df.surgery.iloc[0]} {df.kind.iloc[0]}: "
-                                     f"{int((df.status == 'crossed').sum())}/{len(df)} crossed")(_travel_part)
+def path_results(names, profile, surgeries=CHAPTER_SURGERIES) -> dict:
+    """(model, surgery) → :func:`path_experiment` for each model and each surgery that applies to it; a surgery
+    that linearises the same modules as one already run (:func:`canonical`) shares its result."""
+    paths = {}
+    for m in names:
+        model = models.load(m, profile)
+        for s in surgeries:
+            if applies(model, s):
+                c = canonical(model, s)
+                paths[(m, s)] = paths[(m, c)] if (m, c) in paths else path_experiment(m, profile, surgery=s)
+    return paths
 
 
-runner.experiment("surgery_turning", params=TurningParams, prepare=_turning_prepare,
-                  summary=lambda df: f"turning on {int(df.turning.notna().sum())} images")(_turning_part)
+def travel_results(names, variants, profile, surgeries=CHAPTER_SURGERIES) -> dict:
+    """(model, surgery, kind) → :func:`travel_experiment` frame: for ``names`` every surgery that applies along
+    FGSM and "none" and "all" along random directions; for ``variants`` (component swaps) FGSM only. Shared
+    between surgeries as in :func:`path_results`."""
+    frames = {}
+    for m in [*names, *variants]:
+        model = models.load(m, profile)
+        for kind, kinds in (("fgsm", surgeries), ("random", ("none", "all"))):
+            for s in kinds if m in names or kind == "fgsm" else ():
+                if applies(model, s):
+                    c = canonical(model, s)
+                    frames[(m, s, kind)] = frames[(m, c, kind)] if (m, c, kind) in frames else \
+                        travel_experiment(m, profile, surgery=s, kind=kind)
+    return frames

@@ -28,7 +28,7 @@ class ThetaParams:
     saturation: bool = False  #: saturation-aware directions (:func:`saturation_aware`)
 
 
-def theta_experiment(model_name: str, kind: str | None = None, profile=None, *, refresh: bool = False,
+def theta_experiment(model_name: str, profile=None, *, kind: str | None = None, refresh: bool = False,
                      checkpoint=None, **params) -> dict:
     """Cached θ over ``profile.n_theta_images`` images × ``n_directions`` directions × ``n_steps`` steps
     (FGSM: one direction per image; random: seeded Gaussian), on the ``protocol``'s grid (:func:`eps_grid`:
@@ -40,7 +40,7 @@ def theta_experiment(model_name: str, kind: str | None = None, profile=None, *, 
     return runner.run("theta", model_name, profile, checkpoint=checkpoint, refresh=refresh, kind=kind, **params)
 
 
-def _path_directions(model, profile, n_images, kind, seed, saturation, ms):
+def path_directions(model, profile, n_images, kind, seed, saturation, ms):
     """Images x [N, …] and directions [len(ms), N, …] (direction numbers ``ms``; FGSM has one)."""
 
     x, y = data.test_set(profile, n=n_images, model_name=model.name if profile.dataset == "imagenet" else None)
@@ -55,6 +55,16 @@ def _path_directions(model, profile, n_images, kind, seed, saturation, ms):
     return x, d
 
 
+def _theta_merge(parts: list, params: dict) -> dict:
+    """Interleave the ranks' directions back into order; add the grid and the summary."""
+    th = interleave(parts, "theta")
+    eps = eps_grid(params["protocol"], params["eps_range"], params["n_steps"])
+    return {"theta": th, "input_theta": interleave(parts, "input_theta"), "eps": eps, "summary": theta_summary(th)}
+
+
+@runner.experiment("theta", params=ThetaParams, merge=_theta_merge, autocast=True,
+                   calls=({"kind": "random"}, {"kind": "fgsm"}),
+                   summary=lambda r: f"θ {tuple(r['theta'].shape)}")
 def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_steps, kind, eps_range, seed,
                 protocol, saturation):
     """θ of the shard's directions (every size-th from rank): features and input path, [M_shard, N, S−2] each."""
@@ -62,7 +72,7 @@ def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_ste
     S = n_steps + 1
     M = 1 if kind == "fgsm" else n_directions
     ms = list(range(rank, M, size))
-    x, d = _path_directions(model, profile, n_images, kind, seed, saturation, ms)
+    x, d = path_directions(model, profile, n_images, kind, seed, saturation, ms)
     eps = eps_grid(protocol, eps_range, n_steps)
     chunk = max(1, (4 * profile.batch_size) // (len(x) * S))  # directions per probe (memory budget)
     th, th_in = [torch.empty(0, len(x), S - 2)], [torch.empty(0, len(x), S - 2)]
@@ -73,20 +83,13 @@ def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_ste
     return {"theta": torch.cat(th), "input_theta": torch.cat(th_in)}
 
 
-def _interleave(parts: list, key: str) -> torch.Tensor:
+def interleave(parts: list, key: str) -> torch.Tensor:
     """Direction-sharded tensors [M_r, …] of every rank back into direction order [M, …]."""
     size = len(parts)
     out = torch.empty(sum(len(p[key]) for p in parts), *parts[0][key].shape[1:], dtype=parts[0][key].dtype)
     for r, part in enumerate(parts):
         out[r::size] = part[key]
     return out
-
-
-def _theta_merge(parts: list, params: dict) -> dict:
-    """Interleave the ranks' directions back into order; add the grid and the summary."""
-    th = _interleave(parts, "theta")
-    eps = eps_grid(params["protocol"], params["eps_range"], params["n_steps"])
-    return {"theta": th, "input_theta": _interleave(parts, "input_theta"), "eps": eps, "summary": theta_summary(th)}
 
 
 #: Steps Δ of the θ-versus-step sweep (the authors' local measure uses 1e-4).
@@ -105,7 +108,7 @@ class ThetaStepParams:
     seed: int = 0  #: seed of random directions
 
 
-def theta_step_experiment(model_name: str, profile=None, kind: str | None = None, *, deltas=None,
+def theta_step_experiment(model_name: str, profile=None, *, kind: str | None = None, deltas=None,
                           refresh: bool = False, checkpoint=None, **params) -> pd.DataFrame:
     """Cached θ-versus-step sweep: the authors' local measure (:func:`theta_local`, clipped) at every Δ of
     ``deltas`` on the interior points ε_n, n = 1 … n_steps − 1, of the one-way grid, for the profile's
@@ -116,10 +119,18 @@ def theta_step_experiment(model_name: str, profile=None, kind: str | None = None
                       deltas=deltas, **params)
 
 
+def _theta_step_merge(parts: list, params: dict) -> pd.DataFrame:
+    df = pd.concat(parts, ignore_index=True)
+    return df.sort_values(["delta", "image", "eps"], kind="stable").reset_index(drop=True)
+
+
+@runner.experiment("theta_step", params=ThetaStepParams, merge=_theta_step_merge,
+                   summary=lambda df: f"{df.delta.nunique()} steps × {len(df) // max(df.delta.nunique(), 1)} points"
+                   )
 def _theta_step_part(model, profile, shard, context, *, n_images, n_steps, kind, eps_range, deltas, seed):
     """Local θ of the shard's images (every size-th from rank) at every Δ."""
     rank, size = shard or (0, 1)
-    x, d = _path_directions(model, profile, n_images, kind, seed, False, [0])
+    x, d = path_directions(model, profile, n_images, kind, seed, False, [0])
     keep = list(range(rank, len(x), size))
     eps = eps_grid("oneway", eps_range, n_steps)[1:-1]
     rows = []
@@ -129,18 +140,3 @@ def _theta_step_part(model, profile, shard, context, *, n_images, n_steps, kind,
                                   "eps": np.tile(eps.double().numpy(), len(keep)),
                                   "theta": th.double().numpy().ravel()}))
     return pd.concat(rows, ignore_index=True)
-
-
-def _theta_step_merge(parts: list, params: dict) -> pd.DataFrame:
-    df = pd.concat(parts, ignore_index=True)
-    return df.sort_values(["delta", "image", "eps"], kind="stable").reset_index(drop=True)
-
-
-runner.experiment("theta", params=ThetaParams, merge=_theta_merge, autocast=True,
-                  calls=({"kind": "random"}, {"kind": "fgsm"}),
-                  summary=lambda r: f"θ {tuple(r['theta'].shape)}")(_theta_part)
-
-
-runner.experiment("theta_step", params=ThetaStepParams, merge=_theta_step_merge,
-                  summary=lambda df: f"{df.delta.nunique()} steps × {len(df) // max(df.delta.nunique(), 1)} points"
-                  )(_theta_step_part)

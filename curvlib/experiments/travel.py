@@ -23,7 +23,7 @@ class TravelParams:
     search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
-def travel_experiment(model_name: str, kind: str | None = None, profile=None, *, refresh: bool = False,
+def travel_experiment(model_name: str, profile=None, *, kind: str | None = None, refresh: bool = False,
                       checkpoint=None, **params) -> pd.DataFrame:
     """Cached :func:`travel` of one model, one row per image, along ``kind`` directions; the other
     parameters and their defaults: :class:`TravelParams`. ``checkpoint``: other weights (e.g. an

@@ -22,7 +22,7 @@ class CheckParams(TravelParams):
     step: float = 1e-3  #: step of the dense scan (pixel units)
 
 
-def check_experiment(model_name: str, kind: str | None = None, profile=None, *, refresh: bool = False,
+def check_experiment(model_name: str, profile=None, *, kind: str | None = None, refresh: bool = False,
                      **params) -> pd.DataFrame:
     """Cached re-check of ``n_check`` seeded rows of the travel experiment with the same parameters
     (:class:`CheckParams`), one row per checked sample: ``index`` (its row in the travel frame),

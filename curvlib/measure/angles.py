@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .probe import _as_grid, probe_line
+from .probe import as_grid, probe_line
 
 
 def theta(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -52,7 +52,7 @@ def theta_local(model, x: torch.Tensor, d: torch.Tensor, eps, delta: float = 1e-
     θ [(M,) N, E]."""
     if not (delta > 0 and np.isfinite(delta)):
         raise ValueError(f"delta must be positive and finite, got {delta!r}")
-    e = _as_grid(eps)
+    e = as_grid(eps)
     grid = (e[:, None] + delta * torch.tensor([-1.0, 0.0, 1.0])).flatten()  # [E·3]
     f = probe_line(model, x, d, grid, batch_size, bf16=bf16)["features"]
     return theta(f.reshape(*f.shape[:-2], len(e), 3, f.shape[-1]))[..., 0]

@@ -64,7 +64,7 @@ def score_residual(X: torch.Tensor, P: torch.Tensor, Wq: torch.Tensor, Wk: torch
     return {"A_X": A(X, X), "A_P": A(P, P), "R": A(X, P) + A(P, X), "A_XP": A(X + P, X + P)}
 
 
-def _is_attention(block: nn.Module) -> bool:
+def is_attention(block: nn.Module) -> bool:
     return hasattr(block, "qkv") and hasattr(block, "num_heads") and hasattr(block, "proj")
 
 
@@ -76,7 +76,7 @@ def attention_parts(block: nn.Module, X: torch.Tensor, mask: torch.Tensor | None
     (q·kᵀ·scale plus Swin's relative-position bias and mask), ``weights`` (softmax of the scores)
     and ``out`` ``[B, T, D]`` — equal to ``block(X)`` in eval mode.
     """
-    if not _is_attention(block):
+    if not is_attention(block):
         raise TypeError(f"expected a timm attention module with qkv/num_heads/proj, got {type(block).__name__}")
     if X.ndim != 3 or X.shape[-1] != block.qkv.in_features:
         raise ValueError(f"X must be [B, T, {block.qkv.in_features}], got {tuple(X.shape)}")
@@ -154,7 +154,7 @@ def score_line(block: nn.Module, X: torch.Tensor, P: torch.Tensor, ts=(1e-3, 1e-
     import pandas as pd
 
     _check_tokens(X, P)
-    if not _is_attention(block):
+    if not is_attention(block):
         raise TypeError(f"expected a timm attention module with qkv/num_heads/proj, got {type(block).__name__}")
     for norm in ("q_norm", "k_norm"):
         if not isinstance(getattr(block, norm, nn.Identity()), nn.Identity):

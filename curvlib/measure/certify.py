@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .. import stats
 from ..inference import model_device
-from .travel import _logit_margin, positions
+from .travel import logit_margin, positions
 
 CATEGORIES = ("agree", "earlier, verified", "earlier, NOT verified", "missed", "false never", "start differs")
 #: Categories that count as agreement (the search's answer is right, or a verified earlier crossing).
@@ -68,7 +68,7 @@ def dense_scan(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, step: f
             eps = torch.full((len(sub),), k * step, dtype=torch.float32)
             z = model(positions(x[sub], d[sub], eps).to(dev)).float().cpu()
             pr = z.argmax(-1)
-            margin[sub, k - 1] = _logit_margin(z, y[sub]).float()
+            margin[sub, k - 1] = logit_margin(z, y[sub]).float()
             wrong = pr != y[sub]
             first[sub[wrong]] = k
             new_class[sub[wrong]] = pr[wrong]

@@ -6,10 +6,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..inference import call, model_device
-from .probe import _lines
+from .probe import checked_lines
 
 
-def _unfused(model):
+def unfused(model):
     """Context: timm's fused attention off (forward-mode AD has no rule for the fused kernel)."""
     import contextlib
 
@@ -26,7 +26,7 @@ def _unfused(model):
     return ctx()
 
 
-def _blocks(model) -> list[tuple[str, torch.nn.Module]]:
+def residual_blocks(model) -> list[tuple[str, torch.nn.Module]]:
     """The residual blocks of a timm network in forward order (ResNet stages' blocks, MobileNetV2 /
     ViT ``blocks``, Swin stages' blocks), for per-layer attribution."""
     net = getattr(model, "net", model)
@@ -73,15 +73,15 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
     """
     from torch.func import jvp
 
-    dd, e, multi = _lines(x, d, eps)
+    dd, e, multi = checked_lines(x, d, eps)
     M, N, E = dd.shape[0], x.shape[0], e.numel()
     dev = model_device(model)
     P = M * N * E  # points, direction-major, then image, then ε
-    named = _blocks(model) if blocks else []
+    named = residual_blocks(model) if blocks else []
     out = {k: [] for k in ("kappa", "omega", "speed")}
     block_omega = [[] for _ in named]
     was = getattr(model, "check_inputs", None)
-    with _unfused(model):
+    with unfused(model):
         if was is not None:
             model.check_inputs = False  # dual tensors: the range check would read their primal anyway
         try:

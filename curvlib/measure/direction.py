@@ -62,7 +62,7 @@ def saturation_aware(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return normalize(d * inside.to(d.dtype))
 
 
-def _check(x: torch.Tensor, y: torch.Tensor | None, num_classes: int | None = None) -> None:
+def check_inputs(x: torch.Tensor, y: torch.Tensor | None, num_classes: int | None = None) -> None:
     check_pixels(x)
     if y is not None:
         if not isinstance(y, torch.Tensor) or y.ndim != 1 or len(y) != len(x):
@@ -106,7 +106,7 @@ def direction(model, x: torch.Tensor, y: torch.Tensor | None = None, kind: str =
     if kind not in KINDS:
         raise ValueError(f"unknown direction kind {kind!r}; choose one of {', '.join(KINDS)}")
     num_classes = getattr(model, "num_classes", None) if model is not None else None
-    _check(x, y if kind == "fgsm" else None, num_classes)
+    check_inputs(x, y if kind == "fgsm" else None, num_classes)
     if kind == "fgsm":
         if model is None or y is None:
             raise ValueError("fgsm directions need the model and the labels y")

@@ -5,7 +5,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..inference import model_device
-from .probe import _lines, line_points
+from .probe import checked_lines, line_points
 
 #: Activation modules whose input's sign pattern defines the linear pieces (ReLU6 also at 6).
 _ACTIVATIONS = ("ReLU", "ReLU6", "GELU", "LeakyReLU", "SiLU")
@@ -17,7 +17,7 @@ def kinks(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 500, p
     activation units change sign (for ReLU6 also cross 6) — the kinks a piecewise-linear network's
     path goes through. x [N, C, H, W], d [N, …] or [M, N, …] → counts [(M,) N, S − 1] (int64). Read
     by pre-hooks, before any in-place activation overwrites its input."""
-    dd, e, multi = _lines(x, d, eps)
+    dd, e, multi = checked_lines(x, d, eps)
     M, N, S = dd.shape[0], x.shape[0], e.numel()
     pts = line_points(x, dd, e).reshape(M * N, S, *x.shape[1:])
     dev = model_device(model)

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .probe import _as_grid
+from .probe import as_grid
 
 
 def affine_residual(features, a, b) -> torch.Tensor:
@@ -33,7 +33,7 @@ def affine_residual(features, a, b) -> torch.Tensor:
     input grid. NaN for a mesh that is a single point (no variation).
     """
     f = torch.as_tensor(features).double()
-    A_, B_ = _as_grid(a, "a").double(), _as_grid(b, "b").double()
+    A_, B_ = as_grid(a, "a").double(), as_grid(b, "b").double()
     if f.ndim < 3 or f.shape[-3:-1] != (len(A_), len(B_)):
         raise ValueError(f"features must be [..., A, B, F] with A = len(a) = {len(A_)}, B = len(b) = {len(B_)}, "
                          f"got {tuple(f.shape)}")

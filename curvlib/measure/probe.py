@@ -17,7 +17,7 @@ from ..data import check_pixels
 from ..inference import autocast, call, model_device
 
 
-def _as_grid(eps, name="eps") -> torch.Tensor:
+def as_grid(eps, name="eps") -> torch.Tensor:
     e = torch.as_tensor(eps, dtype=torch.float32).flatten()
     if e.numel() == 0 or not torch.isfinite(e).all():
         raise ValueError(f"{name} must be a non-empty finite 1-D grid")
@@ -43,10 +43,10 @@ def _forward_points(model, pts: torch.Tensor, batch_size: int, progress: bool, d
     return torch.cat(feats).cpu(), torch.cat(logits).cpu()
 
 
-def _lines(x: torch.Tensor, d: torch.Tensor, eps) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def checked_lines(x: torch.Tensor, d: torch.Tensor, eps) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Checked inputs of a batch of lines: (directions as [M, N, C, H, W], grid [S], whether d had the M axis)."""
     check_pixels(x)
-    e = _as_grid(eps)
+    e = as_grid(eps)
     multi = d.ndim == x.ndim + 1
     if (d.shape[1:] if multi else d.shape) != x.shape:
         raise ValueError(f"directions must have shape {tuple(x.shape)} or [M, {', '.join(map(str, x.shape))}], "
@@ -62,7 +62,7 @@ def probe_line(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 5
     for M directions per image), grid eps [S] → dict with ``features`` [(M,) N, S, F], ``logits``
     [(M,) N, S, K], ``pred`` [(M,) N, S] and ``eps`` [S]; points are clip(x + ε d). ``bf16``:
     autocast the forward passes."""
-    dd, e, multi = _lines(x, d, eps)
+    dd, e, multi = checked_lines(x, d, eps)
     M, N, S = dd.shape[0], x.shape[0], e.numel()
     pts = (x[None, :, None] + e.view(1, 1, S, 1, 1, 1) * dd[:, :, None]).clamp_(0, 1)  # [M, N, S, C, H, W]
     image = torch.arange(N).view(1, N, 1).expand(M, N, S).reshape(-1)  # each point's image
@@ -86,7 +86,7 @@ def probe_plane(model, x: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, a, b
     for name, dv in (("d1", d1), ("d2", d2)):
         if dv.reshape(-1).shape != x.reshape(-1).shape:
             raise ValueError(f"{name} must have the image's shape {tuple(x.shape[1:])}, got {tuple(dv.shape)}")
-    A, B = _as_grid(a, "a"), _as_grid(b, "b")
+    A, B = as_grid(a, "a"), as_grid(b, "b")
     d1, d2 = d1.reshape(x.shape[1:]), d2.reshape(x.shape[1:])
     pts = (x[0][None, None] + A.view(-1, 1, 1, 1, 1) * d1 + B.view(1, -1, 1, 1, 1) * d2).clamp_(0, 1)
     f, lg = _forward_points(model, pts.reshape(-1, *x.shape[1:]), batch_size, progress, "probe plane")
@@ -203,7 +203,7 @@ def eps_grid(protocol: str, eps_range: float, n_steps: int) -> torch.Tensor:
 def line_points(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
     """Input points clip(x + ε d) [M, N, S, C, H, W] for images x [N, C, H, W], directions d [M, N, C, H, W]
     and grid eps [S] (the path in input space, for its own θ: the ruler's baseline)."""
-    e = _as_grid(eps)
+    e = as_grid(eps)
     if not (isinstance(x, torch.Tensor) and isinstance(d, torch.Tensor)):
         raise TypeError("x and d must be torch Tensors")
     if x.ndim != 4 or d.ndim != 5 or d.shape[1:] != x.shape:

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ..models import CurvModel
-from .attention import _is_attention, attention_parts
+from .attention import attention_parts, is_attention
 
 #: The kinds of component :func:`linearized` can linearise, by module type name.
 KIND_TYPES = {
@@ -104,7 +104,7 @@ def _rows(t: torch.Tensor, state: _Index) -> torch.Tensor:
 def _plain_attention(module: nn.Module) -> bool:
     """A timm Attention / WindowAttention whose tangent :class:`_Expanded` writes out (no q/k/out norm)."""
 
-    return _is_attention(module) and all(isinstance(getattr(module, a, nn.Identity()), nn.Identity)
+    return is_attention(module) and all(isinstance(getattr(module, a, nn.Identity()), nn.Identity)
                                          for a in ("q_norm", "k_norm", "norm"))
 
 

@@ -16,8 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..inference import call, model_device
-from .direction import _check
-from .search import SEARCHES, Search, max_passes, min_passes, run_search, search_setting  # noqa: F401
+from .direction import check_inputs
+from .search import max_passes, run_search, search_setting
 
 STATUSES = ("crossed", "never", "misclassified_at_start")
 
@@ -31,7 +31,7 @@ def positions(x: torch.Tensor, d: torch.Tensor, eps) -> torch.Tensor:
 
 
 
-def _logit_margin(z: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+def logit_margin(z: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """z_y − max_{j≠y} z_j per row of logits z [M, K] (float64)."""
     zy = z.gather(1, ys[:, None]).squeeze(1)
     other = z.scatter(1, ys[:, None], float("-inf")).amax(1)
@@ -43,7 +43,7 @@ def _margin(model, xs, ys, dev, index=None):
     """(prediction, margin z_y − max_{j≠y} z_j) of images xs [M, ...] with labels ys [M] (``index``:
     their sample numbers, for a model that asks for them)."""
     z = call(model, xs.to(dev, non_blocking=True), index).float()
-    return z.argmax(-1).cpu(), _logit_margin(z, ys.to(z.device)).cpu()
+    return z.argmax(-1).cpu(), logit_margin(z, ys.to(z.device)).cpu()
 
 
 
@@ -89,7 +89,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
         the crossing lies in (eps_lo, eps]), ``status`` (crossed / never / misclassified_at_start),
         ``new_class`` (prediction at ε*), ``passes`` (forward passes spent on the sample).
     """
-    _check(x, y, getattr(model, "num_classes", None))
+    check_inputs(x, y, getattr(model, "num_classes", None))
     if d.shape != x.shape:
         raise ValueError(f"directions must have the images' shape {tuple(x.shape)}, got {tuple(d.shape)}")
     if not torch.isfinite(d).all():
@@ -131,7 +131,7 @@ def travel(model, x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, eps_max: fl
             pr, m = _margin(model, positions(xb[i], db[i], q.float()), yb[i], dev, s + i)
             return pr != yb[i], pr, m
 
-        st = run_search(probe, _logit_margin(z0, yb), alive, eps_max, tol, setting, budget, caps)
+        st = run_search(probe, logit_margin(z0, yb), alive, eps_max, tol, setting, budget, caps)
         eps_star[sl], eps_lo[sl], new_class[sl], passes[sl] = st.hi, st.lo, st.cls, st.used
         status[sl] = np.where(alive.numpy(), np.where(torch.isnan(st.hi).numpy(), "never", "crossed"),
                               "misclassified_at_start")

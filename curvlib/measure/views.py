@@ -1,9 +1,12 @@
-"""What the explorer and the trajectory player show, computed (not drawn): plane views, walks, mesh flatness."""
+"""What the explorer, the trajectory player and the trajectories chapter show, computed (not drawn): plane
+views, walks, mesh flatness per plane and the paper's Figure 4 single lines."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .angles import theta
 from .direction import direction
 from .mesh import affine_residual, interior_directions
 from .probe import line_points, probe_line, probe_plane, project_2d
@@ -44,8 +47,6 @@ def mesh_flatness(models: dict, x: torch.Tensor, y: torch.Tensor, step: float, n
     """Flatness ρ of each model's mesh around each image x[i] (the same grid for all models), as a
     frame with columns model, image, rho (features), rho_input (the clipped input points) and
     moving (share of pixels that move); see :func:`plane_view`."""
-    import pandas as pd
-
     rows = []
     for name, model in models.items():
         for i in range(len(x)):
@@ -115,3 +116,40 @@ def eps_per_kind(eps_max, kinds) -> dict:
     if missing:
         raise ValueError(f"eps_max has no value for {', '.join(missing)}")
     return {kd: given[kd] for kd in kinds}
+
+
+#: The planes of :func:`plane_flatness`: name → restricted to the pixels that never clip.
+PLANES = {"clipped": False, "interior": True}
+
+
+def plane_flatness(models: dict, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: int) -> pd.DataFrame:
+    """:func:`mesh_flatness` of every model around every image x [N, C, H, W]
+    (pixels in [0, 1], labels y [N]) on both :data:`PLANES`: columns model, image, rho, rho_input,
+    moving and ``plane``."""
+    return pd.concat([mesh_flatness(models, x, y, step, n_steps, interior=inner).assign(plane=plane)
+                      for plane, inner in PLANES.items()])
+
+
+def single_lines(models: dict, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor) -> tuple[pd.DataFrame,
+                                                                                               pd.DataFrame]:
+    """The paper's Figure 4 lines: every model's features along clip(x + ε d) for one image x
+    [1, C, H, W] (pixels in [0, 1]), directions d [M, 1, C, H, W] and a symmetric grid eps [S].
+
+    Returns ``paths``: one row per (model, line, step) with ``eps`` and the 2-D view ``x``, ``y``
+    (the line's own two principal axes, centred on the image ε = 0 and scaled into [−1, 1]²), and
+    ``thetas``: one row per (model, line) with ``theta``, the mean turning angle θ in degrees over the
+    interior steps, leaving out the step at the image (where clipping kinks every input line)."""
+    mid = len(eps) // 2
+    away = (eps[1:-1].abs() > 1e-12).numpy()
+    paths, thetas = [], []
+    for name, model in models.items():
+        feats = probe_line(model, x, d, eps)["features"][:, 0]  # [M, S, F]
+        mean = np.nanmean(np.degrees(theta(feats).numpy())[:, away], axis=1)
+        for m in range(len(feats)):
+            xy, _ = project_2d(feats[m], "pca")
+            xy = xy - xy[mid]
+            xy = xy / (xy.abs().max() + 1e-12)
+            paths.append(pd.DataFrame({"model": name, "line": m, "eps": eps.numpy(), "x": xy[:, 0].numpy(),
+                                       "y": xy[:, 1].numpy()}))
+            thetas.append({"model": name, "line": m, "theta": mean[m]})
+    return pd.concat(paths, ignore_index=True), pd.DataFrame(thetas)

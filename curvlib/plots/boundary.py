@@ -57,7 +57,7 @@ def band_medians_table(bands: pd.DataFrame):
 def boundary_images_figure(x, y, moved: dict, frames: dict[str, pd.DataFrame], classes=None):
     """The originals x [n, C, H, W] (titled with their labels y [n]) above one row per model of the
     images moved to the boundary (``moved``: model → [n, C, H, W], as
-    :func:`curvlib.claims.boundary.boundary_images` returns them), titled with ε* and the new class from
+    :func:`curvlib.experiments.examples.boundary_images` returns them), titled with ε* and the new class from
     the model's FGSM travel frame (``frames``: model → frame) or the travel's status. ``classes``: class
     names by label (default: the labels' numbers). Returns the Figure."""
     import matplotlib.pyplot as plt

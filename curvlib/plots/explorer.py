@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import FASHION_CLASSES
+from ..constants import FASHION_CLASSES
 from ..measure.views import plane_view
 from .theme import model_colors
 

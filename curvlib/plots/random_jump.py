@@ -31,7 +31,7 @@ def jump_images_figure(x: torch.Tensor, examples: dict):
     """The paper's Figure 10: per model (a row) and image, the original, the direct route's final image
     and the jump route's, titled with the total perturbation and PSNR (or the route's travel status).
     ``x``: images [n, C, H, W]; ``examples``: model → (jump frame, x_direct_final, x_jump_final) as
-    :func:`~curvlib.claims.random_jump.jump_examples` returns them. Returns the Figure."""
+    :func:`~curvlib.experiments.examples.jump_examples` returns them. Returns the Figure."""
     import matplotlib.pyplot as plt
 
     n = len(x)

@@ -36,7 +36,7 @@ def flatness_table_style(table: pd.DataFrame):
 
 def flatness_figure(flat: pd.DataFrame, colors: dict | None = None):
     """ρ per image and model (dots) with each model's median (bar), one panel per plane of a
-    :func:`~curvlib.claims.trajectories.plane_flatness` frame (clipped, interior); the clipped panel
+    :func:`~curvlib.measure.views.plane_flatness` frame (clipped, interior); the clipped panel
     also marks the clipped input points' own median ρ. Returns the Figure."""
     import matplotlib.pyplot as plt
 
@@ -61,7 +61,7 @@ def flatness_figure(flat: pd.DataFrame, colors: dict | None = None):
 
 
 def single_lines_figure(paths: pd.DataFrame, thetas: pd.DataFrame, colors: dict | None = None):
-    """The lines of :func:`~curvlib.claims.trajectories.single_lines`: one panel per model, its lines
+    """The lines of :func:`~curvlib.measure.views.single_lines`: one panel per model, its lines
     side by side (two per row), points coloured by ε (blue −, red +), the image as a star and each
     line's mean θ below it. Returns the Figure."""
     import matplotlib.pyplot as plt
