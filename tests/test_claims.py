@@ -355,6 +355,14 @@ def test_a_claim_writes_its_verdict_sentence_from_the_row():
         Claim("bad", "p", "c", "=", 0.0, "s", "r")
 
 
+def test_a_claims_own_words_for_its_verdicts_and_the_fallback():
+    c = CLAIMS["surgery (distance)"]
+    assert c.reads_as("opposite") == "the travel is longer" and c.reads_as("holds") == "the travel is shorter"
+    assert CLAIMS["calibration (gap)"].reads_as("holds") == "the paper's claim **holds**"
+    for claim in CLAIMS.values():  # words only for verdicts that exist
+        assert {v for v, _ in claim.reads} <= {"holds", "opposite", "inconclusive", "no data"}
+
+
 def test_every_claim_names_an_existing_chapter_and_a_rule():
     chapters = {p.stem for p in (Path(__file__).resolve().parents[1] / "book").glob("*.md")}
     for name, c in CLAIMS.items():

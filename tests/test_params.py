@@ -6,7 +6,6 @@ import pytest
 
 from curvlib import experiments, runner
 from curvlib.config import get_profile
-from curvlib.constants import EPS_R
 from curvlib.experiments import attention, calibration, curvature, random_jump, surgery, theta, travel, travel_check
 
 
@@ -32,10 +31,11 @@ CHAPTER_CALLS = {
     "calibration": lambda m, p, c: calibration.predictions(m, p),
     "travel": lambda m, p, c: travel.travel_experiment(m, p, kind=c["kind"]),
     "travel_check": lambda m, p, c: travel_check.check_experiment(m, p, kind=c["kind"]),
-    "theta": lambda m, p, c: theta.theta_experiment(m, p, kind=c["kind"]),
+    "theta": lambda m, p, c: theta.theta_experiment(m, p, kind=c["kind"], protocol=c["protocol"],
+                                                    saturation=c["saturation"]),
     "theta_step": lambda m, p, c: theta.theta_step_experiment(m, p),
     "curvature": lambda m, p, c: curvature.curvature_experiment(m, p, kind=c["kind"]),
-    "random_jump": lambda m, p, c: random_jump.jump_experiment(m, p, eps_r=EPS_R),
+    "random_jump": lambda m, p, c: random_jump.jump_experiment(m, p, eps_r=c["eps_r"]),
     "attention": lambda m, p, c: attention.attention_experiment(m, p),
     "surgery_path": lambda m, p, c: surgery.path_experiment(m, p, surgery=c["surgery"]),
     "surgery_travel": lambda m, p, c: surgery.travel_experiment(m, p, surgery=c["surgery"], kind=c["kind"]),

@@ -233,16 +233,13 @@ def no_line_markdown(table: pd.DataFrame) -> str:
             "axis cannot show.") if none else ""
 
 
-_ORDERING = {"holds": "holds", "opposite": "is reversed", "inconclusive": "is not decided", "no data": "has no data"}
-
-
 def theta_ratio_markdown(ratios: pd.DataFrame) -> list[str]:
     """One Markdown bullet per row of :func:`ruler_ratios`, its verdict judged by ``CLAIMS["curvature (θ)"]``."""
     lines = []
     for r in ratios.itertuples():
         row = CLAIMS["curvature (θ)"].judge(r.ratio, r.lo, r.hi, r.n_images)
         lines.append(f"- **θ, {r.kind}, {r.ruler}**: Transformers' mean θ / CNNs' = {r.ratio:.2f} "
-                     f"[{r.lo:.2f}, {r.hi:.2f}] — the paper's ordering {_ORDERING[row['verdict']]}.")
+                     f"[{r.lo:.2f}, {r.hi:.2f}] — {CLAIMS['curvature (θ)'].reads_as(row['verdict'])}.")
     return lines
 
 

@@ -10,13 +10,11 @@ import numpy as np
 import pandas as pd
 
 from ..constants import EPS_R
+from ..experiments.random_jump import JUMP_SIZES  # noqa: F401 (the chapter's sweep, read from here)
 from ..measure.random_jump import median_ratio
 from ..stats import bootstrap, verdict
 from .records import CLAIMS
 from .resample import family_map, pooled_median, same_images, split_families
-
-#: Jump sizes ε_r (per-pixel step, pixels in [0, 1]) of the chapter's sweep; the paper's is :data:`EPS_R`.
-JUMP_SIZES = (0.01, 0.02, 0.05, 0.1)
 
 #: The ratios of :func:`jump_ratios`: name → (numerator, denominator) columns of a jump frame. The
 #: controls compare second legs with one ingredient of the jump route in common: the start x_r

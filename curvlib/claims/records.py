@@ -23,7 +23,8 @@ class Claim:
 
     ``expect`` (">" or "<"): the side of ``null`` (the statistic's no-effect value) on which the paper
     puts the statistic; ``statistic``: what is measured, in words (a row may name its models instead);
-    ``rule``: how the interval is read; ``fmt``: the format of the numbers in :meth:`sentence`.
+    ``rule``: how the interval is read; ``fmt``: the format of the numbers in :meth:`sentence`;
+    ``reads``: (verdict, words) pairs for a chapter's list of sub-results (:meth:`reads_as`).
     """
 
     name: str
@@ -34,6 +35,7 @@ class Claim:
     statistic: str
     rule: str
     fmt: str = ".3g"
+    reads: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         if self.expect not in (">", "<"):
@@ -51,6 +53,11 @@ class Claim:
         return {"claim": self.name, "paper": self.paper, "measure": measure or self.statistic,
                 "estimate": estimate, "lo": lo, "hi": hi, "verdict": v, "rule": rule or self.rule,
                 "chapter": self.chapter, "n": n, "note": note, **extra}
+
+    def reads_as(self, verdict: str) -> str:
+        """How a verdict of this claim reads at the end of a sub-result's line: its ``reads`` words, or
+        "the paper's claim **<verdict>**" when the record has none for it."""
+        return dict(self.reads).get(verdict, f"the paper's claim **{verdict}**")
 
     def sentence(self, row, profile=None) -> str:
         """A row of :meth:`judge` as one Markdown sentence: what was measured, the estimate with its 95 %
@@ -81,7 +88,10 @@ _CLAIMS = (
           "holds if the interval lies above 0; on the images every model classifies correctly; paired", "+.2f"),
     Claim("curvature (θ)", "Transformers' representation paths turn, CNNs' stay almost straight (Figure 5)",
           "curvature", ">", 1.0, "mean θ Transformers / CNNs",
-          "holds if the interval lies above 1; paired over images", ".2f"),
+          "holds if the interval lies above 1; paired over images", ".2f",
+          reads=(("holds", "the paper's ordering holds"), ("opposite", "the paper's ordering is reversed"),
+                 ("inconclusive", "the paper's ordering is not decided"),
+                 ("no data", "the paper's ordering has no data"))),
     Claim("curvature (ω)", "Transformers' paths bend, CNNs' do not (Figure 5), measured as a step-free bending rate "
           "along FGSM", "curvature", ">", 0.0, "mean ω Transformers − CNNs (rad per unit ε, FGSM)",
           "holds if the interval lies above 0; paired over images", ".3g"),
@@ -96,7 +106,10 @@ _CLAIMS = (
           "paired over images", ".2f"),
     Claim("surgery (distance)", "The curve causes the long travel: taking the Transformers' bend out (every "
           "non-linear component linearised at the image) brings their boundary closer along FGSM", "surgery", "<",
-          1.0, "median ε*(all linearised) / ε*(original), Transformers, FGSM, all images", _NEARER, ".2f"),
+          1.0, "median ε*(all linearised) / ε*(original), Transformers, FGSM, all images", _NEARER, ".2f",
+          reads=(("holds", "the travel is shorter"), ("opposite", "the travel is longer"),
+                 ("inconclusive", "the travel is not measurably different"),
+                 ("no data", "the travel is not measurable"))),
     Claim("surgery (low confidence)", "… most at low confidence, where the paper finds the Transformers' travel "
           "longest (Figure 3)", "surgery", "<", 1.0,
           "median ε*(all linearised) / ε*(original), Transformers, FGSM, low confidence", _NEARER, ".2f"),

@@ -250,18 +250,13 @@ def shares_markdown(shares: pd.DataFrame, names) -> str:
         "[0, 1] bites: θ of an affine image of a kinked path is not zero.")
 
 
-#: How a ratio ε*(surgered) / ε*(original) reads, by its verdict (holds: below 1).
-TRAVEL_IS = {"holds": "shorter", "opposite": "longer", "inconclusive": "not measurably different",
-             "no data": "not measurable"}
-
-
 def ratios_markdown(ratios: pd.DataFrame, families=("Transformer", "CNN"), kinds=("fgsm", "random"),
                     surgeries=("attention", "norm", "activation", "all"), band: str = "all") -> str:
     """Markdown list from :func:`eps_ratios`: per family, direction kind and surgery present, the median ratio with
     its interval and pair count, and whether the travel is shorter, longer or not measurably different."""
     rows = {(r.family, r.kind, r.surgery): r for r in ratios[ratios.band == band].itertuples()}
     return "\n".join(f"- {fam}s, {s} linearised, {kind}: median ratio {r.median:.3f} [{r.lo:.3f}, {r.hi:.3f}] "
-                     f"({r.n_pairs} pairs) — the travel is {TRAVEL_IS[r.verdict]}."
+                     f"({r.n_pairs} pairs) — {CLAIMS['surgery (distance)'].reads_as(r.verdict)}."
                      for fam in families for kind in kinds for s in surgeries if (r := rows.get((fam, kind, s))))
 
 

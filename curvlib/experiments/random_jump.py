@@ -8,20 +8,20 @@ import pandas as pd
 from .. import data, runner
 from ..constants import EPS_R
 from ..measure.random_jump import jump_travel
-from .travel import travel_experiment
+from .travel import SearchParams, travel_experiment
+
+#: Jump sizes ε_r (per-pixel step, pixels in [0, 1]) of the chapter's sweep; the paper's is :data:`EPS_R`.
+JUMP_SIZES = (0.01, 0.02, 0.05, 0.1)
 
 
 @dataclass(frozen=True)
-class JumpParams:
+class JumpParams(SearchParams):
     """Parameters of experiment ``random_jump`` (pixel units)."""
 
     eps_r: float = EPS_R  #: size of the random jump
     n: int | None = runner.from_profile("n_travel")  #: the first n test images
     kind: str = "random_sign"  #: the jump's direction kind
     seed: int = 0  #: seed of the jump
-    eps_max: float = 1.0  #: end of the searched range
-    tol: float = 1e-4  #: bracket width at which ε* is reported
-    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
 def jump_experiment(model_name: str, profile=None, *, eps_r: float | None = None, refresh: bool = False,
@@ -38,7 +38,8 @@ def _direct_travel(model_name, profile, params, checkpoint) -> pd.DataFrame:
                              tol=params["tol"], checkpoint=checkpoint, search=params["search"])
 
 
-@runner.experiment("random_jump", params=JumpParams, prepare=_direct_travel, summary=lambda df: f"{len(df)} pairs")
+@runner.experiment("random_jump", params=JumpParams, prepare=_direct_travel,
+                   calls=tuple({"eps_r": e} for e in JUMP_SIZES), summary=lambda df: f"{len(df)} pairs")
 def _jump_part(model, profile, shard, direct_all, *, eps_r, n, kind, seed, eps_max, tol, search) -> pd.DataFrame:
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
     index = data.shard_index(data.n_available(profile, n), shard)

@@ -15,6 +15,8 @@ from ..measure.direction import direction
 from ..measure.probe import eps_grid, probe_line
 from ..measure.surgery import KINDS, linearized, targets
 from ..measure.travel import travel
+from .theta import LineParams
+from .travel import SearchParams
 
 #: The surgeries the experiments take: "none" (the original model) or one kind.
 SURGERIES = ("none", *KINDS)
@@ -62,17 +64,13 @@ def _images(model, profile, n, kind, seed, shard=None):
 
 
 @dataclass(frozen=True)
-class PathParams:
-    """Parameters of experiment ``surgery_path`` (ε in pixel units)."""
+class PathParams(LineParams):
+    """Parameters of experiment ``surgery_path`` (ε in pixel units): the θ paths' (one-way grid; FGSM of the
+    original model, or seeded random), and these."""
 
-    n_images: int | None = runner.from_profile("n_theta_images")  #: the first n test images
     surgery: str = "none"  #: what is linearised: a kind of :data:`SURGERIES`
-    kind: str = "fgsm"  #: direction kind (FGSM of the original model, or seeded random)
-    eps_range: float = 0.1  #: extent of the θ path (one-way grid)
-    n_steps: int | None = runner.from_profile("n_steps")  #: grid points of the θ path
     omega_range: float = 0.04  #: extent of the ω grid
     omega_steps: int = 3  #: ω grid intervals
-    seed: int = 0  #: seed of random directions
 
 
 def path_experiment(model_name: str, profile=None, *, surgery: str | None = None, kind: str | None = None,
@@ -124,16 +122,12 @@ def _path_part(model, profile, shard, context, *, n_images, surgery, kind, eps_r
 
 
 @dataclass(frozen=True)
-class SurgeryTravelParams:
+class SurgeryTravelParams(SearchParams):
     """Parameters of experiment ``surgery_travel`` (pixel units)."""
 
     n: int | None = runner.from_profile(lambda p: max(4, p.n_travel // 5))  #: the first n test images
     surgery: str = "none"  #: what is linearised: a kind of :data:`SURGERIES`
     kind: str = "fgsm"  #: direction kind (FGSM of the original model, or seeded random)
-    eps_max: float = 1.0  #: end of the searched range
-    tol: float = 1e-4  #: bracket width at which ε* is reported
-    seed: int = 0  #: seed of random directions
-    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
 
 
 def travel_experiment(model_name: str, profile=None, *, surgery: str | None = None, kind: str | None = None,
@@ -165,15 +159,11 @@ def _travel_part(model, profile, shard, context, *, n, surgery, kind, eps_max, t
 
 
 @dataclass(frozen=True)
-class TurningParams:
+class TurningParams(SearchParams):
     """Parameters of experiment ``surgery_turning``: those of the unsurgered travel, and ``n_t``."""
 
     n: int | None = runner.from_profile(lambda p: max(4, p.n_travel // 5))  #: the first n test images
     kind: str = "fgsm"  #: direction kind
-    eps_max: float = 1.0  #: end of the searched range
-    tol: float = 1e-4  #: bracket width at which ε* is reported
-    seed: int = 0  #: seed of random directions
-    search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
     n_t: int = 3  #: intervals of the trapezoid rule on [0, ε*]
 
 

@@ -15,15 +15,26 @@ from ..measure.probe import eps_grid, line_points, probe_line
 
 
 @dataclass(frozen=True)
-class ThetaParams:
-    """Parameters of experiment ``theta`` (ε in pixel units)."""
+class LineParams:
+    """The paths' parameters, shared by every experiment that measures along lines x + ε d (pixel units)."""
 
     n_images: int | None = runner.from_profile("n_theta_images")  #: the first n test images
-    n_directions: int | None = runner.from_profile("n_directions")  #: random directions per image (FGSM: 1)
     n_steps: int | None = runner.from_profile("n_steps")  #: grid points along each path
-    kind: str = "random"  #: direction kind
+    kind: str = "fgsm"  #: direction kind (FGSM: one direction per image; or seeded random)
     eps_range: float = 0.1  #: the path's extent
     seed: int = 0  #: seed of random directions
+
+
+#: The curvature chapter's rulers, (protocol, saturation-aware directions): the paper's one-way travel first.
+RULERS = (("oneway", False), ("oneway", True), ("symmetric", False))
+
+
+@dataclass(frozen=True)
+class ThetaParams(LineParams):
+    """Parameters of experiment ``theta`` (ε in pixel units): the paths', and these."""
+
+    n_directions: int | None = runner.from_profile("n_directions")  #: random directions per image (FGSM: 1)
+    kind: str = "random"  #: direction kind
     protocol: str = "oneway"  #: grid: "oneway" (from x along +d) or "symmetric" (around x)
     saturation: bool = False  #: saturation-aware directions (:func:`saturation_aware`)
 
@@ -63,7 +74,8 @@ def _theta_merge(parts: list, params: dict) -> dict:
 
 
 @runner.experiment("theta", params=ThetaParams, merge=_theta_merge, autocast=True,
-                   calls=({"kind": "random"}, {"kind": "fgsm"}),
+                   calls=tuple({"kind": k, "protocol": p, "saturation": s}
+                               for k in ("random", "fgsm") for p, s in RULERS),
                    summary=lambda r: f"θ {tuple(r['theta'].shape)}")
 def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_steps, kind, eps_range, seed,
                 protocol, saturation):
@@ -97,15 +109,11 @@ STEP_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
 @dataclass(frozen=True)
-class ThetaStepParams:
-    """Parameters of experiment ``theta_step`` (pixel units)."""
+class ThetaStepParams(LineParams):
+    """Parameters of experiment ``theta_step`` (pixel units): the paths' (one direction per image, one-way
+    grid), and the steps Δ."""
 
-    n_images: int | None = runner.from_profile("n_theta_images")  #: the first n test images
-    n_steps: int | None = runner.from_profile("n_steps")  #: grid points of the one-way path
-    kind: str = "fgsm"  #: direction kind (one direction per image)
-    eps_range: float = 0.1  #: the path's extent
     deltas: tuple = STEP_SWEEP  #: the steps Δ of the sweep
-    seed: int = 0  #: seed of random directions
 
 
 def theta_step_experiment(model_name: str, profile=None, *, kind: str | None = None, deltas=None,

@@ -12,15 +12,21 @@ from ..measure.travel import travel
 
 
 @dataclass(frozen=True)
-class TravelParams:
-    """Parameters of experiment ``travel`` (ε in pixel units, pixels in [0, 1])."""
+class SearchParams:
+    """The boundary search's parameters, shared by every experiment that measures ε* (pixel units)."""
 
-    n: int | None = runner.from_profile("n_travel")  #: the profile's first n test images
-    kind: str = "fgsm"  #: direction: "fgsm" or a seeded random kind
     eps_max: float = 1.0  #: end of the searched range
     tol: float = 1e-4  #: bracket width at which ε* is reported
     seed: int = 0  #: seed of random directions
     search: str | None = runner.from_profile("search")  #: a name in :data:`curvlib.measure.search.SEARCHES`
+
+
+@dataclass(frozen=True)
+class TravelParams(SearchParams):
+    """Parameters of experiment ``travel`` (ε in pixel units, pixels in [0, 1]): the search's, and these."""
+
+    n: int | None = runner.from_profile("n_travel")  #: the profile's first n test images
+    kind: str = "fgsm"  #: direction: "fgsm" or a seeded random kind
 
 
 def travel_experiment(model_name: str, profile=None, *, kind: str | None = None, refresh: bool = False,
