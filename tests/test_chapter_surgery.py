@@ -49,7 +49,7 @@ def test_path_results_run_each_surgery_that_applies_once(fake_runs):
 
 
 def test_travel_results_run_random_directions_only_for_the_profiles_models(fake_runs):
-    frames = es.travel_results(["vit"], ["resnet_gelu"], PROFILE)
+    frames = es.travel_results(["vit"], PROFILE, variants=["resnet_gelu"])
     assert {k for k in frames if k[2] == "random"} == {("vit", "none", "random"), ("vit", "all", "random")}
     assert {k[2] for k in frames if k[0] == "resnet_gelu"} == {"fgsm"}
     assert ("resnet_gelu", "none", "fgsm") in frames and ("resnet_gelu", "all", "fgsm") in frames

@@ -78,3 +78,29 @@ def test_profile_rules_follow_the_profile_and_explicit_values_win():
     assert runner.params_for("travel", big, search="careful")["search"] == "careful"
     with pytest.raises(TypeError, match="has no parameter"):
         runner.params_for("travel", big, budget=3)
+
+
+def _wrappers():
+    import inspect
+
+    from curvlib.experiments import examples
+    mods = (attention, calibration, curvature, random_jump, surgery, theta, travel, travel_check, examples)
+    for mod in mods:
+        for name, fn in inspect.getmembers(mod, inspect.isfunction):
+            if fn.__module__ == mod.__name__ and (name.endswith(("_experiment", "_results")) or name == "predictions"
+                                                  or (mod is examples and not name.startswith("_"))):
+                yield f"{mod.__name__.rsplit('.', 1)[1]}.{name}", fn
+
+
+@pytest.mark.parametrize("name,fn", list(_wrappers()), ids=[n for n, _ in _wrappers()])
+def test_every_wrapper_takes_the_profile_in_one_place_and_the_rest_by_keyword(name, fn):
+    """(model_name, profile=None, *, …) for a per-model wrapper; a profile-wide one starts at the profile (or
+    at the results it reads, then the profile)."""
+    import inspect
+
+    ps = list(inspect.signature(fn).parameters.values())
+    at = [p.name for p in ps].index("profile")
+    assert at <= 1 and ps[at].default is None, f"{name}: profile must be the first or second parameter, default None"
+    rest = ps[at + 1:]
+    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in rest), \
+        f"{name}: parameters after profile must be keyword-only: {[p.name for p in rest if p.kind != p.KEYWORD_ONLY]}"

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from .. import data, models, runner
+from ..config import require
 from ..measure.angles import theta
 from ..measure.curvature import curvature
 from ..measure.direction import direction
@@ -204,9 +205,10 @@ def _turning_part(model, profile, shard, context, *, n, kind, eps_max, tol, seed
 CHAPTER_SURGERIES = ("none", "all", "attention", "norm", "activation")
 
 
-def path_results(names, profile, surgeries=CHAPTER_SURGERIES) -> dict:
+def path_results(names, profile=None, *, surgeries=CHAPTER_SURGERIES) -> dict:
     """(model, surgery) → :func:`path_experiment` for each model and each surgery that applies to it; a surgery
     that linearises the same modules as one already run (:func:`canonical`) shares its result."""
+    profile = require(profile)
     paths = {}
     for m in names:
         model = models.load(m, profile)
@@ -217,10 +219,11 @@ def path_results(names, profile, surgeries=CHAPTER_SURGERIES) -> dict:
     return paths
 
 
-def travel_results(names, variants, profile, surgeries=CHAPTER_SURGERIES) -> dict:
+def travel_results(names, profile=None, *, variants=(), surgeries=CHAPTER_SURGERIES) -> dict:
     """(model, surgery, kind) → :func:`travel_experiment` frame: for ``names`` every surgery that applies along
     FGSM and "none" and "all" along random directions; for ``variants`` (component swaps) FGSM only. Shared
     between surgeries as in :func:`path_results`."""
+    profile = require(profile)
     frames = {}
     for m in [*names, *variants]:
         model = models.load(m, profile)

@@ -183,4 +183,12 @@ def median_ratio(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct
     return {"median_ratio": est, "lo": lo, "hi": hi, "n_pairs": int(len(r))}
 
 
-__all__ = ["ROUTES", "random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio"]
+def positive_pairs(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct") -> pd.DataFrame:
+    """The samples of a :func:`jump_travel` frame where both ``den`` and ``num`` are finite and positive
+    (both routes crossed), as a frame with those two columns and ``ratio`` = num / den."""
+    p = df[[den, num]].astype(float).dropna()
+    p = p[(p[den] > 0) & (p[num] > 0)]
+    return p.assign(ratio=p[num] / p[den])
+
+
+__all__ = ["ROUTES", "random_jump", "psnr", "rms_distance", "jump_travel", "median_ratio", "positive_pairs"]

@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ..measure.calibration import bin_edges, bin_index
+from ..measure.random_jump import positive_pairs
 from .theme import FAMILY_COLOR, MODEL_COLOR, model_colors, model_dashes, new_axes
 
 MODEL_COLOR.update({"resnet50": MODEL_COLOR["resnet"], "mobilenetv2_100": MODEL_COLOR["mobilenetv2"],
@@ -74,9 +76,8 @@ def boundary_scatter(df: pd.DataFrame, ax=None, title: str | None = None, n_bins
                    transform=ax.get_xaxis_transform(), clip_on=False,
                    label=f"never within ε ≤ {eps_max:g} ({len(never)}), at the top")
     if len(ok):
-        edges = np.linspace(0, 1, n_bins + 1)
-        centre = ((edges[:-1] + edges[1:]) / 2)[np.clip(np.digitize(ok.confidence, edges[1:-1], right=True),
-                                                         0, n_bins - 1)]
+        edges = bin_edges(ok.confidence.to_numpy(), n_bins)  # the calibration bins, lo < conf ≤ hi
+        centre = ((edges[:-1] + edges[1:]) / 2)[bin_index(ok.confidence.to_numpy(), edges)]
         sns.lineplot(x=centre, y=ok.eps.to_numpy(), estimator="mean", errorbar=None, color="black", marker="o",
                      markersize=4, label="mean per bin", ax=ax)
     if ax.get_legend_handles_labels()[0]:
@@ -112,15 +113,14 @@ def jump_pairs(jumps: dict, num: str = "eps_jump", den: str = "eps_direct", axes
         _, axes = plt.subplots(rows, min(2, len(names)), figsize=(7.5, 3.4 * rows), sharex=True, sharey=True,
                                squeeze=False)
     axes = np.asarray(axes).ravel()
-    pairs = {n: jumps[n][[den, num]].astype(float).dropna() for n in names}
-    pairs = {n: p[(p[den] > 0) & (p[num] > 0)] for n, p in pairs.items()}
-    lo = min([p.min().min() for p in pairs.values() if len(p)] or [1e-3])
-    hi = max([p.max().max() for p in pairs.values() if len(p)] or [1.0])
+    pairs = {n: positive_pairs(jumps[n], num, den) for n in names}
+    lo = min([p[[den, num]].min().min() for p in pairs.values() if len(p)] or [1e-3])
+    hi = max([p[[den, num]].max().max() for p in pairs.values() if len(p)] or [1.0])
     for ax, name in zip(axes, names):
         p = pairs[name]
         ax.scatter(p[den], p[num], s=6, alpha=0.4, color=colors[name], linewidths=0)
         ax.plot([lo, hi], [lo, hi], "--", color="gray", lw=1)
-        ratio = f"median ratio {np.median(p[num] / p[den]):.2f}, {len(p)} pairs" if len(p) else "no pairs"
+        ratio = f"median ratio {p.ratio.median():.2f}, {len(p)} pairs" if len(p) else "no pairs"
         ax.set(xscale="log", yscale="log", title=f"{name}: {ratio}", xlabel=labels[0], ylabel=labels[1])
         ax.title.set_fontsize(9)
     for ax in axes[len(names):]:
