@@ -218,6 +218,8 @@ def test_omega_gap(cnn, tr, outcome):
            for m, f in FAMS.items()}
     r = claims.omega_gap(res, FAMS)
     assert r["verdict"] == outcome and r["lo"] <= r["estimate"] <= r["hi"]
+    # CNNs with ω exactly 0: the rule cannot say "opposite", and the row says so (not evidence)
+    assert bool(r["design"]) == (cnn == 0.0) and ("cannot" in r["design"] if cnn == 0.0 else True)
 
 
 def test_omega_note_names_cnn_variants_that_bend_like_transformers():
@@ -309,6 +311,21 @@ def test_random_jump_note_says_when_the_jump_alone_decides():
     r = claims.random_jump_claim(_jumps(0.02, 0.01, 0.02, 0.02, jump_size=0.05), FAMS)
     share = int(r["note"].split("On ")[1].split("%")[0])
     assert share > 90  # ε* ~ 0.02 < the jump's 0.05 on nearly every image
+    assert f"{share}%" in r["design"] and "fixed by the jump size" in r["design"]  # not evidence
+    assert claims.random_jump_claim(_jumps(0.5, 0.005, 0.4, 0.45), FAMS)["design"] == ""  # ε* ≫ ε_r: evidence
+
+
+def test_the_tally_counts_only_rows_that_are_evidence():
+    c = CLAIMS["calibration (gap)"]
+    rows = pd.DataFrame([c.judge(-0.1, -0.2, -0.05, 10), c.judge(0.1, 0.05, 0.2, 10, design="fixed by design."),
+                         c.judge(-0.1, -0.3, 0.1, 10)])
+    t = claims.tally(rows)
+    assert t == {"counts": {"holds": 1, "inconclusive": 1}, "evidence": 2, "left_out": ["calibration (gap)"]}
+    md = claims.ledger_markdown(rows)
+    assert md.count("(not evidence †)") == 1 and "† *Not evidence:* fixed by design." in md
+    assert "Left out of this count (1, marked †)" in claims.tally_markdown(rows)
+    with pytest.raises(ValueError, match="not a ledger"):
+        claims.tally(rows.drop(columns="design"))
 
 
 def test_random_jump_claim_without_pairs_is_no_data():

@@ -128,6 +128,10 @@ def omega_gap(results: dict, families: dict | None = None, variants: dict | None
     est, lo, hi = bootstrap(lambda i: np.nanmean(d[i], axis=1), len(d), n_boot=n_boot, level=level, seed=seed)
     note = ("ω = 0 for any piecewise-linear network (ReLU with BatchNorm), so this row can only hold or be "
             "inconclusive against such CNNs.")
+    flat = [m for m in fams["CNN"] if np.nanmax(np.abs(per[m])) == 0]
+    design = ("every CNN's ω is exactly 0 on every image (" + ", ".join(flat) + ": piecewise-linear), so the "
+              "difference cannot fall below 0 and the rule cannot say \"opposite\"."
+              if flat and len(flat) == len(fams["CNN"]) else "")
     if variants:
 
         vw = {m: float(np.nanmean(_mean_omega(r))) for m, r in variants.items()}
@@ -138,7 +142,8 @@ def omega_gap(results: dict, families: dict | None = None, variants: dict | None
         if bent:
             note += (f" {', '.join(bent)}: a CNN with one component swapped bends at least half as fast as the slower "
                      "Transformer — ω follows the components, not the family.")
-    return CLAIMS["curvature (ω)"].judge(est, lo, hi, len(d), note=note, cnn=float(np.nanmean(fam["CNN"])),
+    return CLAIMS["curvature (ω)"].judge(est, lo, hi, len(d), note=note, design=design,
+                                         cnn=float(np.nanmean(fam["CNN"])),
                                          transformer=float(np.nanmean(fam["Transformer"])))
 
 
@@ -157,7 +162,7 @@ def flatness_gap(flat: pd.DataFrame, families: dict | None = None, n_boot: int =
         raise ValueError("every model needs a ρ on every image for a paired comparison")
     families = family_map(list(wide.columns), families)
     fams = split_families(list(wide.columns), families)
-    d = (wide[fams["Transformer"]].mean(1) - wide[fams["CNN"]].mean(1)).to_numpy(float)
+    d = (wide[fams["Transformer"]].mean(axis=1) - wide[fams["CNN"]].mean(axis=1)).to_numpy(float)
     est, lo, hi = bootstrap(lambda i: d[i].mean(1), len(d), n_boot=n_boot, level=level, seed=seed)
     return {"estimate": est, "lo": lo, "hi": hi, "verdict": verdict(lo, hi, 0.0, ">"), "n": len(d),
             "cnn": float(wide[fams["CNN"]].to_numpy().mean()),

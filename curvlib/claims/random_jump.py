@@ -65,6 +65,7 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
             + (" — the CNNs, the flat family in the paper, gain more from the jump" if cnn_eps < tr_eps else "")
             + f"; against the controls (Transformers) {ctrl[0]['median']:.2f} (same start) and "
             f"{ctrl[1]['median']:.2f} (same direction).")
+    design = ""
     if "psnr_jump_only" in next(iter(jumps.values())).columns:
         both = []
         for m in fams["Transformer"]:
@@ -76,8 +77,12 @@ def random_jump_claim(jumps: dict[str, pd.DataFrame], families: dict | None = No
         note += (f" On {share:.0%} of the Transformers' pairs the jump alone (after clipping) is larger than the whole "
                  "direct route, so the total-perturbation test favours the direct route before the second leg is "
                  "counted; the second-leg and control ratios are the ones that speak to the geometry.")
+        if share > 0.5:
+            design = (f"the jump alone is larger than the whole direct route on {share:.0%} of the Transformers' "
+                      "pairs, so the total ratio's side is fixed by the jump size ε_r before the second leg is "
+                      "measured.")
     return CLAIMS["random jump"].judge(total["median"], total.lo, total.hi, int(total.n_pairs),
-                                       controls=tuple(c.verdict for c in ctrl), note=note,
+                                       controls=tuple(c.verdict for c in ctrl), note=note, design=design,
                                        eps_ratio=tr.loc["eps", "median"], ctrl_point=ctrl[0]["median"],
                                        ctrl_point_verdict=ctrl[0].verdict, ctrl_direction=ctrl[1]["median"],
                                        ctrl_direction_verdict=ctrl[1].verdict)

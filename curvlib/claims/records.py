@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from ..stats import verdict
 
 #: The columns of every ledger row.
-ROW = ("claim", "paper", "measure", "estimate", "lo", "hi", "verdict", "rule", "chapter", "n", "note")
+ROW = ("claim", "paper", "tested_as", "measure", "estimate", "lo", "hi", "verdict", "rule", "chapter", "n", "note",
+       "design")
 
 
 @dataclass(frozen=True)
 class Claim:
     """One claim of the paper and its test.
 
+    ``paper``: the claim as the paper makes it; ``tested_as``: the book's own operationalisation of it,
+    where the book tests more (or other) than the paper states ("" = the paper's own test).
     ``expect`` (">" or "<"): the side of ``null`` (the statistic's no-effect value) on which the paper
     puts the statistic; ``statistic``: what is measured, in words (a row may name its models instead);
     ``rule``: how the interval is read; ``fmt``: the format of the numbers in :meth:`sentence`;
@@ -36,23 +39,28 @@ class Claim:
     rule: str
     fmt: str = ".3g"
     reads: tuple[tuple[str, str], ...] = ()
+    tested_as: str = ""
 
     def __post_init__(self):
         if self.expect not in (">", "<"):
             raise ValueError(f"{self.name}: expect must be '>' or '<', got {self.expect!r}")
 
     def judge(self, estimate: float, lo: float, hi: float, n: int, *, measure: str | None = None,
-              rule: str | None = None, note: str = "", controls: tuple[str, ...] = (), **extra) -> dict:
+              rule: str | None = None, note: str = "", controls: tuple[str, ...] = (), design: str = "",
+              **extra) -> dict:
         """The ledger row of an estimate with its interval [lo, hi] over n units: "holds" when the interval
         lies on the predicted side of ``null``, "opposite" on the other side, "inconclusive" when it contains
         it. ``controls``: verdicts of control comparisons that must also hold — a "holds" whose controls do
-        not all hold is "inconclusive" (a generic effect could explain it). ``extra``: more columns."""
+        not all hold is "inconclusive" (a generic effect could explain it). ``design``: why this row is not
+        evidence on these data — its rule cannot come out the other way, or the design fixes its outcome
+        ("" = it is evidence); the ledger marks such rows and leaves them out of its tally. ``extra``: more
+        columns."""
         v = verdict(lo, hi, self.null, self.expect)
         if v == "holds" and any(c != "holds" for c in controls):
             v = "inconclusive"
-        return {"claim": self.name, "paper": self.paper, "measure": measure or self.statistic,
-                "estimate": estimate, "lo": lo, "hi": hi, "verdict": v, "rule": rule or self.rule,
-                "chapter": self.chapter, "n": n, "note": note, **extra}
+        return {"claim": self.name, "paper": self.paper, "tested_as": self.tested_as,
+                "measure": measure or self.statistic, "estimate": estimate, "lo": lo, "hi": hi, "verdict": v,
+                "rule": rule or self.rule, "chapter": self.chapter, "n": n, "note": note, "design": design, **extra}
 
     def reads_as(self, verdict: str) -> str:
         """How a verdict of this claim reads at the end of a sub-result's line: its ``reads`` words, or
@@ -64,8 +72,11 @@ class Claim:
         interval, and the verdict on the paper's claim (``profile``: named when given)."""
         f = self.fmt
         where = f"On this profile ({profile.name}), we measure " if profile is not None else "We measure "
+        tested = f" (tested here as: {self.tested_as})" if self.tested_as else ""
+        fixed = (" *Not evidence here:* " + row["design"]) if row.get("design") else ""
         return (f"{where}{row['measure']}: {row['estimate']:{f}} [{row['lo']:{f}}, {row['hi']:{f}}] "
-                f"(95 % interval, n = {row['n']:,}). The paper: \"{self.paper}\" — **{row['verdict']}**.")
+                f"(95 % interval, n = {row['n']:,}). The paper: \"{self.paper}\"{tested} — **{row['verdict']}**."
+                + fixed)
 
 
 _NEARER = "holds if the interval lies below 1 (the surgered model's boundary is nearer); paired over images"
@@ -92,31 +103,34 @@ _CLAIMS = (
           reads=(("holds", "the paper's ordering holds"), ("opposite", "the paper's ordering is reversed"),
                  ("inconclusive", "the paper's ordering is not decided"),
                  ("no data", "the paper's ordering has no data"))),
-    Claim("curvature (ω)", "Transformers' paths bend, CNNs' do not (Figure 5), measured as a step-free bending rate "
-          "along FGSM", "curvature", ">", 0.0, "mean ω Transformers − CNNs (rad per unit ε, FGSM)",
-          "holds if the interval lies above 0; paired over images", ".3g"),
-    Claim("attention", "Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths — "
-          "tested as: attention bends an FGSM segment more than the CNNs' ReLUs do", "attention", ">", 1.0,
-          "bend of attention (Transformers) / bend of the CNNs' activation layers, FGSM segment",
-          "holds if the interval lies above 1; paired over test images", ".2f"),
-    Claim("surgery (what bends)", "Attention is what bends the Transformers' paths (eq. 8–13) — tested causally: "
-          "linearising attention at the image removes most of their bending ω", "surgery", ">", 0.5,
+    Claim("curvature (ω)", "Transformers' paths bend, CNNs' do not (Figure 5)", "curvature", ">", 0.0,
+          "mean ω Transformers − CNNs (rad per unit ε, FGSM)", "holds if the interval lies above 0; paired over images",
+          ".3g", tested_as="a step-free bending rate ω along FGSM, the book's measure"),
+    Claim("attention", "Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths",
+          "attention", ">", 1.0, "bend of attention (Transformers) / bend of the CNNs' activation layers, FGSM segment",
+          "holds if the interval lies above 1; paired over test images", ".2f",
+          tested_as="attention bends an FGSM segment more than the CNNs' ReLUs do"),
+    Claim("surgery (what bends)", "Attention is what bends the Transformers' paths (eq. 8–13)", "surgery", ">", 0.5,
           "share of the Transformers' mean ω removed by linearising attention (FGSM, anchor = the image)",
           "holds if the interval lies above ½ (attention carries most of the bend), opposite if below ½; "
-          "paired over images", ".2f"),
-    Claim("surgery (distance)", "The curve causes the long travel: taking the Transformers' bend out (every "
-          "non-linear component linearised at the image) brings their boundary closer along FGSM", "surgery", "<",
+          "paired over images", ".2f",
+          tested_as="causally: linearising attention at the image removes most of their bending ω"),
+    Claim("surgery (distance)", "The curved path is why the boundary is far along FGSM (robustness)", "surgery", "<",
           1.0, "median ε*(all linearised) / ε*(original), Transformers, FGSM, all images", _NEARER, ".2f",
+          tested_as="taking the Transformers' bend out (every non-linear component linearised at the image) "
+                    "brings their boundary closer along FGSM",
           reads=(("holds", "the travel is shorter"), ("opposite", "the travel is longer"),
                  ("inconclusive", "the travel is not measurably different"),
                  ("no data", "the travel is not measurable"))),
-    Claim("surgery (low confidence)", "… most at low confidence, where the paper finds the Transformers' travel "
-          "longest (Figure 3)", "surgery", "<", 1.0,
-          "median ε*(all linearised) / ε*(original), Transformers, FGSM, low confidence", _NEARER, ".2f"),
-    Claim("surgery (control)", "The same surgery matters less for the CNNs, whose paths barely bend", "surgery", "<",
+    Claim("surgery (low confidence)", "Transformers' inputs lie far from the boundary even at low confidence "
+          "(Figure 3), because their paths curve", "surgery", "<", 1.0,
+          "median ε*(all linearised) / ε*(original), Transformers, FGSM, low confidence", _NEARER, ".2f",
+          tested_as="taking the bend out shortens the Transformers' travel at low confidence"),
+    Claim("surgery (control)", "CNNs' representation paths are almost straight (Figure 1)", "surgery", "<",
           1.0, "median ratio ε*(all)/ε*(original): Transformers over CNNs, FGSM",
           "holds if the interval lies below 1 (the surgery shortens the Transformers' travel more than the CNNs'); "
-          "paired over images", ".2f"),
+          "paired over images", ".2f",
+          tested_as="the same surgery matters less for the CNNs, whose paths barely bend"),
     Claim("random jump", "After a small random jump, FGSM reaches the boundary with far less total perturbation: the "
           "boundary was near all along (Figure 10)", "random_jump", "<", 1.0,
           "median total perturbation, jump + FGSM / FGSM alone (Transformers)",

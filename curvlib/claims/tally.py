@@ -86,10 +86,43 @@ def ledger_markdown(table: pd.DataFrame) -> str:
     if missing:
         raise ValueError(f"not a ledger: no column(s) {', '.join(sorted(missing))}")
     lines = ["| claim | verdict | estimate [95 % CI] | n | we measure |", "|---|---|---|---|---|"]
-    details = ["", "What each row tests:", ""]
+    details = ["", "What each row tests (the paper's claim; where the book tests more or other than the paper "
+               "states, *the book tests it as*):", ""]
     for k, r in enumerate(table.itertuples(), 1):
-        lines.append(f"| {k}. [{r.claim}]({r.chapter}.md) | **{r.verdict}** | {_num(r.estimate)} "
+        mark = " (not evidence †)" if _not_evidence(r.design) else ""
+        lines.append(f"| {k}. [{r.claim}]({r.chapter}.md) | **{r.verdict}**{mark} | {_num(r.estimate)} "
                      f"[{_num(r.lo)}, {_num(r.hi)}] | {r.n:,} | {r.measure} |")
+        tested = f" *The book tests it as:* {r.tested_as}." if isinstance(r.tested_as, str) and r.tested_as else ""
         note = f" *Note:* {r.note}" if isinstance(r.note, str) and r.note else ""
-        details.append(f"{k}. **{r.claim}** — *the paper:* {r.paper}. *Rule:* {r.rule}.{note}")
+        fixed = f" † *Not evidence:* {r.design}" if _not_evidence(r.design) else ""
+        details.append(f"{k}. **{r.claim}** — *the paper:* {r.paper}.{tested} *Rule:* {r.rule}.{note}{fixed}")
     return "\n".join(lines + details)
+
+
+def _not_evidence(design) -> bool:
+    return isinstance(design, str) and bool(design)
+
+
+def tally(table: pd.DataFrame) -> dict:
+    """Verdict counts of a :func:`ledger` over the rows that are evidence (``design`` empty), and the
+    names of the rows left out (their rule cannot come out the other way, or the design fixes the
+    outcome): ``{"counts": {verdict: n}, "evidence": n, "left_out": [claim, …]}``."""
+    missing = {"verdict", "design", "claim"} - set(table.columns)
+    if missing:
+        raise ValueError(f"not a ledger: no column(s) {', '.join(sorted(missing))}")
+    out = table.design.map(_not_evidence)
+    counts = table[~out].verdict.value_counts()
+    return {"counts": {v: int(n) for v, n in counts.items()}, "evidence": int((~out).sum()),
+            "left_out": table[out].claim.tolist()}
+
+
+def tally_markdown(table: pd.DataFrame) -> str:
+    """One sentence: the :func:`tally` of a ledger — the verdicts of the rows that are evidence, and which
+    rows are left out and why (their † note)."""
+    t = tally(table)
+    text = (f"Of the {t['evidence']} rows that are evidence: "
+            + ", ".join(f"{v} {n}" for v, n in t["counts"].items()) + ".")
+    if t["left_out"]:
+        text += (f" Left out of this count ({len(t['left_out'])}, marked †): " + ", ".join(t["left_out"])
+                 + " — on these models their rule cannot come out the other way, or the design fixes the outcome.")
+    return text
