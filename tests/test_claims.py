@@ -9,6 +9,7 @@ import torch
 
 from curvlib import claims
 from curvlib.claims.records import CLAIMS, Claim
+from curvlib.claims.tally import sensitivity
 
 FAMS = {"resnet": "CNN", "mobilenetv2": "CNN", "vit": "Transformer", "swin": "Transformer"}
 N = 400
@@ -422,3 +423,12 @@ def test_new_helpers_name_bad_input():
         claims.jump_ratios(_jumps(0.5, 0.005, 0.4, 0.45), {"T": ["vit", "deit"]})
     with pytest.raises(ValueError, match="both families .* got no models"):
         claims.calibration_gap({}, FAMS)
+
+
+def test_a_sensitivity_result_joins_the_note_and_leaves_the_verdict():
+    c = CLAIMS["boundary (low confidence)"]
+    row = c.judge(1.5, 1.2, 1.9, 40, note="pooled.")
+    other = c.judge(0.9, 0.7, 1.1, 40)
+    out = sensitivity(row, other, "random directions")
+    assert out["verdict"] == "holds"
+    assert out["note"] == "pooled. Sensitivity — random directions: 0.90 [0.70, 1.10], inconclusive."

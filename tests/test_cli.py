@@ -53,13 +53,14 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     assert dict(os.environ) == before  # the CLI passes its settings in the profile, not the environment
     files = _entries(tmp_path)
     # every registered call for the one model: calibration, attention, theta_step and surgery_turning once;
-    # travel, travel_check and curvature with two kinds each; theta with two kinds × three rulers; random_jump
-    # at four jump sizes; five surgeries on the path; ten (surgery, kind) travels (1·4 + 2·3 + 6 + 4 + 5 + 10).
+    # robustness, travel, travel_check and curvature with two kinds each; theta with two kinds × three rulers;
+    # random_jump at four jump sizes; five surgeries on the path; ten (surgery, kind) travels
+    # (1·4 + 2·4 + 6 + 4 + 5 + 10).
     # random_jump reuses travel's FGSM entry and surgery_turning the unsurgered surgery_travel one
     from curvlib import experiments
 
     calls = sum(len(e.calls) for e in experiments.registry().values())
-    assert calls == 35 and len(files) == calls and not list(tmp_path.rglob("*.part*"))
+    assert calls == 37 and len(files) == calls and not list(tmp_path.rglob("*.part*"))
     preds = cache.load(next(p for p in files if "calibration" in str(p) and "vit_tiny" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]

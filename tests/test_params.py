@@ -6,7 +6,17 @@ import pytest
 
 from curvlib import experiments, runner
 from curvlib.config import get_profile
-from curvlib.experiments import attention, calibration, curvature, random_jump, surgery, theta, travel, travel_check
+from curvlib.experiments import (
+    attention,
+    calibration,
+    curvature,
+    random_jump,
+    robustness,
+    surgery,
+    theta,
+    travel,
+    travel_check,
+)
 
 
 class _Called(Exception):
@@ -29,6 +39,7 @@ def _capture(monkeypatch, call):
 #: How the chapters call each experiment, given one of its registered calls (the overrides ``curvlib run`` uses).
 CHAPTER_CALLS = {
     "calibration": lambda m, p, c: calibration.predictions(m, p),
+    "robustness": lambda m, p, c: robustness.robustness_experiment(m, p, kind=c["kind"]),
     "travel": lambda m, p, c: travel.travel_experiment(m, p, kind=c["kind"]),
     "travel_check": lambda m, p, c: travel_check.check_experiment(m, p, kind=c["kind"]),
     "theta": lambda m, p, c: theta.theta_experiment(m, p, kind=c["kind"], protocol=c["protocol"],
@@ -84,7 +95,7 @@ def _wrappers():
     import inspect
 
     from curvlib.experiments import examples
-    mods = (attention, calibration, curvature, random_jump, surgery, theta, travel, travel_check, examples)
+    mods = (attention, calibration, curvature, random_jump, robustness, surgery, theta, travel, travel_check, examples)
     for mod in mods:
         for name, fn in inspect.getmembers(mod, inspect.isfunction):
             if fn.__module__ == mod.__name__ and (name.endswith(("_experiment", "_results")) or name == "predictions"

@@ -18,6 +18,7 @@ from ..experiments.attention import attention_experiment
 from ..experiments.calibration import predictions
 from ..experiments.curvature import curvature_experiment
 from ..experiments.random_jump import jump_experiment
+from ..experiments.robustness import LEDGER_EPS, robustness_experiment
 from ..experiments.theta import theta_experiment
 from ..experiments.travel import travel_experiment
 from . import surgery
@@ -26,7 +27,8 @@ from .boundary import boundary_claim, rank_correlation_claim
 from .calibration import calibration_family, calibration_gap
 from .curvature import curvature_theta_claim, omega_gap
 from .random_jump import random_jump_claim
-from .records import ROW
+from .records import CLAIMS, ROW
+from .robustness import robustness_claim
 
 # ---------------------------------------------------------------------------------------------
 # helpers: paired per-image values of several models
@@ -42,7 +44,9 @@ from .records import ROW
 
 def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per claim (:data:`CLAIMS`) for the profile's models, from the chapters' cached
-    experiments (computed on a miss): calibration on the profile's test images, FGSM travel,
+    experiments (computed on a miss): calibration on the profile's test images, accuracy after a fixed
+    Gaussian-noise and FGSM step (:data:`~curvlib.experiments.robustness.LEDGER_EPS`), FGSM travel (the
+    pre-declared ruler; random directions as a sensitivity result in the boundary rows' notes),
     θ along random directions (one-way travel, the curvature chapter's first ruler), ω along FGSM
     (with the profile's component-swap variants, if any, in the note), per-component bends along
     FGSM, the surgery rows (:func:`curvlib.claims.surgery.ledger_rows`) and the random jump at ε_r = :data:`EPS_R`."""
@@ -53,13 +57,17 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     kw = {"n_boot": n_boot, "seed": seed}
     preds = {m: predictions(m, profile) for m in names}
     travels = {m: travel_experiment(m, profile, kind="fgsm") for m in names}
+    randoms = {m: travel_experiment(m, profile, kind="random") for m in names}
     variants = list(models.variants()) if profile.dataset == "fashion-mnist" else []
     rows = [
         calibration_family(preds, "CNN", fam, **kw),
         calibration_family(preds, "Transformer", fam, **kw),
         calibration_gap(preds, fam, **kw),
-        boundary_claim(travels, fam, **kw),
-        rank_correlation_claim(travels, fam, **kw),
+        *(robustness_claim({m: robustness_experiment(m, profile, kind=k) for m in names}, k, LEDGER_EPS[k], fam, **kw)
+          for k in ("random", "fgsm")),
+        sensitivity(boundary_claim(travels, fam, **kw), boundary_claim(randoms, fam, **kw), "random directions"),
+        sensitivity(rank_correlation_claim(travels, fam, **kw), rank_correlation_claim(randoms, fam, **kw),
+                    "random directions"),
         curvature_theta_claim({m: theta_experiment(m, profile, kind="random")["theta"] for m in names}, fam,
                               ruler="random directions, one-way travel", **kw),
         omega_gap({m: curvature_experiment(m, profile, kind="fgsm") for m in names}, fam,
@@ -70,6 +78,15 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
         random_jump_claim({m: jump_experiment(m, profile, eps_r=EPS_R) for m in names}, fam, **kw),
     ]
     return pd.DataFrame(rows)
+
+
+def sensitivity(row: dict, other: dict, label: str) -> dict:
+    """``row`` (the claim under its pre-declared ruler) with ``other`` — the same claim under another
+    ruler, ``label`` — added to its note as a sensitivity result; the verdict stays ``row``'s."""
+    f = CLAIMS[row["claim"]].fmt
+    extra = (f"Sensitivity — {label}: {other['estimate']:{f}} [{other['lo']:{f}}, {other['hi']:{f}}], "
+             f"{other['verdict']}.")
+    return {**row, "note": (row["note"] + " " if row["note"] else "") + extra, "sensitivity": extra}
 
 
 def _num(v: float) -> str:

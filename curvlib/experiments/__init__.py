@@ -6,6 +6,7 @@ same registration, so they share one cache entry.
 module             experiments                   result
 =================  ============================  ==================================================
 ``calibration``    calibration                   per-image confidence and correctness
+``robustness``     robustness                    still correct after a fixed step along FGSM or noise
 ``travel``         travel                        ε* per image along FGSM or random directions
 ``travel_check``   travel_check                  the search's ε* checked by a dense scan
 ``theta``          theta, theta_step             finite-step θ along paths; its step sweep
@@ -17,11 +18,11 @@ module             experiments                   result
 =================  ============================  ==================================================
 """
 from ..runner import registered
-from . import attention, calibration, curvature, random_jump, surgery, theta, travel, travel_check  # noqa: F401
+from . import attention, calibration, curvature, random_jump, robustness, surgery, theta, travel, travel_check  # noqa: F401
 
 #: The order ``curvlib run all`` computes them in (cheap and most-read first).
-BOOK_ORDER = ("calibration", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump", "attention",
-              "surgery_path", "surgery_travel", "surgery_turning")
+BOOK_ORDER = ("calibration", "robustness", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump",
+              "attention", "surgery_path", "surgery_travel", "surgery_turning")
 
 
 def registry() -> dict:

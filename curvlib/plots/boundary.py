@@ -89,3 +89,23 @@ def rho_table(rhos: pd.DataFrame):
     interval signed, 3 decimals, "–" where undefined."""
     return rhos.style.format({c: "{:+.3f}" for c in ("rho", "lo", "hi")}, na_rep="–").set_table_styles(
         [{"selector": "td, th", "props": "padding: 2px 8px"}])
+
+
+def robustness_figure(tables: dict[str, pd.DataFrame], colors=None):
+    """One panel per direction kind (``tables``: kind → :func:`curvlib.claims.robustness.accuracy_table`):
+    the share of images still correct after a step ε (pixel units; among the images every model classifies
+    correctly at ε = 0) per model, ε on a symmetric-log axis. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    if not tables:
+        raise ValueError("robustness_figure needs at least one kind's accuracy table")
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.2), sharey=True, squeeze=False)
+    for ax, (kind, t) in zip(axes[0], tables.items()):
+        colors = colors or model_colors(list(dict.fromkeys(t.model)))
+        for m, g in t.groupby("model", sort=False):
+            ax.plot(g.eps, g.kept, marker="o", markersize=3, color=colors[m], label=m)
+        ax.set_xscale("symlog", linthresh=1 / 255)
+        ax.set(title=f"{kind}: still correct after the step", xlabel="ε (per-pixel RMS)", ylim=(0, 1.02))
+    axes[0][0].set_ylabel("share of the clean-correct images")
+    axes[0][0].legend(fontsize=8)
+    return fig
