@@ -1,6 +1,8 @@
 """The random-jump chapter's library code: the jump-size sweep, the route summary, the example images,
 the verdict sentences and the figures and tables that show them (synthetic frames and a toy model)."""
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -124,3 +126,72 @@ def test_tables_and_sweep_figure():
     plt.close(fig)
     shown = jp.sweep_table(sweep).data
     assert list(shown.columns) == ["vit", "resnet"] and shown.loc[("ε*", 0.05), "vit"] == pytest.approx(0.5)
+
+
+def _rel_frames(total_ratio: dict[str, float], fractions=(0.5, 1.0), n=60, seed=0):
+    """Relative-jump frames: model m's jump route totals total_ratio[m] × the direct total, each model
+    crossing a different subset of the n images."""
+    g = np.random.default_rng(seed)
+    out = {}
+    for k, (m, r) in enumerate(total_ratio.items()):
+        keep = np.sort(g.choice(n, n - 5 * k, replace=False))
+        by = {}
+        for f in fractions:
+            direct = g.lognormal(-4, 0.3, len(keep))
+            by[f] = pd.DataFrame({"index": keep, "eps_direct": direct, "total_direct": direct,
+                                  "eps_jump": direct * r * 0.5,
+                                  "total_jump": direct * r * g.lognormal(0, 0.05, len(keep)),
+                                  "eps_ctrl_point": direct, "eps_ctrl_direction": direct,
+                                  "total_ctrl_point": direct, "total_ctrl_direction": direct, "fraction": f})
+        out[m] = by
+    return out
+
+
+def test_relative_sweep_pools_each_family_on_the_images_its_models_crossed():
+    frames = _rel_frames({"resnet": 1.4, "mobilenetv2": 1.4, "vit": 0.6, "swin": 0.6})
+    t = jc.relative_sweep(frames, n_boot=300)
+    tot = t[t.ratio == "total"].set_index(["family", "fraction"])
+    assert tot.loc[("Transformer", 0.5), "verdict"] == "holds" and tot.loc[("CNN", 1.0), "verdict"] == "opposite"
+    assert tot.loc[("Transformer", 0.5), "median"] == pytest.approx(0.6, rel=0.05)
+    assert tot.loc[("CNN", 0.5), "n_pairs"] == 60 + 55  # resnet crossed all 60 images, mobilenetv2 55
+    md = jc.relative_markdown(t)
+    assert md.count("- **") == 2 and "0.5·ε*: 0.60" in md
+    fig = jp.relative_figure(t)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+def _paths(omega_x, omega_r, theta_x, theta_r, n=30, seed=0):
+    g = np.random.default_rng(seed)
+
+    def noisy(v, shape):
+        return torch.from_numpy(v * g.lognormal(0, 0.1, shape))
+
+    return {"omega_x": noisy(omega_x, (n, 4)), "omega_r": noisy(omega_r, (n, 4)),
+            "theta_x": noisy(theta_x, (n, 10)), "theta_r": noisy(theta_r, (n, 10)), "index": torch.arange(n)}
+
+
+def test_straighter_claim_reads_the_transformers_omega_and_reports_theta_for_both():
+    paths = {"resnet": _paths(0.0, 0.0, 0.05, 0.05), "mobilenetv2": _paths(0.0, 0.0, 0.05, 0.05, seed=1),
+             "vit": _paths(20.0, 5.0, 0.04, 0.02, seed=2), "swin": _paths(20.0, 5.0, 0.04, 0.02, seed=3)}
+    row = jc.straighter_claim(paths, n_boot=300)
+    assert row["claim"] == "random jump (straighter)" and row["verdict"] == "holds"
+    assert row["estimate"] == pytest.approx(0.25, rel=0.1) and row["n"] == 60
+    assert "Transformers 0.50 [" in row["note"] and re.search(r"CNNs (0\.9\d|1\.0\d) \[", row["note"])
+    flat = {**paths, "vit": _paths(20.0, 30.0, 0.04, 0.02, seed=2), "swin": _paths(20.0, 30.0, 0.04, 0.02, seed=3)}
+    assert jc.straighter_claim(flat, n_boot=300)["verdict"] == "opposite"
+    t = jc.straighter_table(paths)
+    assert t.loc["resnet", "ω from x"] == 0 and t.loc["vit", "ω from x_r"] < t.loc["vit", "ω from x"]
+    with pytest.raises(ValueError, match="same images"):
+        jc.straighter_claim({**paths, "vit": {**paths["vit"], "index": torch.arange(1, 31)}})
+
+
+def test_relative_and_path_experiments_on_the_shipped_vit(tmp_cache):
+    from curvlib.experiments.random_jump import jump_path_experiment, relative_jump_experiment
+
+    p = get_profile("embedded").replace(n_travel=12, n_theta_images=3, n_steps=6)
+    df = relative_jump_experiment("vit", p, fraction=0.5)
+    assert len(df) <= 4 and (df.fraction == 0.5).all() and np.allclose(df.eps_r, 0.5 * df.eps_direct)
+    r = jump_path_experiment("vit", p)
+    assert r["omega_x"].shape == r["omega_r"].shape == (3, 4) and r["theta_x"].shape == (3, 5)
+    assert (r["omega_x"] > 0).all()  # a smooth network bends

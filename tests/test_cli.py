@@ -54,13 +54,13 @@ def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     files = _entries(tmp_path)
     # every registered call for the one model: calibration, attention, theta_step and surgery_turning once;
     # robustness, travel, travel_check and curvature with two kinds each; theta with two kinds × three rulers;
-    # random_jump at four jump sizes; five surgeries on the path; ten (surgery, kind) travels
-    # (1·4 + 2·4 + 6 + 4 + 5 + 10).
+    # random_jump at four jump sizes and random_jump_relative at four fractions, jump_path once; five surgeries
+    # on the path; ten (surgery, kind) travels (1·4 + 2·4 + 6 + 4 + 4 + 1 + 5 + 10).
     # random_jump reuses travel's FGSM entry and surgery_turning the unsurgered surgery_travel one
     from curvlib import experiments
 
     calls = sum(len(e.calls) for e in experiments.registry().values())
-    assert calls == 37 and len(files) == calls and not list(tmp_path.rglob("*.part*"))
+    assert calls == 42 and len(files) == calls and not list(tmp_path.rglob("*.part*"))
     preds = cache.load(next(p for p in files if "calibration" in str(p) and "vit_tiny" in p.name))
     assert len(preds) == 6 and preds["index"].tolist() == list(range(6))
     assert preds.label.tolist() == [0, 0, 0, 1, 1, 1]

@@ -47,6 +47,8 @@ CHAPTER_CALLS = {
     "theta_step": lambda m, p, c: theta.theta_step_experiment(m, p),
     "curvature": lambda m, p, c: curvature.curvature_experiment(m, p, kind=c["kind"]),
     "random_jump": lambda m, p, c: random_jump.jump_experiment(m, p, eps_r=c["eps_r"]),
+    "random_jump_relative": lambda m, p, c: random_jump.relative_jump_experiment(m, p, fraction=c["fraction"]),
+    "jump_path": lambda m, p, c: random_jump.jump_path_experiment(m, p),
     "attention": lambda m, p, c: attention.attention_experiment(m, p),
     "surgery_path": lambda m, p, c: surgery.path_experiment(m, p, surgery=c["surgery"]),
     "surgery_travel": lambda m, p, c: surgery.travel_experiment(m, p, surgery=c["surgery"], kind=c["kind"]),

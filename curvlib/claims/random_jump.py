@@ -173,3 +173,76 @@ def summary_markdown(claim: dict, profile_name: str) -> str:
     """The chapter's closing sentence: the verdict of :func:`random_jump_claim` on the profile."""
     return (f"On this profile ({profile_name}), the verdict on the paper's claim for the Transformers is "
             f"**{claim['verdict']}**.")
+
+
+def relative_sweep(frames: dict[str, dict[float, pd.DataFrame]], families: dict | None = None, n_boot: int = 1000,
+                   seed: int = 0) -> pd.DataFrame:
+    """The jump sized to each image: ``frames`` is model → {fraction: :func:`~curvlib.experiments.random_jump.
+    relative_jump_experiment` frame} (ε_r = fraction × the image's own direct ε*). Per family and fraction, the
+    :func:`jump_ratios` ``total`` (jump route over direct, all perturbation counted) and ``eps`` (second leg
+    only), pooled over the family's models; a model's frame holds only the images it crossed, so images are
+    aligned by ``index`` (absent = left out) and resampled together. Tidy: ``family``, ``fraction``,
+    ``ratio``, ``median``, ``lo``, ``hi``, ``n_pairs``, ``verdict`` (below 1: the jump route is shorter)."""
+    fams = split_families(list(frames), family_map(list(frames), families))
+    out = []
+    for f in sorted({f for by in frames.values() for f in by}):
+        per = {m: by[f] for m, by in frames.items()}
+        idx = sorted(set().union(*(set(df["index"].tolist()) for df in per.values())))
+        aligned = {m: df.set_index("index").reindex(idx).reset_index() for m, df in per.items()}
+        t = jump_ratios(aligned, fams, n_boot=n_boot, seed=seed)
+        out.append(t[t.ratio.isin(["total", "eps"])].assign(fraction=f))
+    return pd.concat(out, ignore_index=True).rename(columns={"group": "family"})
+
+
+def relative_markdown(table: pd.DataFrame) -> str:
+    """One Markdown bullet per family of a :func:`relative_sweep`: the total ratio at every fraction."""
+    lines = []
+    for fam, g in table[table.ratio == "total"].groupby("family", sort=False):
+        parts = "; ".join(f"{r.fraction:g}·ε*: {r.median:.2f} [{r.lo:.2f}, {r.hi:.2f}] ({r.verdict})"
+                          for r in g.sort_values("fraction").itertuples())
+        lines.append(f"- **{fam}s**, total perturbation, jump route / direct, by jump size: {parts}.")
+    return "\n".join(lines)
+
+
+def _bend_ratio(r: dict, what: str) -> np.ndarray:
+    """Per image, the mean bend along the path from x_r over that from x (``what``: "omega" or "theta");
+    NaN where the path from x does not bend at all."""
+    a = np.nanmean(r[f"{what}_r"].double().numpy(), axis=1)
+    b = np.nanmean(r[f"{what}_x"].double().numpy(), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / b, np.nan)
+
+
+def straighter_table(paths: dict[str, dict]) -> pd.DataFrame:
+    """Per model (``paths``: model → :func:`~curvlib.experiments.random_jump.jump_path_experiment` result):
+    the median over images of the mean ω and θ (degrees) along FGSM from x and from x_r."""
+    def med(r, key, degrees=False):
+        v = float(np.median(np.nanmean(r[key].double().numpy(), axis=1)))
+        return float(np.degrees(v)) if degrees else v
+
+    return pd.DataFrame({m: {"ω from x": med(r, "omega_x"), "ω from x_r": med(r, "omega_r"),
+                             "θ from x (°)": med(r, "theta_x", True), "θ from x_r (°)": med(r, "theta_r", True)}
+                         for m, r in paths.items()}).T
+
+
+def straighter_claim(paths: dict[str, dict], families: dict | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The paper's third random-jump claim — the path from the jumped point is straighter — as the
+    Transformers' pooled median of the per-image ratio ω(x_r) / ω(x) (step-free bending along FGSM,
+    mean over the ω grid), paired over images; the note adds θ (the paper's finite-step ruler) for both
+    families. A family whose path from x never bends (ω = 0: piecewise-linear CNNs) has no ratio."""
+    idx = {m: r["index"].numpy() for m, r in paths.items()}
+    first = next(iter(idx.values()))
+    if any(len(i) != len(first) or not np.array_equal(i, first) for i in idx.values()):
+        raise ValueError("every model's paths must be on the same images, in the same order")
+    fams = split_families(list(paths), family_map(list(paths), families))
+    kw = {"n_boot": n_boot, "seed": seed}
+    om = [_bend_ratio(paths[m], "omega") for m in fams["Transformer"]]
+    est, lo, hi = bootstrap(pooled_median(om), len(first), **kw)
+    sens = []
+    for fam in ("Transformer", "CNN"):
+        th = [_bend_ratio(paths[m], "theta") for m in fams[fam]]
+        e, a, b = bootstrap(pooled_median(th), len(first), **kw)
+        sens.append(f"{fam}s {e:.2f} [{a:.2f}, {b:.2f}] {verdict(a, b, 1.0, '<')}")
+    note = "θ (one-way ruler) from x_r over θ from x, median per family: " + "; ".join(sens) + "."
+    return CLAIMS["random jump (straighter)"].judge(est, lo, hi, int(sum(np.isfinite(v).sum() for v in om)),
+                                                    note=note)

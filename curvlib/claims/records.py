@@ -144,6 +144,11 @@ _CLAIMS = (
           "median total perturbation, jump + FGSM / FGSM alone (Transformers)",
           "holds if the interval lies below 1 and the jump route's second leg also beats both controls (x_r along "
           "FGSM(x), x along FGSM(x_r)); opposite if above 1; paired over test images", ".2f"),
+    Claim("random jump (straighter)", "After the random jump the representation path becomes straight (linear), so "
+          "FGSM finds the boundary (Figure 10)", "random_jump", "<", 1.0,
+          "median ω(x_r) / ω(x) along FGSM, Transformers (step-free bending, mean over the first 0.04)",
+          "holds if the interval lies below 1 (straighter after the jump); paired over test images", ".2f",
+          tested_as="the step-free bending rate ω at the jumped point against at the image")
 )
 #: Every claim of the paper, in ledger order, by name.
 CLAIMS: dict[str, Claim] = {c.name: c for c in _CLAIMS}

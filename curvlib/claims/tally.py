@@ -17,7 +17,7 @@ from ..constants import EPS_R
 from ..experiments.attention import attention_experiment
 from ..experiments.calibration import predictions
 from ..experiments.curvature import curvature_experiment
-from ..experiments.random_jump import jump_experiment
+from ..experiments.random_jump import jump_experiment, jump_path_experiment
 from ..experiments.robustness import LEDGER_EPS, robustness_experiment
 from ..experiments.theta import theta_experiment
 from ..experiments.travel import travel_experiment
@@ -26,7 +26,7 @@ from .attention import attention_claim
 from .boundary import boundary_claim, rank_correlation_claim
 from .calibration import calibration_family, calibration_gap
 from .curvature import curvature_theta_claim, omega_gap
-from .random_jump import random_jump_claim
+from .random_jump import random_jump_claim, straighter_claim
 from .records import CLAIMS, ROW
 from .robustness import robustness_claim
 
@@ -76,6 +76,7 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
                                   ignore_index=True), fam, **kw),
         *surgery.ledger_rows(profile, **kw),
         random_jump_claim({m: jump_experiment(m, profile, eps_r=EPS_R) for m in names}, fam, **kw),
+        straighter_claim({m: jump_path_experiment(m, profile) for m in names}, fam, **kw),
     ]
     return pd.DataFrame(rows)
 

@@ -11,7 +11,9 @@ module             experiments                   result
 ``travel_check``   travel_check                  the search's ε* checked by a dense scan
 ``theta``          theta, theta_step             finite-step θ along paths; its step sweep
 ``curvature``      curvature                     step-free κ and ω along paths, per block
-``random_jump``    random_jump                   ε* after a small random step, beside the direct one
+``random_jump``    random_jump,                  ε* after a small random step, beside the direct one;
+                   random_jump_relative,         after a step sized to each image's own ε*;
+                   jump_path                     ω and θ along FGSM from x and from the jumped point
 ``attention``      attention                     additivity defects per layer type
 ``surgery``        surgery_path, surgery_travel,  ω, ε* and the turning point with parts linearised
                    surgery_turning
@@ -22,7 +24,7 @@ from . import attention, calibration, curvature, random_jump, robustness, surger
 
 #: The order ``curvlib run all`` computes them in (cheap and most-read first).
 BOOK_ORDER = ("calibration", "robustness", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump",
-              "attention", "surgery_path", "surgery_travel", "surgery_turning")
+              "random_jump_relative", "jump_path", "attention", "surgery_path", "surgery_travel", "surgery_turning")
 
 
 def registry() -> dict:

@@ -28,22 +28,32 @@ from .direction import direction
 from .travel import positions, travel
 
 
-def _check_eps(eps_r: float) -> None:
-    if not (isinstance(eps_r, (int, float)) and np.isfinite(eps_r) and eps_r > 0):
-        raise ValueError(f"eps_r must be a positive number (per-pixel step on the [0, 1] scale), got {eps_r!r}")
+def _check_eps(eps_r, n: int | None = None) -> float | torch.Tensor:
+    """``eps_r`` as a float, or as a tensor [n, 1, 1, 1] when it gives one step per image (an array [n])."""
+    if isinstance(eps_r, (int, float, np.floating, np.integer)) and not isinstance(eps_r, bool):
+        if np.isfinite(eps_r) and eps_r > 0:
+            return float(eps_r)
+    elif isinstance(eps_r, (np.ndarray, torch.Tensor, list, tuple)):
+        e = torch.as_tensor(np.asarray(eps_r, dtype=float))
+        if e.ndim == 1 and (n is None or len(e) == n) and len(e) and torch.isfinite(e).all() and (e > 0).all():
+            return e.float().view(-1, 1, 1, 1)
+        raise ValueError(f"eps_r per image must be {n if n is not None else 'N'} positive finite steps "
+                         f"(per-pixel, on the [0, 1] scale), got shape {tuple(e.shape)}")
+    raise ValueError(f"eps_r must be a positive number (per-pixel step on the [0, 1] scale), got {eps_r!r}")
 
 
 def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign", seed: int = 0,
                 index: torch.Tensor | None = None) -> torch.Tensor:
     """x_r = clip(x + ε_r·d) with d a seeded random direction, ‖d‖₂ = √D; images [N, C, H, W] in [0, 1].
-    ``index``: global sample numbers (see :func:`curvlib.measure.direction.direction`)."""
+    ``eps_r``: one step for all, or one per image [N]. ``index``: global sample numbers (see
+    :func:`curvlib.measure.direction.direction`)."""
 
     check_pixels(x)
-    _check_eps(eps_r)
+    eps_r = _check_eps(eps_r, len(x))
     if kind not in ("random_sign", "random"):
         raise ValueError(f"kind must be 'random_sign' or 'random', got {kind!r}")
     d = direction(None, x, kind=kind, seed=seed, index=index)
-    return (x + eps_r * d).clamp(0.0, 1.0)
+    return (x + eps_r.to(x) * d if isinstance(eps_r, torch.Tensor) else x + eps_r * d).clamp(0.0, 1.0)
 
 
 def _pair(x, x2) -> None:
@@ -124,7 +134,7 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
                 direct: pd.DataFrame | None = None, return_images: bool = False,
                 index: torch.Tensor | None = None, search="default"):
     """Paired FGSM travel from x and from the jumped point x_r, plus the two controls, one row per
-    sample (input order).
+    sample (input order). ``eps_r``: the jump's size, one for all or one per image [N].
 
     For each route r in :data:`ROUTES` — ``direct`` (x along FGSM(x)), ``jump`` (x_r along FGSM(x_r)),
     ``ctrl_point`` (x_r along FGSM(x)), ``ctrl_direction`` (x along FGSM(x_r)) — columns ``eps_<r>``
@@ -137,7 +147,7 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
     refused (``ValueError``). With ``return_images`` also returns (x_direct_final, x_jump_final). ``search``: the
     boundary search's setting (:data:`curvlib.measure.search.SEARCHES`), the same for every route.
     """
-    _check_eps(eps_r)
+    steps = _check_eps(eps_r, len(x))
     if direct is not None:
         _check_direct(model, direct, x, y, eps_max, tol, batch_size, index)
     d0 = direction(model, x, y, "fgsm", batch_size=batch_size)
@@ -162,7 +172,7 @@ def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, ki
                      f"psnr_{route}": np.where(ok, psnr(x, finals[route]).numpy(), np.nan)})
     cols["jump_correct"] = (frames["jump"].status != "misclassified_at_start").to_numpy()
     cols["psnr_jump_only"] = psnr(x, xr).numpy()
-    cols["eps_r"] = eps_r
+    cols["eps_r"] = steps.flatten().numpy() if isinstance(steps, torch.Tensor) else steps
     df = pd.DataFrame(cols)
     return (df, (finals["direct"], finals["jump"])) if return_images else df
 

@@ -9,6 +9,7 @@ import torch
 from ..claims.random_jump import JUMP_RATIOS
 from ..models import family
 from .figures import image_row, interval_lines, status_text
+from .theme import FAMILY_COLOR
 
 
 def ratio_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -82,3 +83,29 @@ def sweep_table(sweep: pd.DataFrame):
     (ratio of, ε_r) row and model column (models in the frame's order), 3 decimals."""
     return (sweep.pivot_table(index=["ratio of", "eps_r"], columns="model", values="median ratio", sort=False)
             .reindex(columns=list(dict.fromkeys(sweep.model))).style.format("{:.3f}").format_index("{:g}", level=1))
+
+
+def relative_figure(table: pd.DataFrame):
+    """The jump sized to each image (:func:`~curvlib.claims.random_jump.relative_sweep`): median ratio (jump
+    route / direct) with its interval against ε_r / ε*, one line per family; left the total perturbation,
+    right the second leg only. Where the jump alone is as long as the direct route (ε_r ≥ ε*), a total ratio
+    below 1 needs a second leg that is (nearly) free. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
+    for ax, (what, title) in zip(axes, (("total", "total perturbation"), ("eps", "second leg ε* only"))):
+        part = table[table.ratio == what]
+        interval_lines(part, "fraction", "median", "lo", "hi", ax=ax, hue="family", palette=FAMILY_COLOR,
+                       legend=ax is axes[0])
+        ax.axhline(1, color="gray", lw=0.8)
+        ax.set(xscale="log", xticks=sorted(part.fraction.unique()), xticklabels=[f"{f:g}" for f in
+                                                                                sorted(part.fraction.unique())],
+               xlabel="jump size ε_r / the image's own ε*", ylabel="median ratio (jump route / direct)", title=title)
+        ax.minorticks_off()
+    fig.tight_layout()
+    return fig
+
+
+def straighter_table_style(table: pd.DataFrame):
+    """A :func:`~curvlib.claims.random_jump.straighter_table` as a page table (Styler), 3 significant digits."""
+    return table.style.format("{:.3g}")
