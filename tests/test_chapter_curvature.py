@@ -103,8 +103,34 @@ def test_step_ends_and_omega_tables_and_statements():
     ratios = cc.ruler_ratios(_theta_results(), n_boot=200, seed=0)
     text = cc.curvature_markdown(ratios, table, steps, fgsm, random, n_boot=200, seed=0)
     lines = text.split("\n")
-    assert len(lines) == 8 + 1 + 2 + 2 + 1  # θ rows, ω, two ω gaps, switches and steps, one swap
+    assert len(lines) == 8 + 1 + 2 + 3 + 1  # θ rows, ω, two ω gaps, switches, steps and order by step, one swap
     assert "do not bend smoothly at all" in lines[8] and "gives ω 1.25–1.25" in lines[8]
     assert "**holds** by this ruler — but not as a test" in lines[9]
     assert "slope of log θ on log Δ is 0.50 for the CNNs and 1.00 for the Transformers" in lines[12]
-    assert lines[13].startswith("- **resnet → resnet_gelu**") and "slope 0.50 → 0.50" in lines[13]
+    assert lines[13].startswith("- **Order by step:**")
+    assert lines[14].startswith("- **resnet → resnet_gelu**") and "slope 0.50 → 0.50" in lines[14]
+
+
+def test_step_order_names_the_family_that_turns_more_at_each_step():
+    steps = pd.DataFrame({"model": ["resnet", "vit"] * 3, "delta": [1e-4, 1e-4, 1e-2, 1e-2, 5e-2, 5e-2],
+                          "mean": [1.0, 0.2, 1.0, 0.9, 1.0, 3.0], "median": 0.0, "rate": 0.0})
+    o = cc.step_order(steps, ["resnet", "vit"])
+    assert o.larger.tolist() == ["CNN", "CNN", "Transformer"]
+    md = cc.step_order_markdown(steps, ["resnet", "vit"])
+    assert "larger at Δ = 0.05; the CNNs' at Δ = 0.0001, 0.01 (the order flips 1×" in md
+
+
+def test_before_boundary_keeps_only_the_steps_below_each_paths_crossing():
+    eps = torch.linspace(0, 0.1, 11)  # 11 points, θ at the 9 interior points
+    th = torch.arange(9, dtype=torch.float64).repeat(2, 1)[None] * 0.01  # θ grows along the path
+    om = torch.arange(11, dtype=torch.float64).repeat(2, 1)[None]
+    travel = pd.DataFrame({"status": ["crossed", "never"], "eps": [0.045, np.nan]})
+    t = cc.before_boundary_table({"vit": {"theta": th, "eps": eps}}, {"vit": {"omega": om, "eps": eps}},
+                                 {"vit": travel})
+    # image 0 crosses at 0.045: θ at points 1..3 (last point 0.04 < 0.045), ω at 0, .01, .02, .03, .04; image 1 all
+    theta0, theta1 = np.arange(3) * 0.01, np.arange(9) * 0.01
+    assert t.loc["vit", "θ before ε* (°)"] == pytest.approx(np.degrees(np.concatenate([theta0, theta1]).mean()))
+    assert t.loc["vit", "ω before ε*"] == pytest.approx(np.concatenate([np.arange(5), np.arange(11)]).mean())
+    assert t.loc["vit", "share of θ steps before ε*"] == pytest.approx(12 / 18)
+    both = pd.concat([t, t.rename(index={"vit": "resnet"}).assign(**{"θ before ε* (°)": 1.0, "θ all (°)": 2.0})])
+    assert "ratio" in cc.before_boundary_markdown(both)

@@ -287,7 +287,8 @@ def step_markdown(table: pd.DataFrame, steps: pd.DataFrame, names) -> list[str]:
              "GELUs.",
              f"- **Step dependence:** the slope of log θ on log Δ is {e['CNN']:.2f} for the CNNs and "
              f"{e['Transformer']:.2f} for the Transformers (1 = smooth bending: θ shrinks with the step; below 1 "
-             "= kinks: θ/Δ grows as Δ shrinks, so a finite-step θ says more about the step than about the path)."]
+             "= kinks: θ/Δ grows as Δ shrinks, so a finite-step θ says more about the step than about the path).",
+             step_order_markdown(steps, names)]
     delta = steps.delta.min()
     small = steps[steps.delta == delta].set_index("model")
     for variant in (v for v in table.index if v not in names):
@@ -297,6 +298,59 @@ def step_markdown(table: pd.DataFrame, steps: pd.DataFrame, names) -> list[str]:
                      f"{a:.3f}° → {b:.3f}° ({b / a:.2f}×), slope {expo[sp.parent]:.2f} → {expo[variant]:.2f}, "
                      f"median ω {table.loc[sp.parent, 'omega_median']:.3g} → {table.loc[variant, 'omega_median']:.3g}.")
     return lines
+
+
+def step_order(steps: pd.DataFrame, names) -> pd.DataFrame:
+    """Per step Δ of a :func:`step_table`: the families' mean θ (degrees; mean of their models among
+    ``names``) and which family turns more there (``larger``)."""
+    rows = []
+    for d, g in steps[steps.model.isin(list(names))].groupby("delta"):
+        fm = _family_mean(g.set_index("model")["mean"], list(g.model))
+        rows.append({"delta": d, "CNN": fm["CNN"], "Transformer": fm["Transformer"],
+                     "larger": "Transformer" if fm["Transformer"] > fm["CNN"] else "CNN"})
+    return pd.DataFrame(rows)
+
+
+def step_order_markdown(steps: pd.DataFrame, names) -> str:
+    """One bullet: at which steps Δ of a :func:`step_table` each family has the larger mean θ."""
+    o = step_order(steps, names)
+    by = {f: ", ".join(f"{d:g}" for d in o.delta[o.larger == f]) or "none" for f in ("Transformer", "CNN")}
+    flips = int((o.larger != o.larger.shift()).iloc[1:].sum())
+    return (f"- **Order by step:** the Transformers' mean θ is the larger at Δ = {by['Transformer']}; the CNNs' at "
+            f"Δ = {by['CNN']} ({'the order flips ' + str(flips) + '×' if flips else 'the order never flips'} "
+            "over the sweep).")
+
+
+def before_boundary_table(thetas: dict, curv: dict, travels: dict) -> pd.DataFrame:
+    """θ and ω along the FGSM paths over the whole grid and only before each path's boundary: per model,
+    ``thetas`` (model → one-way :func:`theta_experiment` result, FGSM, θ [1, N, S−2]), ``curv`` (model →
+    :func:`curvature_experiment` result on the same grid, ω [1, N, S]) and ``travels`` (model → FGSM travel
+    frame whose first N rows are those images; ε* = ∞ where the path never crossed). A θ counts as before
+    the boundary when all three of its points lie below ε*, an ω when its point does. Columns: mean θ
+    (degrees) and mean ω, all and before, and the share of θ steps before the boundary."""
+    rows = []
+    for m, th in thetas.items():
+        t = th["theta"].double().numpy()[0]  # [N, S−2]
+        e = th["eps"].double().numpy()
+        w = curv[m]["omega"].double().numpy()[0]  # [N, S]
+        tr = travels[m].iloc[:t.shape[0]]
+        star = np.where(tr.status.to_numpy() == "crossed", tr.eps.to_numpy(float), np.inf)[:, None]
+        keep_t, keep_w = e[None, 2:] < star, curv[m]["eps"].double().numpy()[None] < star
+        rows.append({"model": m, "θ all (°)": float(np.degrees(np.nanmean(t))),
+                     "θ before ε* (°)": float(np.degrees(np.nanmean(np.where(keep_t, t, np.nan)))),
+                     "ω all": float(np.nanmean(w)), "ω before ε*": float(np.nanmean(np.where(keep_w, w, np.nan))),
+                     "share of θ steps before ε*": float(keep_t.mean())})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def before_boundary_markdown(table: pd.DataFrame) -> str:
+    """One bullet: the families' mean θ over the whole grid and before ε* (and their ratio each way)."""
+    names = list(table.index)
+    a, b = _family_mean(table["θ all (°)"], names), _family_mean(table["θ before ε* (°)"], names)
+    return (f"- **Before the boundary:** over the whole grid the families' mean θ is {a['Transformer']:.3g}° "
+            f"(Transformers) and {a['CNN']:.3g}° (CNNs), ratio {a['Transformer'] / a['CNN']:.2f}; on the steps "
+            f"before each path's own ε* it is {b['Transformer']:.3g}° and {b['CNN']:.3g}°, ratio "
+            f"{b['Transformer'] / b['CNN']:.2f} — the paper's Figure 5 reads the paths before they cross.")
 
 
 def curvature_markdown(ratios: pd.DataFrame, table: pd.DataFrame, steps: pd.DataFrame, fgsm: dict, random: dict,

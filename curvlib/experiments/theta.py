@@ -104,8 +104,9 @@ def interleave(parts: list, key: str) -> torch.Tensor:
     return out
 
 
-#: Steps Δ of the θ-versus-step sweep (the authors' local measure uses 1e-4).
-STEP_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+#: Steps Δ of the θ-versus-step sweep (the authors' local measure uses 1e-4; up to 0.05, half the paths'
+#: extent, where a finite step spans many kinks and smooth bends alike).
+STEP_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2)
 
 
 @dataclass(frozen=True)
