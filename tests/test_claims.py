@@ -432,3 +432,37 @@ def test_a_sensitivity_result_joins_the_note_and_leaves_the_verdict():
     out = sensitivity(row, other, "random directions")
     assert out["verdict"] == "holds"
     assert out["note"] == "pooled. Sensitivity — random directions: 0.90 [0.70, 1.10], inconclusive."
+
+
+def test_cached_only_reads_what_is_cached_and_refuses_to_compute(tmp_cache):
+    from curvlib import runner
+    from curvlib.config import get_profile
+    from curvlib.experiments.calibration import predictions
+
+    p = get_profile("smoke")
+    first = predictions("resnet", p, n=5)
+    with runner.cached_only():
+        assert predictions("resnet", p, n=5).equals(first)
+        with pytest.raises(runner.NotCached, match="calibration of resnet on profile 'smoke'"):
+            predictions("resnet", p, n=6)
+    assert len(predictions("resnet", p, n=6)) == 6  # outside the context it computes again
+
+
+def test_other_profiles_are_read_from_the_cache_only_and_shown_side_by_side(tmp_cache):
+    from curvlib.config import get_profile
+
+    p = get_profile("embedded")
+    assert claims.other_ledgers(p) == {}  # no other profile has a cache here
+    (p.cache_dir / "smoke").mkdir(parents=True)
+    others = claims.other_ledgers(p)
+    assert list(others) == ["smoke"] and others["smoke"].startswith("not all of its results are cached")
+    text = claims.profiles_markdown("embedded", others)
+    assert "Profile `smoke` has a cache here but not all" in text and "--profile paper" in text
+    c = CLAIMS["calibration (gap)"]
+    a = pd.DataFrame([c.judge(-0.1, -0.2, -0.05, 10)])
+    b = pd.DataFrame([c.judge(0.1, 0.05, 0.2, 10, design="fixed.")])
+    t = claims.side_by_side({"embedded": a, "paper": b})
+    assert t.loc["calibration (gap)", "embedded"] == "holds (-0.1 [-0.2, -0.05])"
+    assert t.loc["calibration (gap)", "paper"].startswith("opposite †")
+    assert "beside `embedded`'s" in claims.profiles_markdown("embedded", {"paper": b})
+    assert "not cached here" not in claims.profiles_markdown("embedded", {"paper": b})

@@ -33,10 +33,11 @@ from .curvature import (
 from .random_jump import JUMP_RATIOS, jump_ratios, random_jump_claim
 from .records import CLAIMS, ROW
 from .resample import family_ratio, spearman
-from .tally import ledger, ledger_markdown, tally, tally_markdown
+from .tally import ledger, ledger_markdown, other_ledgers, profiles_markdown, side_by_side, tally, tally_markdown
 
 __all__ = ["CLAIMS", "JUMP_RATIOS", "ROW", "SECE_RULE", "attention_claim", "block_omega_table", "boundary_bands",
            "boundary_claim", "calibration_by_model", "calibration_family", "calibration_gap", "curvature_table",
            "curvature_theta_claim", "distance", "family_ratio", "flatness_gap", "jump_ratios", "ledger",
            "ledger_markdown", "omega_gap", "random_jump_claim", "rank_correlation", "rank_correlation_claim",
-           "ruler_table", "spearman", "step_exponent", "step_table", "tally", "tally_markdown"]
+           "ruler_table", "spearman", "step_exponent", "step_table",
+           "tally", "tally_markdown", "other_ledgers", "profiles_markdown", "side_by_side"]

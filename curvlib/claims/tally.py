@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import models
-from ..config import require
+from .. import models, runner
+from ..config import PROFILE_NAMES, get_profile, require
 from ..constants import EPS_R
 from ..experiments.attention import attention_experiment
 from ..experiments.calibration import predictions
@@ -144,3 +144,52 @@ def tally_markdown(table: pd.DataFrame) -> str:
         text += (f" Left out of this count ({len(t['left_out'])}, marked †): " + ", ".join(t["left_out"])
                  + " — on these models their rule cannot come out the other way, or the design fixes the outcome.")
     return text
+
+
+def other_ledgers(profile, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The ledgers of the *other* profiles whose results are already cached (same cache root): name →
+    :func:`ledger` frame, read with :func:`curvlib.runner.cached_only` (nothing is computed), or → the
+    reason (str) it cannot be shown. Profiles without a cache directory are left out."""
+    profile = require(profile)
+    out = {}
+    for name in PROFILE_NAMES:
+        if name == profile.name or not (profile.cache_dir / name).is_dir():
+            continue
+        try:
+            other = get_profile(name, cache_dir=profile.cache_dir)
+            with runner.cached_only():
+                out[name] = ledger(other, n_boot=n_boot, seed=seed)
+        except runner.NotCached as e:
+            out[name] = f"not all of its results are cached ({e})"
+        except Exception as e:  # its models or data are not on this machine: say so, do not fail the page
+            out[name] = f"cannot be read here ({type(e).__name__}: {e})"
+    return out
+
+
+def side_by_side(ledgers: dict) -> pd.DataFrame:
+    """One row per claim, one column per profile (``ledgers``: profile name → :func:`ledger` frame): the
+    verdict with its estimate and interval, "—" where a profile has no row for the claim."""
+    cols = {}
+    for name, t in ledgers.items():
+        cols[name] = {r.claim: f"{r.verdict}{' †' if _not_evidence(r.design) else ''} ({_num(r.estimate)} "
+                               f"[{_num(r.lo)}, {_num(r.hi)}])" for r in t.itertuples()}
+    claims = list(dict.fromkeys(c for col in cols.values() for c in col))
+    return pd.DataFrame({name: [col.get(c, "—") for c in claims] for name, col in cols.items()},
+                        index=pd.Index(claims, name="claim"))
+
+
+def profiles_markdown(active: str, others: dict) -> str:
+    """What the page says about other profiles (``others``: :func:`other_ledgers`): which are shown beside
+    the active one, which could not be read and why, and how to produce the paper's column."""
+    shown = [n for n, v in others.items() if isinstance(v, pd.DataFrame)]
+    lines = []
+    if shown:
+        lines.append(f"The table below puts the cached results of {', '.join(f'`{n}`' for n in shown)} beside "
+                     f"`{active}`'s (read from the results cache, not recomputed).")
+    lines += [f"Profile `{n}` has a cache here but {why}." for n, why in others.items() if isinstance(why, str)]
+    if not any(n in shown for n in ("paper", "paper-lite")):
+        lines.append("The paper's own models are not cached here. To put them beside these rows, run "
+                     "`curvlib run all --profile paper --data /path/to/imagenet/val` (a GPU; or `paper-lite` "
+                     "with any ImageNet-labelled folder, on a CPU) and build the book again: this page then shows "
+                     "both profiles side by side.")
+    return " ".join(lines)

@@ -3,11 +3,12 @@ precision), the accuracy pre-flight of the paper profile, and the timing log."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import time
 from typing import Any
 
-from .. import data, models
+from .. import cache, data, models
 from ..config import Profile, require
 from . import preflight
 from .distributed import sharded, world
@@ -23,6 +24,24 @@ def cache_key(name: str, model, profile: Profile, params: dict) -> dict:
     if exp.autocast and profile.autocast:
         key["autocast"] = profile.autocast
     return key
+
+
+class NotCached(LookupError):
+    """A result that :func:`cached_only` asked for is not in the results cache."""
+
+
+_CACHED_ONLY = contextvars.ContextVar("cached_only", default=False)
+
+
+@contextlib.contextmanager
+def cached_only():
+    """Inside this context :func:`run` only reads: a result missing from the cache raises :class:`NotCached`
+    instead of being computed (e.g. a page that shows another profile's results where they exist)."""
+    token = _CACHED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHED_ONLY.reset(token)
 
 
 @contextlib.contextmanager
@@ -54,8 +73,16 @@ def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refres
     exp = get(name)
     params = params_for(name, profile, **params)
     model = models.load(model_name, profile, checkpoint=checkpoint)
+    if _CACHED_ONLY.get():
+        key = cache_key(name, model, profile, params)
+        target = cache.path(name, model_name, key, profile)
+        value = cache.try_load(target, cache.identity(name, model_name, key, profile)) if target.exists() else \
+            cache.MISS
+        if value is cache.MISS:
+            raise NotCached(f"{name} of {model_name} on profile {profile.name!r} is not in the results cache "
+                            f"({profile.cache_dir})")
+        return value
     if profile.dataset == "imagenet":  # a wrong label arrangement / weights stop here, not in a figure
-
         preflight.require_accuracy(model, profile)
     key = cache_key(name, model, profile, params)
     context = exp.prepare(model_name, profile, params, checkpoint) if exp.prepare else None
