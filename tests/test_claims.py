@@ -466,3 +466,18 @@ def test_other_profiles_are_read_from_the_cache_only_and_shown_side_by_side(tmp_
     assert t.loc["calibration (gap)", "paper"].startswith("opposite †")
     assert "beside `embedded`'s" in claims.profiles_markdown("embedded", {"paper": b})
     assert "not cached here" not in claims.profiles_markdown("embedded", {"paper": b})
+
+
+@pytest.mark.parametrize("expect, interval, seeds, outcome", [
+    (">", (1.2, 1.9), (1.3, 1.5, 1.1), "holds"),  # every seed on the predicted side
+    (">", (1.2, 1.9), (1.3, 0.9, 1.4), "inconclusive"),  # one seed says the other way
+    (">", (0.2, 0.9), (0.5, 0.7, 0.8), "opposite"),
+    (">", (0.2, 0.9), (0.5, 1.2, 0.8), "inconclusive"),
+    ("<", (0.2, 0.9), (0.5, 0.7, 0.8), "holds"),
+    ("<", (0.2, 0.9), (0.5, 1.0, 0.8), "inconclusive"),  # a seed exactly at no effect is not a sign
+    (">", (0.8, 1.3), (1.3, 1.5, 1.1), "inconclusive"),  # seeds cannot turn an undecided interval into a verdict
+])
+def test_a_verdict_needs_every_seeds_sign(expect, interval, seeds, outcome):
+    c = Claim("toy", "Toy effects are large", "intro", expect, 1.0, "toy ratio", "rule in words")
+    row = c.judge(1.0, *interval, 50, seeds=seeds)
+    assert row["verdict"] == outcome and row["seeds"] == seeds

@@ -47,20 +47,28 @@ class Claim:
 
     def judge(self, estimate: float, lo: float, hi: float, n: int, *, measure: str | None = None,
               rule: str | None = None, note: str = "", controls: tuple[str, ...] = (), design: str = "",
-              **extra) -> dict:
+              seeds: tuple[float, ...] = (), **extra) -> dict:
         """The ledger row of an estimate with its interval [lo, hi] over n units: "holds" when the interval
         lies on the predicted side of ``null``, "opposite" on the other side, "inconclusive" when it contains
         it. ``controls``: verdicts of control comparisons that must also hold — a "holds" whose controls do
         not all hold is "inconclusive" (a generic effect could explain it). ``design``: why this row is not
         evidence on these data — its rule cannot come out the other way, or the design fixes its outcome
-        ("" = it is evidence); the ledger marks such rows and leaves them out of its tally. ``extra``: more
-        columns."""
+        ("" = it is evidence); the ledger marks such rows and leaves them out of its tally. ``seeds``: the
+        estimate on each training-seed replicate (the interval then pools them): a "holds" or "opposite"
+        needs every seed's estimate on that side of ``null`` too — else "inconclusive" (training noise
+        could flip it). ``extra``: more columns."""
         v = verdict(lo, hi, self.null, self.expect)
         if v == "holds" and any(c != "holds" for c in controls):
             v = "inconclusive"
+        if seeds and v in ("holds", "opposite"):
+            above = [s > self.null for s in seeds]
+            side = v == "holds" if self.expect == ">" else v != "holds"  # the interval lies above null
+            if not all(a == side and s != self.null for a, s in zip(above, seeds)):
+                v = "inconclusive"
         return {"claim": self.name, "paper": self.paper, "tested_as": self.tested_as,
                 "measure": measure or self.statistic, "estimate": estimate, "lo": lo, "hi": hi, "verdict": v,
-                "rule": rule or self.rule, "chapter": self.chapter, "n": n, "note": note, "design": design, **extra}
+                "rule": rule or self.rule, "chapter": self.chapter, "n": n, "note": note, "design": design,
+                "seeds": tuple(float(s) for s in seeds), **extra}
 
     def reads_as(self, verdict: str) -> str:
         """How a verdict of this claim reads at the end of a sub-result's line: its ``reads`` words, or
