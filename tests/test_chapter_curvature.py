@@ -10,6 +10,7 @@ import torch
 
 from curvlib.claims import curvature as cc
 from curvlib.constants import AWAY
+from curvlib.experiments.theta import STEP_SWEEP
 from curvlib.measure.angles import theta_summary
 from curvlib.plots import curvature as cplots
 
@@ -134,3 +135,33 @@ def test_before_boundary_keeps_only_the_steps_below_each_paths_crossing():
     assert t.loc["vit", "share of θ steps before ε*"] == pytest.approx(12 / 18)
     both = pd.concat([t, t.rename(index={"vit": "resnet"}).assign(**{"θ before ε* (°)": 1.0, "θ all (°)": 2.0})])
     assert "ratio" in cc.before_boundary_markdown(both)
+
+
+def test_a_swap_is_compared_with_its_parent_trained_as_long():
+    steps = pd.DataFrame({"model": ["vit", "vit_gelu_relu"] * 2, "delta": [1e-4, 1e-4, 1e-2, 1e-2],
+                          "mean": [0.4, 0.3, 4.0, 3.0], "median": 0.0, "rate": 0.0})
+    table = pd.DataFrame({"omega_median": [30.0, 10.0], "kinks_per_eps": [1.0, 2.0]},
+                         index=pd.Index(["vit", "vit_gelu_relu"], name="model"))
+    variant = next(v for v in cc.models.variants() if cc.models.spec(v).parent == "vit")
+    steps.loc[steps.model == "vit_gelu_relu", "model"] = variant
+    table = table.rename(index={"vit_gelu_relu": variant})
+    sweep = pd.DataFrame({"delta": [1e-4, 1e-2], "theta": np.radians([0.2, 2.0])})
+    parents = {variant: {"label": "vit_ep15", "sweep": sweep, "omega_median": 20.0}}
+    line = cc.step_markdown(table, steps, ["vit"], parents)[-1]
+    assert line.startswith(f"- **vit_ep15 → {variant}**") and "0.200° → 0.300°" in line and "median ω 20 →" in line
+    shipped = cc.step_markdown(table, steps, ["vit"])[-1]
+    assert shipped.startswith(f"- **vit → {variant}**") and "0.400° → 0.300°" in shipped
+
+
+def test_own_length_parents_measure_the_vit_snapshot_and_reuse_the_shipped_resnet(tmp_cache):
+    from curvlib.claims.ablations import own_length_parents
+    from curvlib.config import get_profile
+
+    p = get_profile("smoke").replace(n_theta_images=1, n_steps=6)
+    vit_v = next(v for v in cc.models.variants() if cc.models.spec(v).parent == "vit")
+    res_v = next(v for v in cc.models.variants() if cc.models.spec(v).parent == "resnet")
+    out = own_length_parents([vit_v, res_v], p, 0.1)
+    assert out[vit_v]["label"] == f"vit_ep{cc.models.spec(vit_v).recipe['epochs']}" != "vit"
+    assert out[vit_v]["weights"].parent == p.checkpoint_dir
+    assert out[res_v]["label"] == "resnet" and out[res_v]["omega_median"] == 0.0  # ReLU + BatchNorm: no bend
+    assert out[vit_v]["omega_median"] > 0 and set(out[vit_v]["sweep"].delta) == set(STEP_SWEEP)

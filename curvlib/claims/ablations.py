@@ -22,7 +22,8 @@ from .. import models
 from ..config import get_profile, require
 from ..constants import AWAY, BANDS
 from ..experiments.calibration import predictions
-from ..experiments.theta import theta_experiment
+from ..experiments.curvature import curvature_experiment
+from ..experiments.theta import theta_experiment, theta_step_experiment
 from ..experiments.travel import median_by_confidence, travel_experiment
 from ..measure.calibration import summary
 from ..stats import bootstrap
@@ -123,6 +124,24 @@ def parent_weights(variant: str, profile) -> tuple[str, Path]:
     if snap.exists():
         return sp.parent, snap
     return sp.parent, profile.model_dir / f"{sp.parent}.safetensors"
+
+
+def own_length_parents(variants, profile, eps_range: float) -> dict:
+    """Each variant's parent *as trained for as long as the variant* (:func:`parent_weights`: for the ViT its
+    15-epoch snapshot, not the 39-epoch shipped model), measured like the curvature chapter's models:
+    variant → ``{"label", "parent", "weights", "sweep"`` (θ-versus-step sweep), ``"omega_median"`` (median ω
+    along FGSM)``}``. Read from the experiments' cache (computed on a miss)."""
+    profile = require(profile)
+    out = {}
+    for v in variants:
+        parent, w = parent_weights(v, profile)
+        shipped = w == profile.model_dir / f"{parent}.safetensors"
+        ck = None if shipped else w
+        sweep = theta_step_experiment(parent, profile, checkpoint=ck, eps_range=eps_range)
+        omega = curvature_experiment(parent, profile, kind="fgsm", checkpoint=ck, eps_range=eps_range)["omega"]
+        out[v] = {"label": parent if shipped else w.stem, "parent": parent, "weights": w, "sweep": sweep,
+                  "omega_median": float(np.nanmedian(omega.double().numpy()))}
+    return out
 
 
 def parent_replicates(parent: str, seed_dir: Path) -> list[tuple[int, Path]]:

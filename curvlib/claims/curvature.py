@@ -276,10 +276,12 @@ def omega_markdown(table: pd.DataFrame, fgsm: dict, random: dict, n_boot: int = 
     return lines
 
 
-def step_markdown(table: pd.DataFrame, steps: pd.DataFrame, names) -> list[str]:
+def step_markdown(table: pd.DataFrame, steps: pd.DataFrame, names, parents: dict | None = None) -> list[str]:
     """Markdown bullets on the activation switches (kinks per ε of an :func:`omega_table`), the step
     exponent of a :func:`step_table` per family (``names``: the chapter's models), and what each
-    component-swap variant (the table's other rows) changes at the smallest step."""
+    component-swap variant (the table's other rows) changes at the smallest step — against its parent
+    trained as long as the variant where ``parents`` (:func:`curvlib.claims.ablations.own_length_parents`)
+    gives it, else against the shipped parent."""
     k, expo = _family_mean(table.kinks_per_eps, names), step_exponent(steps)
     e = _family_mean(expo, names)
     lines = [f"- **Switches:** {k['CNN']:.3g} activation sign changes per unit ε on the CNNs' paths (mean of the "
@@ -293,10 +295,18 @@ def step_markdown(table: pd.DataFrame, steps: pd.DataFrame, names) -> list[str]:
     small = steps[steps.delta == delta].set_index("model")
     for variant in (v for v in table.index if v not in names):
         sp = models.spec(variant)
-        a, b = small.loc[sp.parent, "mean"], small.loc[variant, "mean"]
-        lines.append(f"- **{sp.parent} → {variant}** ({sp.swap_label}): mean θ at Δ = {delta:g} "
-                     f"{a:.3f}° → {b:.3f}° ({b / a:.2f}×), slope {expo[sp.parent]:.2f} → {expo[variant]:.2f}, "
-                     f"median ω {table.loc[sp.parent, 'omega_median']:.3g} → {table.loc[variant, 'omega_median']:.3g}.")
+        if parents and variant in parents:
+            p = parents[variant]
+            ps = step_table({p["label"]: p["sweep"]})
+            label, a = p["label"], float(ps[ps.delta == delta]["mean"].iloc[0])
+            e_parent, w_parent = float(step_exponent(ps).iloc[0]), p["omega_median"]
+        else:
+            label, a = sp.parent, small.loc[sp.parent, "mean"]
+            e_parent, w_parent = expo[sp.parent], table.loc[sp.parent, "omega_median"]
+        b = small.loc[variant, "mean"]
+        lines.append(f"- **{label} → {variant}** ({sp.swap_label}): mean θ at Δ = {delta:g} "
+                     f"{a:.3f}° → {b:.3f}° ({b / a:.2f}×), slope {e_parent:.2f} → {expo[variant]:.2f}, "
+                     f"median ω {w_parent:.3g} → {table.loc[variant, 'omega_median']:.3g}.")
     return lines
 
 
@@ -354,12 +364,12 @@ def before_boundary_markdown(table: pd.DataFrame) -> str:
 
 
 def curvature_markdown(ratios: pd.DataFrame, table: pd.DataFrame, steps: pd.DataFrame, fgsm: dict, random: dict,
-                       n_boot: int = 1000, seed: int = 0) -> str:
+                       n_boot: int = 1000, seed: int = 0, parents: dict | None = None) -> str:
     """The curvature chapter's statements on the paper's claim, one bullet each:
     :func:`theta_ratio_markdown`, :func:`omega_markdown`, :func:`step_markdown` (the chapter's models
     are those of ``random``)."""
     return "\n".join(theta_ratio_markdown(ratios) + omega_markdown(table, fgsm, random, n_boot, seed)
-                     + step_markdown(table, steps, list(random)))
+                     + step_markdown(table, steps, list(random), parents))
 
 
 def theta_tally(ratios: pd.DataFrame, profile) -> str:
