@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from curvlib import models
+from curvlib import data, models
 from curvlib.claims import trajectories as traj
 from curvlib.measure import views
 from curvlib.measure.probe import grid_step
@@ -107,3 +107,18 @@ def test_single_lines_turn_only_where_the_features_bend():
     fig = tplots.single_lines_figure(paths, thetas)
     assert [ax.get_title() for ax in fig.axes] == ["resnet (CNN)", "vit (Transformer)"]
     plt.close(fig)
+
+
+def test_mesh_experiment_caches_plane_flatness_and_needs_the_grid(tmp_cache):
+    from curvlib.config import get_profile
+    from curvlib.experiments.mesh import mesh_experiment
+
+    p = get_profile("smoke").replace(n_theta_images=2)
+    flat = mesh_experiment("resnet", p, step=0.01, n_steps=1)
+    assert len(flat) == 2 * 2 and set(flat.plane) == set(views.PLANES) and flat.image.tolist() == [0, 1, 0, 1]
+    x, y = data.test_set(p, n=2)
+    direct = views.plane_flatness({"resnet": models.load("resnet", p)}, x, y, 0.01, 1)
+    assert np.allclose(flat.sort_values(["plane", "image"]).rho.to_numpy(),
+                       direct.sort_values(["plane", "image"]).rho.to_numpy())
+    with pytest.raises(ValueError, match="shared grid"):
+        mesh_experiment("resnet", p)

@@ -10,6 +10,7 @@ from curvlib.experiments import (
     attention,
     calibration,
     curvature,
+    mesh,
     random_jump,
     robustness,
     surgery,
@@ -49,6 +50,7 @@ CHAPTER_CALLS = {
     "random_jump": lambda m, p, c: random_jump.jump_experiment(m, p, eps_r=c["eps_r"]),
     "random_jump_relative": lambda m, p, c: random_jump.relative_jump_experiment(m, p, fraction=c["fraction"]),
     "jump_path": lambda m, p, c: random_jump.jump_path_experiment(m, p),
+    "mesh": lambda m, p, c: mesh.mesh_experiment(m, p, step=0.01, n_steps=2),  # no registered call: the grid is data
     "attention": lambda m, p, c: attention.attention_experiment(m, p),
     "surgery_path": lambda m, p, c: surgery.path_experiment(m, p, surgery=c["surgery"]),
     "surgery_travel": lambda m, p, c: surgery.travel_experiment(m, p, surgery=c["surgery"], kind=c["kind"]),
@@ -97,7 +99,8 @@ def _wrappers():
     import inspect
 
     from curvlib.experiments import examples
-    mods = (attention, calibration, curvature, random_jump, robustness, surgery, theta, travel, travel_check, examples)
+    mods = (attention, calibration, curvature, mesh, random_jump, robustness, surgery, theta, travel, travel_check,
+            examples)
     for mod in mods:
         for name, fn in inspect.getmembers(mod, inspect.isfunction):
             if fn.__module__ == mod.__name__ and (name.endswith(("_experiment", "_results")) or name == "predictions"

@@ -122,6 +122,10 @@ _CLAIMS = (
     Claim("curvature (ω)", "Transformers' paths bend, CNNs' do not (Figure 5)", "curvature", ">", 0.0,
           "mean ω Transformers − CNNs (rad per unit ε, FGSM)", "holds if the interval lies above 0; paired over images",
           ".3g", tested_as="a step-free bending rate ω along FGSM, the book's measure"),
+    Claim("mesh flatness", "Transformers' representations follow curved paths, CNNs' a nearly flat mesh (Figures 1 and "
+          "4)", "trajectories", ">", 0.0, "mean ρ Transformers − CNNs",
+          "holds if the interval lies above 0 (the Transformers' meshes less flat); the interior plane (no pixel "
+          "clips, so ρ is the model's alone), the paper's clipped plane as sensitivity; paired over images", "+.3f"),
     Claim("attention", "Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths",
           "attention", ">", 1.0, "bend of attention (Transformers) / bend of the CNNs' activation layers, FGSM segment",
           "holds if the interval lies above 1; paired over test images", ".2f",

@@ -17,6 +17,7 @@ from ..constants import EPS_R
 from ..experiments.attention import attention_experiment
 from ..experiments.calibration import predictions
 from ..experiments.curvature import curvature_experiment
+from ..experiments.mesh import mesh_experiment
 from ..experiments.random_jump import jump_experiment, jump_path_experiment
 from ..experiments.robustness import LEDGER_EPS, robustness_experiment
 from ..experiments.theta import theta_experiment
@@ -28,6 +29,7 @@ from .calibration import calibration_family, calibration_gap
 from .curvature import curvature_theta_claim, omega_gap
 from .random_jump import random_jump_claim, straighter_claim
 from .records import CLAIMS, ROW
+from .trajectories import flatness_claim, mesh_grid
 from .robustness import robustness_claim
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +74,7 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
                               ruler="random directions, one-way travel", **kw),
         omega_gap({m: curvature_experiment(m, profile, kind="fgsm") for m in names}, fam,
                   variants={v: curvature_experiment(v, profile, kind="fgsm") for v in variants}, **kw),
+        _mesh_row(travels, profile, kw),
         attention_claim(pd.concat([attention_experiment(m, profile, per_sample=True) for m in names],
                                   ignore_index=True), fam, **kw),
         *surgery.ledger_rows(profile, **kw),
@@ -79,6 +82,16 @@ def ledger(profile, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
         straighter_claim({m: jump_path_experiment(m, profile) for m in names}, fam, **kw),
     ]
     return pd.DataFrame(rows)
+
+
+def _mesh_row(travels: dict, profile, kw: dict) -> dict:
+    """The mesh-flatness row: the interior plane, the paper's clipped plane as sensitivity (the trajectories
+    chapter's shared grid and cached meshes)."""
+    grid = mesh_grid(travels)
+    flat = pd.concat([mesh_experiment(m, profile, step=grid.step, n_steps=grid.n_steps) for m in travels],
+                     ignore_index=True)
+    return sensitivity(flatness_claim(flat, "interior", **kw), flatness_claim(flat, "clipped", **kw),
+                       "the paper's clipped plane")
 
 
 def sensitivity(row: dict, other: dict, label: str) -> dict:

@@ -2,9 +2,8 @@
 flatness ρ per plane and its verdict (:data:`MESH_FLATNESS`), and the mean turning angle of single
 lines. Compute functions return frames; the ``*_markdown`` functions word them for the page.
 
-The mesh-flatness verdict is not a ledger row (the ledger measures the paper's Figure 5 claim by θ
-over many images, :mod:`curvlib.claims.curvature`): its record lives here, not in
-:data:`curvlib.claims.records.CLAIMS`.
+The mesh-flatness verdict is a ledger row (:func:`curvlib.claims.tally.ledger`): on the interior plane,
+where no pixel clips and ρ is the model's alone, with the paper's clipped plane as sensitivity.
 """
 from __future__ import annotations
 
@@ -17,13 +16,10 @@ from ..measure.probe import grid_step
 from ..measure.views import PLANES
 from ..models import family
 from .curvature import flatness_gap
-from .records import Claim
+from .records import CLAIMS
 
-#: The paper's Figures 1 and 4 read as a claim on the meshes' flatness ρ (0 = flat).
-MESH_FLATNESS = Claim(
-    "mesh flatness", "Transformers' representations follow curved paths, CNNs' a nearly flat mesh (Figures 1 and 4)",
-    "trajectories", ">", 0.0, "mean ρ Transformers − CNNs",
-    "holds if the interval lies above 0 (the Transformers' meshes less flat); paired over images", "+.3f")
+#: The paper's Figures 1 and 4 read as a claim on the meshes' flatness ρ (0 = flat): a ledger row.
+MESH_FLATNESS = CLAIMS["mesh flatness"]
 
 
 @dataclass(frozen=True)

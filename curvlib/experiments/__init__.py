@@ -14,17 +14,30 @@ module             experiments                   result
 ``random_jump``    random_jump,                  ε* after a small random step, beside the direct one;
                    random_jump_relative,         after a step sized to each image's own ε*;
                    jump_path                     ω and θ along FGSM from x and from the jumped point
+``mesh``           mesh                          flatness ρ of each model's mesh around the image
 ``attention``      attention                     additivity defects per layer type
 ``surgery``        surgery_path, surgery_travel,  ω, ε* and the turning point with parts linearised
                    surgery_turning
 =================  ============================  ==================================================
 """
 from ..runner import registered
-from . import attention, calibration, curvature, random_jump, robustness, surgery, theta, travel, travel_check  # noqa: F401
+from . import (  # noqa: F401 (registered on import)
+    attention,
+    calibration,
+    curvature,
+    mesh,
+    random_jump,
+    robustness,
+    surgery,
+    theta,
+    travel,
+    travel_check,
+)
 
 #: The order ``curvlib run all`` computes them in (cheap and most-read first).
 BOOK_ORDER = ("calibration", "robustness", "travel", "travel_check", "theta", "theta_step", "curvature", "random_jump",
-              "random_jump_relative", "jump_path", "attention", "surgery_path", "surgery_travel", "surgery_turning")
+              "random_jump_relative", "jump_path", "mesh", "attention", "surgery_path", "surgery_travel",
+              "surgery_turning")
 
 
 def registry() -> dict:

@@ -122,11 +122,12 @@ def eps_per_kind(eps_max, kinds) -> dict:
 PLANES = {"clipped": False, "interior": True}
 
 
-def plane_flatness(models: dict, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: int) -> pd.DataFrame:
+def plane_flatness(models: dict, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: int, kind: str = "fgsm",
+                   seed: int = 0) -> pd.DataFrame:
     """:func:`mesh_flatness` of every model around every image x [N, C, H, W]
     (pixels in [0, 1], labels y [N]) on both :data:`PLANES`: columns model, image, rho, rho_input,
     moving and ``plane``."""
-    return pd.concat([mesh_flatness(models, x, y, step, n_steps, interior=inner).assign(plane=plane)
+    return pd.concat([mesh_flatness(models, x, y, step, n_steps, kind, seed, interior=inner).assign(plane=plane)
                       for plane, inner in PLANES.items()])
 
 
