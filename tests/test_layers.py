@@ -170,19 +170,30 @@ def test_the_checker_sees_a_circle_and_a_long_module_without_a_reason(tmp_path, 
 
 #: Layers that read results: they load no model and no images (that is the experiments' job).
 READERS = ("claims", "plots")
-#: What loads a model or images: module ``data`` itself, and these names wherever they come from.
-LOADERS = {"load", "test_set", "travel_images", "load_model"}
+#: What loads a model or images: modules ``data`` and ``experiments.examples`` themselves, and these names
+#: wherever they come from (``models.load``, ``models.build`` …, under any alias).
+LOADERS = {"load", "build", "load_embedded", "load_paper", "load_model", "test_set", "travel_images"}
+LOADING_MODULES = {"data", "experiments.examples"}
 
 
 def _loads(path: Path):
-    """(line, what) for every import of curvlib.data and every use of a :data:`LOADERS` name in ``path``."""
+    """(line, what) for every import of a :data:`LOADING_MODULES` module and every use of a :data:`LOADERS`
+    name of curvlib's ``models`` or ``data`` in ``path``, whatever alias they are imported under."""
     for target, line, _ in _imports(path):
-        if target == "data":
-            yield line, "imports curvlib.data"
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Attribute) and node.attr in LOADERS and isinstance(node.value, ast.Name) \
-                and node.value.id in ("models", "data"):
-            yield node.lineno, f"calls {node.value.id}.{node.attr}"
+        if target in LOADING_MODULES:
+            yield line, f"imports curvlib.{target}"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases = set()  # local names bound to curvlib.models or curvlib.data
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("curvlib")):
+            aliases |= {a.asname or a.name for a in node.names if a.name in ("models", "data")}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.asname and a.name in ("curvlib.models", "curvlib.data")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in LOADERS:
+            chain = ast.unparse(node.value)
+            if chain in aliases or chain in ("curvlib.models", "curvlib.data"):
+                yield node.lineno, f"calls {chain}.{node.attr}"
         elif isinstance(node, ast.ImportFrom) and any(a.name in LOADERS for a in node.names):
             yield node.lineno, "imports " + ", ".join(a.name for a in node.names if a.name in LOADERS)
 
@@ -196,20 +207,35 @@ def test_claims_and_plots_load_no_model_and_no_images(path):
                        + " — measure in curvlib.measure and load in curvlib.experiments (e.g. experiments.examples)")
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
 def _private_uses(path: Path):
-    """(line, name) for every underscore name ``path`` takes from another curvlib module."""
+    """(line, name) for every underscore name ``path`` takes from another curvlib module: imported by name,
+    read as an attribute of a curvlib module (any alias, or the dotted ``curvlib.…`` path) or by ``getattr``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     curv_aliases = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("curvlib")):
             for a in node.names:
-                if a.name.startswith("_") and not a.name.startswith("__"):
+                if _private(a.name):
                     yield node.lineno, a.name
                 curv_aliases.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            curv_aliases |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] == "curvlib"}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in curv_aliases \
-                and node.attr.startswith("_") and not node.attr.startswith("__"):
-            yield node.lineno, f"{node.value.id}.{node.attr}"
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in curv_aliases:
+                yield node.lineno, f"{ast.unparse(node.value)}.{node.attr}"
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and len(node.args) >= 2 \
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str) \
+                and _private(node.args[1].value) and isinstance(node.args[0], ast.Name) \
+                and node.args[0].id in curv_aliases:
+            yield node.lineno, f"getattr({node.args[0].id}, {node.args[1].value!r})"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: _name(p) or "curvlib")
@@ -228,14 +254,22 @@ def test_the_checker_sees_a_loader_in_claims_and_a_borrowed_private_name(tmp_pat
     (fake / "models.py").write_text("")
     bad = fake / "claims" / "bad.py"
     monkeypatch.setattr(__import__(__name__), "ROOT", fake)
+    (fake / "experiments").mkdir()
+    (fake / "experiments" / "__init__.py").write_text("")
+    (fake / "experiments" / "examples.py").write_text("")
     for text in ("from .. import data\n", "from .. import models\nm = models.load('vit', None)\n",
+                 "from .. import models as M\nm = M.build('vit')\n", "import curvlib.models\ncurvlib.models.load(1)\n",
+                 "import curvlib.models as cm\ncm.load_paper(1)\n", "from ..experiments import examples\n",
                  "from ..experiments.travel_check import travel_images\n"):
         bad.write_text(text)
         with pytest.raises(AssertionError, match="loads"):
             test_claims_and_plots_load_no_model_and_no_images(bad)
     bad.write_text("from .. import models\nf = models.family('vit')\n")
     test_claims_and_plots_load_no_model_and_no_images(bad)  # metadata is not loading
-    for text in ("from ..measure.curvature import _unfused\n", "from ..measure import probe\nprobe._lines(1, 2, 3)\n"):
+    for text in ("from ..measure.curvature import _unfused\n", "from ..measure import probe\nprobe._lines(1, 2, 3)\n",
+                 "import curvlib.measure.probe as p\np._lines(1)\n",
+                 "import curvlib\ncurvlib.measure.probe._lines(1)\n",
+                 "from ..measure import probe\ngetattr(probe, '_lines')(1)\n"):
         bad.write_text(text)
         with pytest.raises(AssertionError, match="private names"):
             test_no_private_name_crosses_a_module(bad)

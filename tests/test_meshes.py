@@ -12,7 +12,7 @@ from curvlib.config import get_profile
 from curvlib.data import FASHION_CLASSES
 from curvlib.measure.mesh import affine_residual, interior_directions
 from curvlib.measure.probe import grid_step
-from curvlib.measure.views import mesh_flatness, plane_view
+from curvlib.measure.views import mesh_flatness, plane_view, plane_views
 from curvlib.plots import explorer as widgets
 
 
@@ -151,7 +151,7 @@ def test_plane_view_flatness_and_figure_legend():
     assert vc["rho_input"] > 0.05 and vi["rho_input"] < 1e-4 and vi["moving"] < vc["moving"]
     names = widgets.class_names(get_profile("smoke"))
     assert names == FASHION_CLASSES
-    fig = widgets.explorer_figure(ms, x, torch.tensor([3]), 0.01, 2, names=names,
+    fig = widgets.explorer_figure(plane_views(ms, x, torch.tensor([3]), 0.01, 2), 0.01, 2, names=names,
                                   eps_median={"resnet": 0.04, "vit": 0.05})
     legend = fig.legends[0]
     shown = [t.get_text() for t in legend.get_texts()]

@@ -174,7 +174,7 @@ def test_live_explorer_builds_and_redraws(monkeypatch):
     real = explorer_figure
 
     def spy(sel, *a, **k):
-        calls.append((tuple(sel), a[2:4]))
+        calls.append((tuple(sel), a[0:2]))
         return real(sel, *a, **k)
 
     monkeypatch.setattr(widgets.live, "explorer_figure", spy)  # where the live explorer looks it up

@@ -216,13 +216,7 @@ def attention_markdown(bends: pd.DataFrame, layers: pd.DataFrame, row: dict, nam
            + f". Largest additivity defect of any conv / linear / batch-norm layer: {affine_max:.1e} "
            "(float32 rounding).",
            ""]
-    if row["verdict"] == "holds":
-        out.append("So per component, the Transformers' attention bends a finite segment more than the CNNs' ReLUs; "
-                   "it is one source of bending among the other non-affine components listed above.")
-    else:
-        out.append("So per component, the Transformers' attention does not bend a finite segment measurably more "
-                   "than the CNNs' ReLUs do: the attention's non-linearity is one source of bending among others, not "
-                   "what sets the Transformers apart.")
+    out.append(CLAIMS["attention"].reads_as(row["verdict"]))
     return "\n".join(out)
 
 

@@ -378,5 +378,5 @@ def theta_tally(ratios: pd.DataFrame, profile) -> str:
     counts = ratios.verdict.value_counts()
     return (f"On this profile ({profile.name}, {profile.n_theta_images} images), the paper's ordering by θ "
             f"(Transformers turn more) holds for {counts.get('holds', 0)} of the {len(ratios)} (direction, ruler) "
-            f"pairs measured above, is reversed for {counts.get('opposite', 0)} and undecided for "
+            f"pairs measured above, is reversed for {counts.get('opposite', 0)} and is not decided for "
             f"{counts.get('inconclusive', 0)}.")

@@ -125,11 +125,26 @@ _CLAIMS = (
     Claim("mesh flatness", "Transformers' representations follow curved paths, CNNs' a nearly flat mesh (Figures 1 and "
           "4)", "trajectories", ">", 0.0, "mean ρ Transformers − CNNs",
           "holds if the interval lies above 0 (the Transformers' meshes less flat); the interior plane (no pixel "
-          "clips, so ρ is the model's alone), the paper's clipped plane as sensitivity; paired over images", "+.3f"),
+          "clips, so ρ is the model's alone), the paper's clipped plane as sensitivity; paired over images", "+.3f",
+          reads=(("holds", "On these models the interior meshes agree with the paper's picture for these few images."),
+                 ("opposite", "On these models and images the meshes show the reverse of the paper's picture: the "
+                              "Transformers' representations are measurably *flatter* than the CNNs' here."),
+                 ("inconclusive", "On these models and images, the meshes **do not** show the paper's effect: the "
+                                  "Transformers' representations are not measurably more curved than the CNNs' here."),
+                 ("no data", "No mesh flatness could be compared on these models and images."))),
     Claim("attention", "Attention is not additive (eq. 8–13), and that is what bends the Transformers' paths",
           "attention", ">", 1.0, "bend of attention (Transformers) / bend of the CNNs' activation layers, FGSM segment",
           "holds if the interval lies above 1; paired over test images", ".2f",
-          tested_as="attention bends an FGSM segment more than the CNNs' ReLUs do"),
+          tested_as="attention bends an FGSM segment more than the CNNs' ReLUs do",
+          reads=(("holds", "So per component, the Transformers' attention bends a finite segment more than the CNNs' "
+                           "ReLUs; it is one source of bending among the other non-affine components listed above."),
+                 ("opposite", "So per component, the Transformers' attention bends a finite segment *less* than the "
+                              "CNNs' ReLUs do: the attention's non-linearity is one source of bending among others, "
+                              "not what sets the Transformers apart."),
+                 ("inconclusive", "So per component, the Transformers' attention does not bend a finite segment "
+                                  "measurably more than the CNNs' ReLUs do: the attention's non-linearity is one "
+                                  "source of bending among others, not what sets the Transformers apart."),
+                 ("no data", "No per-component comparison could be made: a family has no bend to compare."))),
     Claim("surgery (what bends)", "Attention is what bends the Transformers' paths (eq. 8–13)", "surgery", ">", 0.5,
           "share of the Transformers' mean ω removed by linearising attention (FGSM, anchor = the image)",
           "holds if the interval lies above ½ (attention carries most of the bend), opposite if below ½; "

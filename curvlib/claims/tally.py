@@ -29,8 +29,8 @@ from .calibration import calibration_family, calibration_gap
 from .curvature import curvature_theta_claim, omega_gap
 from .random_jump import random_jump_claim, straighter_claim
 from .records import CLAIMS, ROW
-from .trajectories import flatness_claim, mesh_grid
 from .robustness import robustness_claim
+from .trajectories import flatness_claim, mesh_grid
 
 # ---------------------------------------------------------------------------------------------
 # helpers: paired per-image values of several models

@@ -115,10 +115,7 @@ def flatness_markdown(rows: dict[str, dict], table: pd.DataFrame) -> str:
     """The flatness verdicts of both planes (``rows``: plane → :func:`flatness_claim`) with the family
     means, the clipped pixels' own median ρ (from :func:`flatness_table`) and what so few images can say."""
     clipped, interior = rows["clipped"], rows["interior"]
-    found = ("On these embedded models the interior meshes agree with the paper's picture for these few images."
-             if interior["verdict"] == "holds" else
-             "On these embedded models and images, the meshes **do not** show the paper's effect: the Transformers' "
-             "representations are not measurably more curved than the CNNs' here.")
+    found = MESH_FLATNESS.reads_as(interior["verdict"])
     return (f"- Paper's (clipped) plane ({_means(clipped)}): {MESH_FLATNESS.sentence(clipped)} The clipped "
             f"pixels alone already have ρ ≈ {float(table.rho_input_clipped.median()):.3f}.\n"
             f"- Interior plane, the model alone ({_means(interior)}): {MESH_FLATNESS.sentence(interior)}\n\n"

@@ -42,6 +42,13 @@ def plane_view(model, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: in
             "moving": float((d1 != 0).float().mean())}
 
 
+def plane_views(models: dict, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: int, kind: str = "fgsm",
+                seed: int = 0, interior: bool = False) -> dict:
+    """:func:`plane_view` of every model (name → model) around the same image x [1, C, H, W], on the same
+    grid: name → view (what the explorer draws)."""
+    return {name: plane_view(model, x, y, step, n_steps, kind, seed, interior) for name, model in models.items()}
+
+
 def mesh_flatness(models: dict, x: torch.Tensor, y: torch.Tensor, step: float, n_steps: int,
                   kind: str = "fgsm", seed: int = 0, interior: bool = False):
     """Flatness ρ of each model's mesh around each image x[i] (the same grid for all models), as a

@@ -5,7 +5,6 @@ import numpy as np
 import torch
 
 from ..constants import FASHION_CLASSES
-from ..measure.views import plane_view
 from .theme import model_colors
 
 
@@ -88,22 +87,23 @@ def class_legend(fig, colors: dict, names=None, star: bool = True, extra=()) -> 
     return min(0.5, (0.3 + 0.22 * rows) / fig.get_figheight())
 
 
-def explorer_figure(models: dict, x: torch.Tensor, y: torch.Tensor, step: float = 0.02, n_steps: int = 4,
-                    kind: str = "fgsm", seed: int = 0, names=None, eps_median: dict | None = None,
-                    colors: dict | None = None, interior: bool = False):
-    """One row per model (two panels: input grid and representation mesh), a legend of the classes
-    that occur, each model's titles and frames in its own colour (``colors``: model → colour,
-    default :func:`curvlib.plots.theme.model_colors`). ``names``: class names (:func:`class_names`);
-    ``eps_median``: model → median ε*, to state the step as a fraction of it; ``interior``: only
-    the pixels that never clip move (see :func:`plane_view`). Returns the Figure."""
+def explorer_figure(views: dict, step: float, n_steps: int, kind: str = "fgsm", names=None,
+                    eps_median: dict | None = None, colors: dict | None = None, interior: bool = False):
+    """One row per model of ``views`` (model → :func:`curvlib.measure.views.plane_view` result, e.g. from
+    :func:`~curvlib.measure.views.plane_views`, on the grid ``step``, ``n_steps``, first axis ``kind``):
+    two panels each (input grid and representation mesh), a legend of the classes that occur, each
+    model's titles and frames in its own colour (``colors``: model → colour, default
+    :func:`curvlib.plots.theme.model_colors`). ``names``: class names (:func:`class_names`);
+    ``eps_median``: model → median ε*, to state the step as a fraction of it; ``interior``: the views
+    move only the pixels that never clip (stated in the title). Returns the Figure."""
     import matplotlib.pyplot as plt
 
-
-    colors = colors or model_colors(list(models))
-    views = {name: plane_view(model, x, y, step, n_steps, kind, seed, interior) for name, model in models.items()}
+    if not views:
+        raise ValueError("explorer_figure needs at least one model's plane view")
+    colors = colors or model_colors(list(views))
     k = max(v["num_classes"] for v in views.values())
     cc = class_colors(torch.cat([v["pred"].flatten() for v in views.values()]).numpy(), k)
-    fig, axes = plt.subplots(len(models), 2, figsize=(7.6, 3.5 * len(models) + 0.9), squeeze=False)
+    fig, axes = plt.subplots(len(views), 2, figsize=(7.6, 3.5 * len(views) + 0.9), squeeze=False)
     for row, (name, v) in zip(axes, views.items()):
         note = (f"step = {step / eps_median[name]:.2f} × median ε*" if eps_median and name in eps_median else "")
         plot_plane(v, row[0], row[1], name, cc, colors.get(name), note)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ..measure.views import WALK_KINDS, eps_per_kind, walk_paths
+from ..measure.views import WALK_KINDS, eps_per_kind, plane_views, walk_paths
 from ..plots.explorer import explorer_figure, walk_figure
 
 
@@ -50,8 +50,8 @@ def live_explorer(models: dict, x: torch.Tensor, y: torch.Tensor, steps=(0.005, 
         with out:
             out.clear_output(wait=True)
             sel = {n: models[n] for n in pairs[pair.value]}
-            fig = explorer_figure(sel, x, y, step.value, count.value, kind.value, names=names,
-                                  eps_median=eps_median)
+            fig = explorer_figure(plane_views(sel, x, y, step.value, count.value, kind.value), step.value,
+                                  count.value, kind.value, names=names, eps_median=eps_median)
             display(fig)
             plt.close(fig)
 
