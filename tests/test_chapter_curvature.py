@@ -160,7 +160,7 @@ def test_own_length_parents_measure_the_vit_snapshot_and_reuse_the_shipped_resne
     p = get_profile("smoke").replace(n_theta_images=1, n_steps=6)
     vit_v = next(v for v in cc.models.variants() if cc.models.spec(v).parent == "vit")
     res_v = next(v for v in cc.models.variants() if cc.models.spec(v).parent == "resnet")
-    out = own_length_parents([vit_v, res_v], p, 0.1)
+    out = own_length_parents([vit_v, res_v], p, eps_range=0.1)
     assert out[vit_v]["label"] == f"vit_ep{cc.models.spec(vit_v).recipe['epochs']}" != "vit"
     assert out[vit_v]["weights"].parent == p.checkpoint_dir
     assert out[res_v]["label"] == "resnet" and out[res_v]["omega_median"] == 0.0  # ReLU + BatchNorm: no bend

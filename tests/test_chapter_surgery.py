@@ -65,8 +65,8 @@ def test_identity_check_finds_every_surgery_keeps_value_and_first_order():
     assert set(t[t.model == "resnet"].kind) == {"all"}  # no attention to linearise in a CNN
     assert (t.modules > 0).all()
     assert (t["value: max |Δf| / max |f|"] < 1e-5).all() and (t["first order: ‖Δ f′d‖ / ‖f′d‖"] < 1e-4).all()
-    assert examples.batchnorm_affine(PROFILE) is True
-    assert examples.batchnorm_affine(get_profile("paper", env={}, device="cpu")) is None
+    assert examples.batchnorm_affine("resnet", PROFILE) is True
+    assert examples.batchnorm_affine("resnet", get_profile("paper", env={}, device="cpu")) is None
 
 
 def test_setup_line_names_the_experiments_grids():

@@ -44,7 +44,7 @@ def profile_for(profile):
                  "mean training ImageNet models), so this chapter measures the embedded models on Fashion-MNIST.")
 
 
-def curvedness(model_name: str, profile, checkpoint: str | Path | None = None, eps_range: float = 0.1,
+def curvedness(model_name: str, profile=None, *, checkpoint: str | Path | None = None, eps_range: float = 0.1,
                low_confidence: float = 0.9) -> dict:
     """One row of measurements for ``model_name`` (or its ``checkpoint``) on the profile's images.
 
@@ -103,9 +103,10 @@ def epoch_checkpoints(model_name: str, checkpoint_dir: Path, model_dir: Path) ->
     return sorted(out)
 
 
-def training_dynamics(model_name: str, profile, **kw) -> pd.DataFrame:
+def training_dynamics(model_name: str, profile=None, **kw) -> pd.DataFrame:
     """:func:`curvedness` per epoch snapshot of ``profile.checkpoint_dir`` (one row per epoch; column
     ``final`` marks the weights in ``profile.model_dir``)."""
+    profile = require(profile)
     rows = []
     ckpts = epoch_checkpoints(model_name, profile.checkpoint_dir, profile.model_dir)
     for epoch, path in ckpts:
@@ -126,7 +127,7 @@ def parent_weights(variant: str, profile) -> tuple[str, Path]:
     return sp.parent, profile.model_dir / f"{sp.parent}.safetensors"
 
 
-def own_length_parents(variants, profile, eps_range: float) -> dict:
+def own_length_parents(variants, profile=None, *, eps_range: float = 0.1) -> dict:
     """Each variant's parent *as trained for as long as the variant* (:func:`parent_weights`: for the ViT its
     15-epoch snapshot, not the 39-epoch shipped model), measured like the curvature chapter's models:
     variant → ``{"label", "parent", "weights", "sweep"`` (θ-versus-step sweep), ``"omega_median"`` (median ω
@@ -159,7 +160,7 @@ def _card(weights: Path) -> dict:
     return json.loads(c.read_text()) if c.exists() else {}
 
 
-def component_swaps(profile, variants=None) -> tuple[pd.DataFrame, list[str]]:
+def component_swaps(profile=None, *, variants=None) -> tuple[pd.DataFrame, list[str]]:
     """(table, missing): one row per trained variant, one per parent and one per parent seed
     replicate (from ``profile.seed_dir``) — with a ``label``, its ``role`` (parent, replicate,
     variant), what was swapped (``swap``: readable; ``swap_from`` / ``swap_to``: the module types,
@@ -197,7 +198,7 @@ def component_swaps(profile, variants=None) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows), missing
 
 
-def swap_boundary(table: pd.DataFrame, profile, edges=BANDS) -> pd.DataFrame:
+def swap_boundary(table: pd.DataFrame, profile=None, *, edges=BANDS) -> pd.DataFrame:
     """Median ε* along FGSM per confidence band for every row of a :func:`component_swaps` table
     (tidy: label, parent, band, median, n), from the cached travel experiments."""
 

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from ..constants import EPS_R
-from ..experiments.random_jump import JUMP_SIZES  # noqa: F401 (the chapter's sweep, read from here)
 from ..measure.random_jump import median_ratio
 from ..stats import bootstrap, verdict
 from .records import CLAIMS

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..experiments.robustness import LEDGER_EPS
+from ..experiments.theta import OmegaLineParams
 from ..stats import verdict
 
 #: The columns of every ledger row.
@@ -87,6 +89,7 @@ class Claim:
                 + fixed)
 
 
+_NOISE, _ATTACK = LEDGER_EPS["random"], f"{LEDGER_EPS['fgsm'] * 255:g}/255"  # the premise rows' steps
 _NEARER = "holds if the interval lies below 1 (the surgered model's boundary is nearer); paired over images"
 _CLAIMS = (
     Claim("calibration (CNNs)", "CNNs are overconfident: sECE < 0 (Figure 2)", "calibration", "<", 0.0,
@@ -99,13 +102,13 @@ _CLAIMS = (
           "sECE(CNNs) − sECE(Transformers), family means",
           "holds if the interval lies below 0 (CNNs more overconfident); paired over test images", "+.4f"),
     Claim("robustness (noise)", "Transformers are more robust against corruptions than CNNs (the paper's premise)",
-          "boundary", ">", 0.0, "share still correct after Gaussian noise of RMS 0.08, Transformers − CNNs",
+          "boundary", ">", 0.0, f"share still correct after Gaussian noise of RMS {_NOISE:g}, Transformers − CNNs",
           "holds if the interval lies above 0; on the images every model classifies correctly without noise; paired",
-          "+.3f", tested_as="Gaussian noise at ImageNet-C's mildest level (σ = 0.08 per pixel)"),
+          "+.3f", tested_as=f"Gaussian noise at ImageNet-C's mildest level (σ = {_NOISE:g} per pixel)"),
     Claim("robustness (FGSM)", "Transformers need larger perturbations than CNNs to change their decision",
-          "boundary", ">", 0.0, "share still correct after an FGSM step of 2/255, Transformers − CNNs",
+          "boundary", ">", 0.0, f"share still correct after an FGSM step of {_ATTACK}, Transformers − CNNs",
           "holds if the interval lies above 0; on the images every model classifies correctly without the step; "
-          "paired", "+.3f", tested_as="an FGSM step of two grey levels (2/255 per pixel)"),
+          "paired", "+.3f", tested_as=f"an FGSM step of {_ATTACK} per pixel"),
     Claim("boundary (low confidence)", "At low confidence, Transformers' inputs lie farther from the boundary along "
           "FGSM than CNNs' (Figure 3)", "boundary", ">", 1.0, "median ε* Transformers / CNNs at low confidence",
           "holds if the interval lies above 1", ".2f"),
@@ -173,7 +176,8 @@ _CLAIMS = (
           "FGSM(x), x along FGSM(x_r)); opposite if above 1; paired over test images", ".2f"),
     Claim("random jump (straighter)", "After the random jump the representation path becomes straight (linear), so "
           "FGSM finds the boundary (Figure 10)", "random_jump", "<", 1.0,
-          "median ω(x_r) / ω(x) along FGSM, Transformers (step-free bending, mean over the first 0.04)",
+          "median ω(x_r) / ω(x) along FGSM, Transformers (step-free bending, mean over the first "
+          f"{OmegaLineParams.omega_range:g})",
           "holds if the interval lies below 1 (straighter after the jump); paired over test images", ".2f",
           tested_as="the step-free bending rate ω at the jumped point against at the image")
 )

@@ -3,8 +3,9 @@ tokens, the ReLUs' captured inputs, images moved to their boundary, the random j
 and what each surgery keeps. Each loads its models and images here, calls :mod:`curvlib.measure`
 and returns data; none is cached (each takes seconds on the embedded profile).
 
-The per-model functions take ``(model_name, profile, *, …)`` like every experiment wrapper; the
-ones that cover a profile's models take ``(profile, *, …)``. Pixels are in [0, 1].
+The per-model functions take ``(model_name, profile, *, …)`` like every experiment wrapper; the ones
+that cover several models take those first — names or travel frames — or ``(profile, *, …)`` for all
+of the profile's. Pixels are in [0, 1].
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def identity_check(profile=None, *, n: int = 4, kinds=("attention", "norm", "act
     return pd.DataFrame(rows)
 
 
-def batchnorm_affine(profile=None, *, model_name: str = "resnet") -> bool | None:
+def batchnorm_affine(model_name: str = "resnet", profile=None) -> bool | None:
     """Whether the first ``BatchNorm2d`` of ``model_name`` in eval mode is affine along a random direction
     (two random inputs [2, C, 4, 4]); None on a profile without the embedded models or without a BatchNorm."""
     profile = require(profile)

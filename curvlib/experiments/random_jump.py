@@ -8,14 +8,14 @@ import pandas as pd
 import torch
 
 from .. import data, runner
-from ..constants import EPS_R
+from ..constants import EPS_R, JUMP_KIND
 from ..measure.angles import theta
 from ..measure.curvature import curvature
 from ..measure.direction import direction
 from ..measure.probe import eps_grid, probe_line
 from ..measure.random_jump import jump_travel, random_jump
-from .theta import LineParams
-from .travel import SearchParams, travel_experiment
+from .theta import OmegaLineParams
+from .travel import SearchParams, few_travel_images, travel_experiment
 
 #: Jump sizes ε_r (per-pixel step, pixels in [0, 1]) of the chapter's sweep; the paper's is :data:`EPS_R`.
 JUMP_SIZES = (0.01, 0.02, 0.05, 0.1)
@@ -27,7 +27,7 @@ class JumpParams(SearchParams):
 
     eps_r: float = EPS_R  #: size of the random jump
     n: int | None = runner.from_profile("n_travel")  #: the first n test images
-    kind: str = "random_sign"  #: the jump's direction kind
+    kind: str = JUMP_KIND  #: the jump's direction kind
     seed: int = 0  #: seed of the jump
 
 
@@ -66,8 +66,8 @@ class RelativeJumpParams(SearchParams):
     ε* (pixel units), on the images whose direct route crossed."""
 
     fraction: float = 0.5  #: ε_r / ε*(x) per image
-    n: int | None = runner.from_profile(lambda p: max(4, p.n_travel // 5))  #: the first n test images
-    kind: str = "random_sign"  #: the jump's direction kind
+    n: int | None = runner.from_profile(few_travel_images)  #: the first n test images
+    kind: str = JUMP_KIND  #: the jump's direction kind
     seed: int = 0  #: seed of the jump
 
 
@@ -102,13 +102,11 @@ def _relative_part(model, profile, shard, direct_all, *, fraction, n, kind, seed
 
 
 @dataclass(frozen=True)
-class JumpPathParams(LineParams):
+class JumpPathParams(OmegaLineParams):
     """Parameters of experiment ``jump_path``: the paths' (one-way grid along FGSM), the jump's, and ω's grid."""
 
     eps_r: float = EPS_R  #: size of the random jump
-    jump_kind: str = "random_sign"  #: the jump's direction kind
-    omega_range: float = 0.04  #: extent of the ω grid
-    omega_steps: int = 3  #: ω grid intervals
+    jump_kind: str = JUMP_KIND  #: the jump's direction kind
 
 
 def jump_path_experiment(model_name: str, profile=None, *, refresh: bool = False, checkpoint=None,

@@ -16,8 +16,8 @@ from ..measure.direction import direction
 from ..measure.probe import eps_grid, probe_line
 from ..measure.surgery import KINDS, linearized, targets
 from ..measure.travel import travel
-from .theta import LineParams
-from .travel import SearchParams
+from .theta import OmegaLineParams
+from .travel import SearchParams, few_travel_images
 
 #: The surgeries the experiments take: "none" (the original model) or one kind.
 SURGERIES = ("none", *KINDS)
@@ -65,13 +65,11 @@ def _images(model, profile, n, kind, seed, shard=None):
 
 
 @dataclass(frozen=True)
-class PathParams(LineParams):
+class PathParams(OmegaLineParams):
     """Parameters of experiment ``surgery_path`` (ε in pixel units): the θ paths' (one-way grid; FGSM of the
     original model, or seeded random), and these."""
 
     surgery: str = "none"  #: what is linearised: a kind of :data:`SURGERIES`
-    omega_range: float = 0.04  #: extent of the ω grid
-    omega_steps: int = 3  #: ω grid intervals
 
 
 def path_experiment(model_name: str, profile=None, *, surgery: str | None = None, kind: str | None = None,
@@ -126,7 +124,7 @@ def _path_part(model, profile, shard, context, *, n_images, surgery, kind, eps_r
 class SurgeryTravelParams(SearchParams):
     """Parameters of experiment ``surgery_travel`` (pixel units)."""
 
-    n: int | None = runner.from_profile(lambda p: max(4, p.n_travel // 5))  #: the first n test images
+    n: int | None = runner.from_profile(few_travel_images)  #: the first n test images
     surgery: str = "none"  #: what is linearised: a kind of :data:`SURGERIES`
     kind: str = "fgsm"  #: direction kind (FGSM of the original model, or seeded random)
 
@@ -163,7 +161,7 @@ def _travel_part(model, profile, shard, context, *, n, surgery, kind, eps_max, t
 class TurningParams(SearchParams):
     """Parameters of experiment ``surgery_turning``: those of the unsurgered travel, and ``n_t``."""
 
-    n: int | None = runner.from_profile(lambda p: max(4, p.n_travel // 5))  #: the first n test images
+    n: int | None = runner.from_profile(few_travel_images)  #: the first n test images
     kind: str = "fgsm"  #: direction kind
     n_t: int = 3  #: intervals of the trapezoid rule on [0, ε*]
 

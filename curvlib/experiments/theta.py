@@ -25,6 +25,14 @@ class LineParams:
     seed: int = 0  #: seed of random directions
 
 
+@dataclass(frozen=True)
+class OmegaLineParams(LineParams):
+    """Paths measured by the step-free ω as well: the paths' parameters and ω's grid (pixel units)."""
+
+    omega_range: float = 0.04  #: extent of the ω grid
+    omega_steps: int = 3  #: ω grid intervals
+
+
 #: The curvature chapter's rulers, (protocol, saturation-aware directions): the paper's one-way travel first.
 RULERS = (("oneway", False), ("oneway", True), ("symmetric", False))
 

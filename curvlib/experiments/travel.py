@@ -11,6 +11,12 @@ from ..measure.direction import direction
 from ..measure.travel import travel
 
 
+def few_travel_images(profile) -> int:
+    """A fifth of the profile's travel images, at least 4: the size of the experiments that run several
+    travels per image (surgeries, relative jumps)."""
+    return max(4, profile.n_travel // 5)
+
+
 @dataclass(frozen=True)
 class SearchParams:
     """The boundary search's parameters, shared by every experiment that measures ε* (pixel units)."""

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..constants import EPS_R, JUMP_KIND
 from ..data import check_pixels
 from ..inference import predict
 from ..stats import bootstrap
@@ -42,7 +43,7 @@ def _check_eps(eps_r, n: int | None = None) -> float | torch.Tensor:
     raise ValueError(f"eps_r must be a positive number (per-pixel step on the [0, 1] scale), got {eps_r!r}")
 
 
-def random_jump(x: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign", seed: int = 0,
+def random_jump(x: torch.Tensor, eps_r: float = EPS_R, kind: str = JUMP_KIND, seed: int = 0,
                 index: torch.Tensor | None = None) -> torch.Tensor:
     """x_r = clip(x + ε_r·d) with d a seeded random direction, ‖d‖₂ = √D; images [N, C, H, W] in [0, 1].
     ``eps_r``: one step for all, or one per image [N]. ``index``: global sample numbers (see
@@ -129,7 +130,7 @@ def _check_direct(model, direct: pd.DataFrame, x, y, eps_max: float, tol: float,
                          "order of them, or another model")
 
 
-def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = 0.05, kind: str = "random_sign",
+def jump_travel(model, x: torch.Tensor, y: torch.Tensor, eps_r: float = EPS_R, kind: str = JUMP_KIND,
                 seed: int = 0, eps_max: float = 1.0, tol: float = 1e-4, batch_size: int = 500,
                 direct: pd.DataFrame | None = None, return_images: bool = False,
                 index: torch.Tensor | None = None, search="default"):
