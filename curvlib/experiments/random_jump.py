@@ -86,7 +86,7 @@ def _direct_all(model_name, profile, params, checkpoint) -> pd.DataFrame:
 
 @runner.experiment("random_jump_relative", params=RelativeJumpParams, prepare=_direct_all,
                    calls=tuple({"fraction": f} for f in RELATIVE_SIZES),
-                   summary=lambda df: f"{len(df)} pairs at ε_r = {df.fraction.iloc[0]:g} ε*")
+                   summary=lambda df: f"{len(df)} pairs" + (f" at ε_r = {df.fraction.iloc[0]:g} ε*" if len(df) else ""))
 def _relative_part(model, profile, shard, direct_all, *, fraction, n, kind, seed, eps_max, tol, search
                    ) -> pd.DataFrame:
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
