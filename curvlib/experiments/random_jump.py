@@ -16,6 +16,7 @@ from ..measure.probe import eps_grid, probe_line
 from ..measure.random_jump import jump_travel, random_jump
 from .theta import OmegaLineParams
 from .travel import SearchParams, few_travel_images, travel_experiment
+from .travel_check import travel_images
 
 #: Jump sizes ε_r (per-pixel step, pixels in [0, 1]) of the chapter's sweep; the paper's is :data:`EPS_R`.
 JUMP_SIZES = (0.01, 0.02, 0.05, 0.1)
@@ -66,7 +67,7 @@ class RelativeJumpParams(SearchParams):
     ε* (pixel units), on the images whose direct route crossed."""
 
     fraction: float = 0.5  #: ε_r / ε*(x) per image
-    n: int | None = runner.from_profile(few_travel_images)  #: the first n test images
+    n: int | None = runner.from_profile(few_travel_images)  #: the travel sample's first n images
     kind: str = JUMP_KIND  #: the jump's direction kind
     seed: int = 0  #: seed of the jump
 
@@ -89,8 +90,9 @@ def _direct_all(model_name, profile, params, checkpoint) -> pd.DataFrame:
                    summary=lambda df: f"{len(df)} pairs" + (f" at ε_r = {df.fraction.iloc[0]:g} ε*" if len(df) else ""))
 def _relative_part(model, profile, shard, direct_all, *, fraction, n, kind, seed, eps_max, tol, search
                    ) -> pd.DataFrame:
-    x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)
-    index = data.shard_index(data.n_available(profile, n), shard)
+    # the first n rows of the travel sample (on ImageNet its seeded subset is not a prefix of a smaller one)
+    index = data.shard_index(min(n, len(direct_all)), shard)
+    x, y = travel_images(profile, index.numpy(), model.name)
     direct = direct_all.iloc[index.numpy()].reset_index(drop=True)
     ok = (direct.status == "crossed").to_numpy()
     if not ok.any():
