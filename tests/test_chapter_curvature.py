@@ -165,3 +165,12 @@ def test_own_length_parents_measure_the_vit_snapshot_and_reuse_the_shipped_resne
     assert out[vit_v]["weights"].parent == p.checkpoint_dir
     assert out[res_v]["label"] == "resnet" and out[res_v]["omega_median"] == 0.0  # ReLU + BatchNorm: no bend
     assert out[vit_v]["omega_median"] > 0 and set(out[vit_v]["sweep"].delta) == set(STEP_SWEEP)
+
+
+def test_before_boundary_refuses_travel_of_other_images():
+    eps = torch.linspace(0, 0.1, 11)
+    th, om = torch.zeros(1, 2, 9, dtype=torch.float64), torch.zeros(1, 2, 11, dtype=torch.float64)
+    travel = pd.DataFrame({"status": ["crossed"] * 3, "eps": [0.05] * 3})  # three images for two paths
+    with pytest.raises(ValueError, match="same images"):
+        cc.before_boundary_table({"vit": {"theta": th, "eps": eps}}, {"vit": {"omega": om, "eps": eps}},
+                                 {"vit": travel})

@@ -335,7 +335,8 @@ def before_boundary_table(thetas: dict, curv: dict, travels: dict) -> pd.DataFra
     """θ and ω along the FGSM paths over the whole grid and only before each path's boundary: per model,
     ``thetas`` (model → one-way :func:`theta_experiment` result, FGSM, θ [1, N, S−2]), ``curv`` (model →
     :func:`curvature_experiment` result on the same grid, ω [1, N, S]) and ``travels`` (model → FGSM travel
-    frame whose first N rows are those images; ε* = ∞ where the path never crossed). A θ counts as before
+    frame of those N images, e.g. ``travel_experiment(…, n=profile.n_theta_images)``; ε* = ∞ where the path
+    never crossed). A θ counts as before
     the boundary when all three of its points lie below ε*, an ω when its point does. Columns: mean θ
     (degrees) and mean ω, all and before, and the share of θ steps before the boundary."""
     rows = []
@@ -343,7 +344,11 @@ def before_boundary_table(thetas: dict, curv: dict, travels: dict) -> pd.DataFra
         t = th["theta"].double().numpy()[0]  # [N, S−2]
         e = th["eps"].double().numpy()
         w = curv[m]["omega"].double().numpy()[0]  # [N, S]
-        tr = travels[m].iloc[:t.shape[0]]
+        tr = travels[m]
+        if w.shape[0] != t.shape[0] or len(tr) != t.shape[0] or len(curv[m]["eps"]) != w.shape[1] \
+                or len(e) != t.shape[1] + 2:
+            raise ValueError(f"{m}: θ {tuple(t.shape)}, ω {tuple(w.shape)} and {len(tr)} travel rows must be the "
+                             "same images on the same grid")
         star = np.where(tr.status.to_numpy() == "crossed", tr.eps.to_numpy(float), np.inf)[:, None]
         keep_t, keep_w = e[None, 2:] < star, curv[m]["eps"].double().numpy()[None] < star
         rows.append({"model": m, "θ all (°)": float(np.degrees(np.nanmean(t))),
