@@ -6,18 +6,8 @@ import pytest
 
 from curvlib import experiments, runner
 from curvlib.config import get_profile
-from curvlib.experiments import (
-    attention,
-    calibration,
-    curvature,
-    mesh,
-    random_jump,
-    robustness,
-    surgery,
-    theta,
-    travel,
-    travel_check,
-)
+
+E = experiments  # every experiment module, registered on import
 
 
 class _Called(Exception):
@@ -39,22 +29,22 @@ def _capture(monkeypatch, call):
 
 #: How the chapters call each experiment, given one of its registered calls (the overrides ``curvlib run`` uses).
 CHAPTER_CALLS = {
-    "calibration": lambda m, p, c: calibration.predictions(m, p),
-    "robustness": lambda m, p, c: robustness.robustness_experiment(m, p, kind=c["kind"]),
-    "travel": lambda m, p, c: travel.travel_experiment(m, p, kind=c["kind"]),
-    "travel_check": lambda m, p, c: travel_check.check_experiment(m, p, kind=c["kind"]),
-    "theta": lambda m, p, c: theta.theta_experiment(m, p, kind=c["kind"], protocol=c["protocol"],
+    "calibration": lambda m, p, c: E.calibration.predictions(m, p),
+    "robustness": lambda m, p, c: E.robustness.robustness_experiment(m, p, kind=c["kind"]),
+    "travel": lambda m, p, c: E.travel.travel_experiment(m, p, kind=c["kind"]),
+    "travel_check": lambda m, p, c: E.travel_check.check_experiment(m, p, kind=c["kind"]),
+    "theta": lambda m, p, c: E.theta.theta_experiment(m, p, kind=c["kind"], protocol=c["protocol"],
                                                     saturation=c["saturation"]),
-    "theta_step": lambda m, p, c: theta.theta_step_experiment(m, p),
-    "curvature": lambda m, p, c: curvature.curvature_experiment(m, p, kind=c["kind"]),
-    "random_jump": lambda m, p, c: random_jump.jump_experiment(m, p, eps_r=c["eps_r"]),
-    "random_jump_relative": lambda m, p, c: random_jump.relative_jump_experiment(m, p, fraction=c["fraction"]),
-    "jump_path": lambda m, p, c: random_jump.jump_path_experiment(m, p),
-    "mesh": lambda m, p, c: mesh.mesh_experiment(m, p, step=0.01, n_steps=2),  # no registered call: the grid is data
-    "attention": lambda m, p, c: attention.attention_experiment(m, p),
-    "surgery_path": lambda m, p, c: surgery.path_experiment(m, p, surgery=c["surgery"]),
-    "surgery_travel": lambda m, p, c: surgery.travel_experiment(m, p, surgery=c["surgery"], kind=c["kind"]),
-    "surgery_turning": lambda m, p, c: surgery.turning_experiment(m, p, kind="fgsm"),
+    "theta_step": lambda m, p, c: E.theta.theta_step_experiment(m, p),
+    "curvature": lambda m, p, c: E.curvature.curvature_experiment(m, p, kind=c["kind"]),
+    "random_jump": lambda m, p, c: E.random_jump.jump_experiment(m, p, eps_r=c["eps_r"]),
+    "random_jump_relative": lambda m, p, c: E.random_jump.relative_jump_experiment(m, p, fraction=c["fraction"]),
+    "jump_path": lambda m, p, c: E.random_jump.jump_path_experiment(m, p),
+    "mesh": lambda m, p, c: E.mesh.mesh_experiment(m, p, step=0.01, n_steps=2),  # no registered call: the grid is data
+    "attention": lambda m, p, c: E.attention.attention_experiment(m, p),
+    "surgery_path": lambda m, p, c: E.surgery.path_experiment(m, p, surgery=c["surgery"]),
+    "surgery_travel": lambda m, p, c: E.surgery.travel_experiment(m, p, surgery=c["surgery"], kind=c["kind"]),
+    "surgery_turning": lambda m, p, c: E.surgery.turning_experiment(m, p, kind="fgsm"),
 }
 
 
@@ -99,8 +89,7 @@ def _wrappers():
     import inspect
 
     from curvlib.experiments import examples
-    mods = (attention, calibration, curvature, mesh, random_jump, robustness, surgery, theta, travel, travel_check,
-            examples)
+    mods = [m for m in vars(E).values() if inspect.ismodule(m) and m.__name__.startswith("curvlib.experiments.")]
     for mod in mods:
         for name, fn in inspect.getmembers(mod, inspect.isfunction):
             if fn.__module__ == mod.__name__ and (name.endswith(("_experiment", "_results")) or name == "predictions"

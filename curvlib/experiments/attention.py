@@ -30,13 +30,7 @@ def attention_experiment(model_name: str, profile=None, *, eps: float | None = N
     return long if per_sample else summarise_defects(long)
 
 
-def _attention_merge(parts: list, params: dict) -> "pd.DataFrame":
-    """The shards' per-sample rows in one order whatever the sharding: by module, then image (a
-    stable sort keeps each image's windows and components in their computed order)."""
-    return pd.concat(parts, ignore_index=True).sort_values(["depth", "sample"], kind="stable").reset_index(drop=True)
-
-
-@runner.experiment("attention", params=AttentionParams, merge=_attention_merge,
+@runner.experiment("attention", params=AttentionParams, merge=runner.concat_sorted("depth", "sample"),
                    summary=lambda df: f"{df.layer.nunique()} modules, {df['sample'].nunique()} images")
 def _attention_part(model, profile, shard, context, *, n, eps) -> "pd.DataFrame":
     x, y = data.test_set(profile, n=n, model_name=model.name if profile.dataset == "imagenet" else None, shard=shard)

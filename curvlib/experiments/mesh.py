@@ -36,12 +36,7 @@ def mesh_experiment(model_name: str, profile=None, *, step: float | None = None,
                       n_steps=n_steps, **params)
 
 
-def _merge(parts: list, params: dict) -> pd.DataFrame:
-    """The shards' rows in one order whatever the sharding: by plane, then image."""
-    return pd.concat(parts, ignore_index=True).sort_values(["plane", "image"], kind="stable").reset_index(drop=True)
-
-
-@runner.experiment("mesh", params=MeshParams, merge=_merge, calls=(),
+@runner.experiment("mesh", params=MeshParams, merge=runner.concat_sorted("plane", "image"), calls=(),
                    summary=lambda df: f"ρ on {df.image.nunique()} images × {df.plane.nunique()} planes")
 def _mesh_part(model, profile, shard, context, *, step, n_steps, n_images, kind, seed) -> pd.DataFrame:
     x, y = data.test_set(profile, n=n_images, model_name=model.name if profile.dataset == "imagenet" else None,

@@ -14,7 +14,7 @@ from ..measure.curvature import curvature
 from ..measure.direction import direction
 from ..measure.probe import eps_grid, probe_line
 from ..measure.random_jump import jump_travel, random_jump
-from .theta import OmegaLineParams
+from .theta import OmegaLineParams, interleave, path_grids
 from .travel import SearchParams, few_travel_images, travel_experiment
 from .travel_check import travel_images
 
@@ -122,15 +122,8 @@ def jump_path_experiment(model_name: str, profile=None, *, refresh: bool = False
 
 def _merge_paths(parts: list, params: dict) -> dict:
     """Image-sharded parts back into image order (every size-th image from rank), plus the two grids."""
-    out = {}
-    for key in ("omega_x", "omega_r", "theta_x", "theta_r", "index"):
-        t = torch.empty(sum(len(p[key]) for p in parts), *parts[0][key].shape[1:], dtype=parts[0][key].dtype)
-        for r, p in enumerate(parts):
-            t[r::len(parts)] = p[key]
-        out[key] = t
-    out["omega_eps"] = torch.linspace(0, params["omega_range"], params["omega_steps"] + 1)
-    out["theta_eps"] = eps_grid("oneway", params["eps_range"], params["n_steps"])
-    return out
+    return {**{key: interleave(parts, key) for key in ("omega_x", "omega_r", "theta_x", "theta_r", "index")},
+            **path_grids(params)}
 
 
 @runner.experiment("jump_path", params=JumpPathParams, merge=_merge_paths,

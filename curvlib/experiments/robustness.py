@@ -39,12 +39,8 @@ def robustness_experiment(model_name: str, profile=None, *, kind: str | None = N
                       **params)
 
 
-def _merge(parts: list, params: dict) -> pd.DataFrame:
-    """The shards' rows in one order whatever the sharding: by ε, then test image."""
-    return pd.concat(parts, ignore_index=True).sort_values(["eps", "index"], kind="stable").reset_index(drop=True)
-
-
-@runner.experiment("robustness", params=RobustnessParams, merge=_merge, calls=({"kind": "fgsm"}, {"kind": "random"}),
+@runner.experiment("robustness", params=RobustnessParams, merge=runner.concat_sorted("eps", "index"),
+                   calls=({"kind": "fgsm"}, {"kind": "random"}),
                    summary=lambda df: f"{df.kind.iloc[0]}: accuracy {df[df.eps == df.eps.max()].correct.mean():.3f} "
                                       f"at ε = {df.eps.max():.3g}")
 def _robustness_part(model, profile, shard, context, *, n, kind, eps, seed) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from ..measure.direction import direction
 from ..measure.probe import eps_grid, probe_line
 from ..measure.surgery import KINDS, linearized, targets
 from ..measure.travel import travel
-from .theta import OmegaLineParams
+from .theta import OmegaLineParams, interleave, path_grids
 from .travel import SearchParams, few_travel_images
 
 #: The surgeries the experiments take: "none" (the original model) or one kind.
@@ -87,18 +87,8 @@ def path_experiment(model_name: str, profile=None, *, surgery: str | None = None
 
 def _interleave_images(parts: list, params: dict) -> dict:
     """Image-sharded parts back into image order (every size-th image from rank)."""
-    out = {}
-    for key in ("omega", "theta", "index"):
-        n = sum(len(p[key]) for p in parts)
-        t = torch.empty(n, *parts[0][key].shape[1:], dtype=parts[0][key].dtype)
-        for r, p in enumerate(parts):
-            t[r::len(parts)] = p[key]
-        out[key] = t
-    out["replaced"] = list(parts[0]["replaced"])
-    out["omega_eps"] = torch.linspace(0, params["omega_range"], params["omega_steps"] + 1)
-
-    out["theta_eps"] = eps_grid("oneway", params["eps_range"], params["n_steps"])
-    return out
+    return {**{key: interleave(parts, key) for key in ("omega", "theta", "index")},
+            "replaced": list(parts[0]["replaced"]), **path_grids(params)}
 
 
 @runner.experiment("surgery_path", params=PathParams, merge=_interleave_images,

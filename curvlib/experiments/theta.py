@@ -103,8 +103,15 @@ def _theta_part(model, profile, shard, context, *, n_images, n_directions, n_ste
     return {"theta": torch.cat(th), "input_theta": torch.cat(th_in)}
 
 
+def path_grids(params: dict) -> dict:
+    """The grids of :class:`OmegaLineParams` paths: ``omega_eps`` (ω's) and ``theta_eps`` (θ's one-way grid)."""
+    return {"omega_eps": torch.linspace(0, params["omega_range"], params["omega_steps"] + 1),
+            "theta_eps": eps_grid("oneway", params["eps_range"], params["n_steps"])}
+
+
 def interleave(parts: list, key: str) -> torch.Tensor:
-    """Direction-sharded tensors [M_r, …] of every rank back into direction order [M, …]."""
+    """Sharded tensors [M_r, …] of every rank (rank r holding every size-th row from r: directions or
+    images) back into their order [M, …]."""
     size = len(parts)
     out = torch.empty(sum(len(p[key]) for p in parts), *parts[0][key].shape[1:], dtype=parts[0][key].dtype)
     for r, part in enumerate(parts):

@@ -10,14 +10,13 @@
 
 The names below are re-exported, so experiments and chapters write ``runner.run(...)``.
 """
-from .distributed import concat_frames, init_distributed, sharded, world
+from .distributed import concat_frames, concat_sorted, init_distributed, sharded, world
 from .execute import NotCached, cache_key, cached_only, float32_exact, log_time, run
 from .fingerprint import code_fingerprint, module_closure, source_fingerprint
 from .preflight import SetupError, setup_summary
 from .registration import Experiment, experiment, from_profile, get, params_for, registered, resolve
 
 __all__ = ["Experiment", "NotCached", "SetupError", "cache_key", "cached_only", "code_fingerprint", "concat_frames",
-           "experiment", "float32_exact",
-           "from_profile", "resolve",
-           "get", "init_distributed", "log_time", "module_closure", "params_for", "registered", "run", "setup_summary",
-           "sharded", "source_fingerprint", "world"]
+           "concat_sorted", "experiment", "float32_exact", "from_profile", "resolve", "get", "init_distributed",
+           "log_time", "module_closure", "params_for", "registered", "run", "setup_summary", "sharded",
+           "source_fingerprint", "world"]

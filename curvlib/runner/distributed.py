@@ -78,6 +78,17 @@ def sharded(experiment: str, model: str, params: dict, compute_part: Callable[[i
     return cache.load(target, expect=ident)
 
 
+def concat_sorted(*by: str) -> Callable[[list, dict], Any]:
+    """A merge: the per-rank DataFrames concatenated and stably sorted by the columns ``by`` (rows that tie
+    keep their computed order), so the result does not depend on the sharding."""
+    def merge(parts: list, params: dict | None = None):
+        import pandas as pd
+
+        return pd.concat(parts, ignore_index=True).sort_values(list(by), kind="stable").reset_index(drop=True)
+
+    return merge
+
+
 def concat_frames(parts: list, params: dict | None = None) -> "Any":
     """Merge per-rank DataFrames with a global ``index`` column back into input order."""
     import pandas as pd
