@@ -174,3 +174,9 @@ def test_before_boundary_refuses_travel_of_other_images():
     with pytest.raises(ValueError, match="same images"):
         cc.before_boundary_table({"vit": {"theta": th, "eps": eps}}, {"vit": {"omega": om, "eps": eps}},
                                  {"vit": travel})
+
+
+def test_step_order_refuses_a_table_without_the_models():
+    steps = pd.DataFrame({"model": ["resnet"], "delta": [1e-4], "mean": [1.0], "median": 0.0, "rate": 0.0})
+    with pytest.raises(ValueError, match="none of the models"):
+        cc.step_order(steps, ["vit"])

@@ -195,3 +195,12 @@ def test_relative_and_path_experiments_on_the_shipped_vit(tmp_cache):
     r = jump_path_experiment("vit", p)
     assert r["omega_x"].shape == r["omega_r"].shape == (3, 4) and r["theta_x"].shape == (3, 5)
     assert (r["omega_x"] > 0).all()  # a smooth network bends
+
+
+def test_new_jump_helpers_refuse_what_they_cannot_read():
+    from curvlib.measure.random_jump import positive_pairs
+
+    with pytest.raises(ValueError, match="no column"):
+        positive_pairs(pd.DataFrame({"eps_jump": [0.1]}))
+    with pytest.raises(ValueError, match="frames by jump fraction"):
+        jc.relative_sweep({"vit": {}})

@@ -313,6 +313,8 @@ def step_markdown(table: pd.DataFrame, steps: pd.DataFrame, names, parents: dict
 def step_order(steps: pd.DataFrame, names) -> pd.DataFrame:
     """Per step Δ of a :func:`step_table`: the families' mean θ (degrees; mean of their models among
     ``names``) and which family turns more there (``larger``)."""
+    if not set(names) & set(steps.model):
+        raise ValueError(f"none of the models {list(names)} is in the step table")
     rows = []
     for d, g in steps[steps.model.isin(list(names))].groupby("delta"):
         fm = _family_mean(g.set_index("model")["mean"], list(g.model))

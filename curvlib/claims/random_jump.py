@@ -182,6 +182,8 @@ def relative_sweep(frames: dict[str, dict[float, pd.DataFrame]], families: dict 
     only), pooled over the family's models; a model's frame holds only the images it crossed, so images are
     aligned by ``index`` (absent = left out) and resampled together. Tidy: ``family``, ``fraction``,
     ``ratio``, ``median``, ``lo``, ``hi``, ``n_pairs``, ``verdict`` (below 1: the jump route is shorter)."""
+    if not frames or not all(frames.values()):
+        raise ValueError("relative_sweep needs, for every model, its frames by jump fraction")
     fams = split_families(list(frames), family_map(list(frames), families))
     out = []
     for f in sorted({f for by in frames.values() for f in by}):

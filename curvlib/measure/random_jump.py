@@ -197,6 +197,9 @@ def median_ratio(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct
 def positive_pairs(df: pd.DataFrame, num: str = "eps_jump", den: str = "eps_direct") -> pd.DataFrame:
     """The samples of a :func:`jump_travel` frame where both ``den`` and ``num`` are finite and positive
     (both routes crossed), as a frame with those two columns and ``ratio`` = num / den."""
+    missing = [c for c in (num, den) if c not in df.columns]
+    if missing:
+        raise ValueError(f"not a jump frame: no column(s) {', '.join(missing)}")
     p = df[[den, num]].astype(float).dropna()
     p = p[(p[den] > 0) & (p[num] > 0)]
     return p.assign(ratio=p[num] / p[den])
