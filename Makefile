@@ -16,6 +16,9 @@ endif
 ifneq ($(strip $(CURVLIB_CACHE)),)
 export CURVLIB_CACHE := $(abspath $(CURVLIB_CACHE))
 endif
+ifneq ($(strip $(CURVLIB_SEED_DIR)),)
+export CURVLIB_SEED_DIR := $(abspath $(CURVLIB_SEED_DIR))
+endif
 
 .PHONY: all setup vendor exec-cache-guard book book-fast test lint unit unit-fast nbval notebooks bench clean-cache clean
 

@@ -16,6 +16,7 @@ Environment variables read by :func:`get_profile` (all optional):
 ``CURVLIB_DEVICE``       ``cpu``, ``cuda``, ``cuda:1`` … (default: ``cuda`` when available)
 ``CURVLIB_DATA``         ImageNet-labelled class folders (``paper`` / ``paper-lite``)
 ``CURVLIB_MODEL_DIR``    embedded weights + cards (default ``<repo>/data/models``)
+``CURVLIB_SEED_DIR``     seed replicates ``seed<k>/<name>.safetensors`` (default ``<repo>/data/seeds``)
 ``CURVLIB_CHECKPOINTS``  local weights of paper models: ``name=path,name=path``
 ``CURVLIB_WEIGHTS``      paper models: ``pretrained`` (default) or ``random`` (tests only)
 ``CURVLIB_AUTOCAST``     ``bf16`` to autocast forward-only passes (calibration, θ); default off
@@ -47,7 +48,8 @@ PAPER_MODELS = ("resnet50", "mobilenetv2_100", "vit_base_patch16_224", "swin_tin
 #: The environment variables :func:`get_profile` reads, and what each sets.
 ENV = {
     "CURVLIB_PROFILE": "profile name", "CURVLIB_CACHE": "cache_dir", "CURVLIB_DEVICE": "device",
-    "CURVLIB_DATA": "data_dir", "CURVLIB_MODEL_DIR": "model_dir", "CURVLIB_CHECKPOINTS": "checkpoints",
+    "CURVLIB_DATA": "data_dir", "CURVLIB_MODEL_DIR": "model_dir", "CURVLIB_SEED_DIR": "seed_dir",
+    "CURVLIB_CHECKPOINTS": "checkpoints",
     "CURVLIB_WEIGHTS": "weights", "CURVLIB_AUTOCAST": "autocast", "CURVLIB_SIZES": "sample sizes",
     "CURVLIB_CHECK_ACCURACY": "check_accuracy", "CURVLIB_HASH_DATA": "hash_data", "CURVLIB_SEARCH": "search",
 }
@@ -255,6 +257,7 @@ def get_profile(name: str | None = None, env: Mapping[str, str] | None = None, *
         cache_dir=Path(cache_dir).expanduser().resolve() if cache_dir else DEFAULT_CACHE,
         data_dir=Path(data).expanduser().resolve() if data else None,  # chapters run with book/ as their cwd
         model_dir=Path(env.get("CURVLIB_MODEL_DIR", "").strip() or MODEL_DIR),
+        seed_dir=Path(env.get("CURVLIB_SEED_DIR", "").strip() or SEED_DIR),
         checkpoints=parse_checkpoints(env.get("CURVLIB_CHECKPOINTS", "")),
         weights=env.get("CURVLIB_WEIGHTS", "").strip() or "pretrained",
         autocast=_autocast(env.get("CURVLIB_AUTOCAST")),

@@ -294,6 +294,26 @@ def build(name: str) -> CurvModel:
     return CurvModel(sp.build(), FASHION_MEAN, FASHION_STD, name, sp.input_size)
 
 
+def seed_replicates(name: str, seed_dir: str | Path) -> dict[int, Path]:
+    """Seed → weights of ``name`` retrained with :mod:`curvlib.seeds` (``seed_dir/seed<k>/<name>.safetensors``
+    whose card records the seed plan: a validation split chose the epoch). Weights without that card
+    (legacy replicates, trained before the clean stopping rule) are not seed replicates of the recipe."""
+    out = {}
+    for f in sorted(Path(seed_dir).glob(f"seed*/{name}.safetensors")):
+        k = f.parent.name[len("seed"):]
+        card = f.with_suffix(".json")
+        if not k.isdigit() or not card.exists():
+            continue
+        plan = json.loads(card.read_text()).get("seed_plan")
+        if not plan:
+            continue
+        if plan.get("model") != name or int(plan.get("seed", -1)) != int(k):
+            raise ValueError(f"{f}: its card's seed plan is for {plan.get('model')!r} seed {plan.get('seed')}, "
+                             f"its place says {name!r} seed {int(k)}")
+        out[int(k)] = f
+    return out
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -10,6 +10,8 @@ share them), so an interval holds the seed-to-seed variance as well as the image
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Callable, Sequence
 
@@ -18,6 +20,22 @@ import numpy as np
 #: The three outcomes of a claim (plus "no data" where nothing could be measured).
 VERDICTS = ("holds", "opposite", "inconclusive")
 NO_DATA = "no data"
+
+
+_RECORDERS: contextvars.ContextVar = contextvars.ContextVar("curvlib_bootstrap_recorders", default=None)
+
+
+@contextlib.contextmanager
+def recording():
+    """Record every :func:`bootstrap` made inside the block: yields a list that receives, per call, a
+    dict ``{"estimate": float, "values": ndarray [n_boot]}`` (the statistic on every resample, NaN kept).
+    :mod:`curvlib.claims.seeded` uses it to pool a claim's image resamples over seed draws."""
+    log = []
+    token = _RECORDERS.set([*(_RECORDERS.get() or []), log])
+    try:
+        yield log
+    finally:
+        _RECORDERS.reset(token)
 
 
 def _check(n, n_boot, level) -> None:
@@ -54,7 +72,7 @@ def resamples(n: int, n_boot: int = 1000, seed: int = 0, strata=None, chunk: int
         yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
 
 
-def _percentile_interval(est: float, vals: np.ndarray, n_boot: int, level: float, min_defined: float
+def percentile_interval(est: float, vals: np.ndarray, n_boot: int, level: float, min_defined: float
                          ) -> tuple[float, float, float]:
     """(est, lo, hi) from the resampled values [n_boot] (NaN: undefined; see :func:`bootstrap`)."""
     vals = vals[~np.isnan(vals)]
@@ -94,7 +112,10 @@ def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = 10
         if v.shape != (len(idx),):
             raise ValueError(f"stat must return one value per resample, shape ({len(idx)},), got {v.shape}")
         vals.append(v)
-    return _percentile_interval(float(est[0]), np.concatenate(vals), n_boot, level, min_defined)
+    vals = np.concatenate(vals)
+    for log in _RECORDERS.get() or []:
+        log.append({"estimate": float(est[0]), "values": vals})
+    return percentile_interval(float(est[0]), vals, n_boot, level, min_defined)
 
 
 def hierarchical_resamples(n_seeds: Sequence[int], n: int | Sequence[int], n_boot: int = 1000, seed: int = 0,
@@ -179,7 +200,7 @@ def hierarchical_bootstrap(stat: Callable[[list, list], np.ndarray], n_seeds: Se
         if v.shape != (len(i_idx[0]),):
             raise ValueError(f"stat must return one value per resample, shape ({len(i_idx[0])},), got {v.shape}")
         vals.append(v)
-    return _percentile_interval(float(est[0]), np.concatenate(vals), n_boot, level, min_defined)
+    return percentile_interval(float(est[0]), np.concatenate(vals), n_boot, level, min_defined)
 
 
 def verdict(lo: float, hi: float, null: float = 0.0, expect: str = ">") -> str:

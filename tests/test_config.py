@@ -23,13 +23,14 @@ def test_profile_from_environment(monkeypatch):
 def test_every_setting_comes_from_one_environment(tmp_path):
     env = {"CURVLIB_PROFILE": "paper", "CURVLIB_CACHE": str(tmp_path / "c"), "CURVLIB_DEVICE": "cpu",
            "CURVLIB_DATA": str(tmp_path / "val"), "CURVLIB_MODEL_DIR": str(tmp_path / "m"),
+           "CURVLIB_SEED_DIR": str(tmp_path / "s"),
            "CURVLIB_CHECKPOINTS": "resnet50=/w/r.pth, vit_base_patch16_224=/w/v.safetensors",
            "CURVLIB_WEIGHTS": "random", "CURVLIB_AUTOCAST": "bf16", "CURVLIB_SIZES": "n_travel=9",
            "CURVLIB_CHECK_ACCURACY": "0", "CURVLIB_HASH_DATA": "1", "CURVLIB_SEARCH": "careful"}
     assert set(env) == set(config.ENV)  # the documented variables are exactly the ones read
     p = get_profile(env=env)
-    assert (p.name, p.cache_dir, p.device, p.data_dir, p.model_dir) == (
-        "paper", tmp_path / "c", "cpu", tmp_path / "val", tmp_path / "m")
+    assert (p.name, p.cache_dir, p.device, p.data_dir, p.model_dir, p.seed_dir) == (
+        "paper", tmp_path / "c", "cpu", tmp_path / "val", tmp_path / "m", tmp_path / "s")
     assert p.checkpoints == (("resnet50", "/w/r.pth"), ("vit_base_patch16_224", "/w/v.safetensors"))
     assert p.checkpoint_for("resnet50") == "/w/r.pth" and p.checkpoint_for("swin") is None
     assert (p.weights, p.autocast, p.n_travel, p.check_accuracy, p.hash_data, p.search) == (

@@ -96,13 +96,15 @@ def flatness_table(flat: pd.DataFrame) -> pd.DataFrame:
     }, index=pd.Index(order, name="model"))
 
 
-def flatness_claim(flat: pd.DataFrame, plane: str, n_boot: int = 1000, seed: int = 0) -> dict:
+def flatness_claim(flat: pd.DataFrame, plane: str, families: dict | None = None, n_boot: int = 1000,
+                   seed: int = 0) -> dict:
     """The :data:`MESH_FLATNESS` row of one plane of a :func:`~curvlib.measure.views.plane_flatness` frame: the
     Transformers' mean ρ minus the CNNs' (:func:`curvlib.claims.curvature.flatness_gap`, paired over
-    images), with the family means in ``cnn`` and ``transformer``."""
+    images), with the family means in ``cnn`` and ``transformer``. ``families``: model → family (default:
+    each model's own)."""
     if plane not in PLANES:
         raise ValueError(f"unknown plane {plane!r}; choose one of {', '.join(PLANES)}")
-    g = flatness_gap(flat[flat.plane == plane], n_boot=n_boot, seed=seed)
+    g = flatness_gap(flat[flat.plane == plane], families, n_boot=n_boot, seed=seed)
     return MESH_FLATNESS.judge(g["estimate"], g["lo"], g["hi"], g["n"], measure=f"{MESH_FLATNESS.statistic}, "
                                f"{plane} plane", cnn=g["cnn"], transformer=g["transformer"])
 

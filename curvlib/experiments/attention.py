@@ -19,14 +19,14 @@ class AttentionParams:
 
 
 def attention_experiment(model_name: str, profile=None, *, eps: float | None = None, n: int | None = None,
-                         refresh: bool = False, per_sample: bool = False) -> "pd.DataFrame":
+                         refresh: bool = False, per_sample: bool = False, checkpoint=None) -> "pd.DataFrame":
     """Cached :func:`layer_defects` of one model on the profile's first ``n`` images (capped at
     ``n_travel``), each moved along its FGSM direction by ``eps`` (defaults: :class:`AttentionParams`):
     one row per layer (medians over the images), or with ``per_sample`` the unreduced rows (column
     ``sample``: the test image), which is what the cache holds."""
     if n is not None and profile is not None:
         n = min(n, profile.n_travel)
-    long = runner.run("attention", model_name, profile, refresh=refresh, eps=eps, n=n)
+    long = runner.run("attention", model_name, profile, refresh=refresh, checkpoint=checkpoint, eps=eps, n=n)
     return long if per_sample else summarise_defects(long)
 
 

@@ -1,0 +1,257 @@
+"""The ledger on seed replicates: every claim judged about the *families*, with the networks' own
+training variance inside its interval.
+
+A profile's ``seed_dir`` holds the embedded models retrained with :mod:`curvlib.seeds` (several seeds
+each, a validation split choosing the epoch; :func:`curvlib.models.seed_replicates`).
+:func:`seeded_ledger` runs the single-seed ledger's claim functions (:mod:`curvlib.claims.tally`) on
+every replicate's cached experiments (``checkpoint=`` its weights) and returns one row per claim:
+
+- ``estimate``: the claim's statistic with every replicate as a network of its family (the same seeds
+  for every model, so each model weighs the same);
+- ``lo``, ``hi``: a two-stage percentile bootstrap (:func:`pool`) — per draw, the seeds of every model
+  drawn with replacement (a replicate enters its family's statistic as often as it is drawn), then the
+  test images by the claim's own resampling (paired across models): the interval holds the
+  seed-to-seed variance as well as the images';
+- ``seeds``: the estimate on each seed alone (the models' seed-k replicates as the families); a
+  "holds" or "opposite" needs every one of them on that side of no effect
+  (:meth:`~curvlib.claims.records.Claim.judge`), else the row is "inconclusive".
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import models
+from ..config import require
+from ..constants import EPS_R
+from ..experiments.attention import attention_experiment
+from ..experiments.calibration import predictions
+from ..experiments.curvature import curvature_experiment
+from ..experiments.mesh import mesh_experiment
+from ..experiments.random_jump import jump_experiment, jump_path_experiment
+from ..experiments.robustness import LEDGER_EPS, robustness_experiment
+from ..experiments.surgery import path_experiment
+from ..experiments.surgery import travel_experiment as surgery_travel
+from ..experiments.theta import theta_experiment
+from ..experiments.travel import travel_experiment
+from ..stats import percentile_interval, recording
+from .attention import attention_claim
+from .boundary import boundary_claim, rank_correlation_claim
+from .calibration import calibration_family, calibration_gap
+from .curvature import curvature_theta_claim, omega_gap
+from .random_jump import random_jump_claim, straighter_claim
+from .records import CLAIMS
+from .robustness import robustness_claim
+from .surgery import claim_rows
+from .trajectories import flatness_claim, mesh_grid
+
+#: Appended to every pooled row's rule.
+POOLED_RULE = ("Interval: two-stage bootstrap (each model's seeds, then the test images); a verdict other than "
+               "inconclusive also needs every seed's own estimate on its side")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One group of ledger rows: ``load(model, profile, weights, context)`` → one network's cached result;
+    ``judge(results, families, n_boot, seed)`` → the rows (:meth:`~curvlib.claims.records.Claim.judge`)
+    for ``results`` (network → result) and ``families`` (network → family); ``prepare(profile,
+    replicates)`` → the ``context`` every load receives (e.g. a grid shared by all networks)."""
+
+    key: str
+    claims: tuple[str, ...]
+    load: Callable[..., Any]
+    judge: Callable[..., list[dict]]
+    prepare: Callable[..., Any] | None = None
+
+
+def _frames(results: dict) -> pd.DataFrame:
+    return pd.concat([df.assign(model=net) for net, df in results.items()], ignore_index=True)
+
+
+def _mesh_context(profile, replicates):
+    travels = {f"{m}#{k}": travel_experiment(m, profile, kind="fgsm", checkpoint=w)
+               for m, ws in replicates.items() for k, w in ws.items()}
+    return mesh_grid(travels)
+
+
+def _mesh_load(m, p, w, grid):
+    return mesh_experiment(m, p, step=grid.step, n_steps=grid.n_steps, checkpoint=w)
+
+
+def _surgery_load(m, p, w, _):
+    paths = ({s: path_experiment(m, p, surgery=s, checkpoint=w) for s in ("none", "attention")}
+             if models.family(m) == "Transformer" else {})
+    return {"paths": paths, "frames": {s: surgery_travel(m, p, surgery=s, kind="fgsm", checkpoint=w)
+                                       for s in ("none", "all")}}
+
+
+def _surgery_judge(r, fam, **kw):
+    paths = {(net, s): v for net, x in r.items() for s, v in x["paths"].items()}
+    frames = {(net, s, "fgsm"): v for net, x in r.items() for s, v in x["frames"].items()}
+    return claim_rows(paths, frames, fam, **kw)
+
+
+#: Every ledger row, grouped by the experiments it reads (the single-seed ledger's pre-declared rulers).
+ROWS = (
+    Rows("calibration", ("calibration (CNNs)", "calibration (Transformers)", "calibration (gap)"),
+         lambda m, p, w, _: predictions(m, p, checkpoint=w),
+         lambda r, fam, **kw: [calibration_family(r, "CNN", fam, **kw), calibration_family(r, "Transformer", fam, **kw),
+                               calibration_gap(r, fam, **kw)]),
+    *(Rows(f"robustness ({k})", (f"robustness ({'noise' if k == 'random' else 'FGSM'})",),
+           lambda m, p, w, _, k=k: robustness_experiment(m, p, kind=k, checkpoint=w),
+           lambda r, fam, k=k, **kw: [robustness_claim(r, k, LEDGER_EPS[k], fam, **kw)]) for k in ("random", "fgsm")),
+    Rows("boundary", ("boundary (low confidence)", "boundary (confidence ↔ distance)"),
+         lambda m, p, w, _: travel_experiment(m, p, kind="fgsm", checkpoint=w),
+         lambda r, fam, **kw: [boundary_claim(r, fam, **kw), rank_correlation_claim(r, fam, **kw)]),
+    Rows("curvature (θ)", ("curvature (θ)",),
+         lambda m, p, w, _: theta_experiment(m, p, kind="random", checkpoint=w)["theta"],
+         lambda r, fam, **kw: [curvature_theta_claim(r, fam, ruler="random directions, one-way travel", **kw)]),
+    Rows("curvature (ω)", ("curvature (ω)",), lambda m, p, w, _: curvature_experiment(m, p, kind="fgsm", checkpoint=w),
+         lambda r, fam, **kw: [omega_gap(r, fam, **kw)]),
+    Rows("mesh flatness", ("mesh flatness",), _mesh_load,
+         lambda r, fam, **kw: [flatness_claim(_frames(r), "interior", fam, **kw)], prepare=_mesh_context),
+    Rows("attention", ("attention",), lambda m, p, w, _: attention_experiment(m, p, per_sample=True, checkpoint=w),
+         lambda r, fam, **kw: [attention_claim(_frames(r), fam, **kw)]),
+    Rows("surgery", ("surgery (what bends)", "surgery (distance)", "surgery (low confidence)", "surgery (control)"),
+         _surgery_load, _surgery_judge),
+    Rows("random jump", ("random jump",), lambda m, p, w, _: jump_experiment(m, p, eps_r=EPS_R, checkpoint=w),
+         lambda r, fam, **kw: [random_jump_claim(r, fam, **kw)]),
+    Rows("random jump (straighter)", ("random jump (straighter)",),
+         lambda m, p, w, _: jump_path_experiment(m, p, checkpoint=w),
+         lambda r, fam, **kw: [straighter_claim(r, fam, **kw)]),
+)
+
+
+def _common_seeds(results: dict[str, dict[int, Any]]) -> list[int]:
+    sets = {m: sorted(r) for m, r in results.items()}
+    first = next(iter(sets.values()), [])
+    if any(s != first for s in sets.values()):
+        raise ValueError("every model needs the same seeds for a pooled row (each model weighs the same): got "
+                         + ", ".join(f"{m} {s}" for m, s in sets.items()))
+    if len(first) < 2:
+        raise ValueError(f"a pooled row needs at least 2 seeds per model, got {first}")
+    return first
+
+
+def _recorded(log: list[dict], estimate: float, size: int) -> np.ndarray:
+    """The resampled values of the one bootstrap in ``log`` whose estimate is the row's."""
+    if not np.isfinite(estimate) and np.isnan(estimate):
+        hits = [e for e in log if np.isnan(e["estimate"])]
+        if not hits:
+            return np.full(size, np.nan)
+    else:
+        hits = [e for e in log if e["estimate"] == estimate]
+    if not hits:
+        raise RuntimeError(f"no bootstrap of this claim has the row's estimate {estimate!r}: its interval does not "
+                           "come from one resampling, so it cannot be pooled over seeds")
+    if any(not np.array_equal(h["values"], hits[0]["values"], equal_nan=True) for h in hits[1:]):
+        raise RuntimeError(f"two bootstraps of this claim share the estimate {estimate!r}: which is the row's is "
+                           "ambiguous")
+    return hits[0]["values"]
+
+
+def pool(judge: Callable[..., list[dict]], results: dict[str, dict[int, Any]], families: dict[str, str], *,
+         n_boot: int = 1000, draws: int = 200, per_draw: int = 5, level: float = 0.95, seed: int = 0
+         ) -> list[dict]:
+    """The rows of ``judge`` pooled over seed replicates, with a two-stage interval.
+
+    ``results``: model → {seed → result} (every model the same seeds, at least 2); ``families``: model →
+    family; ``judge(results, families, n_boot=, seed=)`` → rows, as the single-seed ledger's claim
+    functions (their intervals from :func:`curvlib.stats.bootstrap`). Returns one row per row of
+    ``judge``, re-judged: the estimate with every replicate a network of its family; the interval from
+    ``draws`` × ``per_draw`` two-stage resamples (each draw: every model's seeds with replacement, then
+    ``per_draw`` resamples of the images, paired as the claim pairs them); ``seeds``: the estimate on
+    each seed's models alone. Controls (a row's ``ctrl_*_verdict`` columns) and ``design`` are those of
+    the pooled estimate's row."""
+    seeds = _common_seeds(results)
+    names = list(results)
+    nets = {f"{m} s{k}": results[m][k] for m in names for k in seeds}
+    fam = {f"{m} s{k}": families[m] for m in names for k in seeds}
+    rows0 = judge(nets, fam, n_boot=n_boot, seed=seed)
+    per_seed = [judge({m: results[m][k] for m in names}, families, n_boot=20, seed=seed) for k in seeds]
+    rng = np.random.default_rng(seed)
+    values: list[list[np.ndarray]] = [[] for _ in rows0]
+    for b in range(draws):
+        nets_b, fam_b = {}, {}
+        for m in names:
+            for j, k in enumerate(rng.choice(seeds, size=len(seeds))):
+                nets_b[f"{m} s{k}~{j}"], fam_b[f"{m} s{k}~{j}"] = results[m][k], families[m]
+        with recording() as log:
+            rows_b = judge(nets_b, fam_b, n_boot=per_draw, seed=seed + 1 + b)
+        for i, r in enumerate(rows_b):
+            values[i].append(_recorded(log, float(r["estimate"]), per_draw))
+    out = []
+    for i, r0 in enumerate(rows0):
+        claim = CLAIMS[r0["claim"]]
+        est, lo, hi = percentile_interval(float(r0["estimate"]), np.concatenate(values[i]), draws * per_draw, level,
+                                          0.9)
+        controls = tuple(r0[c] for c in ("ctrl_point_verdict", "ctrl_direction_verdict") if c in r0)
+        out.append(claim.judge(est, lo, hi, int(r0["n"]), measure=claim.statistic,
+                               rule=f"{r0['rule']}. {POOLED_RULE}", note=r0.get("note", ""), controls=controls,
+                               design=r0.get("design", ""), seeds=tuple(float(p[i]["estimate"]) for p in per_seed),
+                               seed_ids=tuple(seeds), pooled_networks=len(nets)))
+    return out
+
+
+def replicates(profile=None, names=None) -> dict[str, dict[int, Path]]:
+    """Model → {seed → weights} of the profile's seed replicates (``profile.seed_dir``), for ``names``
+    (default: the profile's models)."""
+    profile = require(profile)
+    return {m: models.seed_replicates(m, profile.seed_dir) for m in (names or profile.models)}
+
+
+def missing(reps: dict[str, dict[int, Path]], seeds=(0, 1, 2)) -> list[str]:
+    """"model seed k" for every wanted seed a model has no replicate of."""
+    return [f"{m} seed {k}" for m, ws in reps.items() for k in seeds if k not in ws]
+
+
+def replicate_table(reps: dict[str, dict[int, Path]]) -> pd.DataFrame:
+    """One row per replicate, from its card: model, seed, the chosen stage and epoch with its validation
+    accuracy, test accuracy and sECE (the test set is only reported), training time (minutes, every
+    stage), stored size (MB)."""
+    rows = []
+    for m, ws in reps.items():
+        for k, w in sorted(ws.items()):
+            card = json.loads(Path(w).with_suffix(".json").read_text())
+            chosen = card.get("chosen", {})
+            stages = [*card.get("earlier_stages", []), card]
+            rows.append({"model": m, "family": models.family(m), "seed": k,
+                         "chosen": f"stage {chosen.get('stage', '?')}, epoch {chosen.get('epoch', '?')}",
+                         "val_accuracy": chosen.get("val_accuracy", np.nan),
+                         "test_accuracy": card.get("test_accuracy", np.nan), "sece": card.get("sece", np.nan),
+                         "train_min": sum(float(s.get("train_time_s", 0) or 0) for s in stages) / 60,
+                         "mb": Path(w).stat().st_size / 1e6})
+    return pd.DataFrame(rows)
+
+
+def seeded_ledger(profile=None, *, keys=None, n_boot: int = 1000, draws: int = 200, per_draw: int = 5,
+                  seed: int = 0, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """One row per claim of :data:`ROWS` (``keys``: some of its groups), pooled over the profile's seed
+    replicates with :func:`pool`. Every model of the profile needs the same ≥ 2 seeds (a clear error
+    names what is missing). ``progress``: called with a line per group."""
+    profile = require(profile)
+    reps = replicates(profile)
+    empty = [m for m, ws in reps.items() if not ws]
+    if empty:
+        raise ValueError(f"no seed replicates of {', '.join(empty)} in {profile.seed_dir}: train them with "
+                         "`python -m curvlib.seeds` (see its docstring) or set CURVLIB_SEED_DIR")
+    families = {m: models.family(m) for m in reps}
+    groups = [g for g in ROWS if keys is None or g.key in keys]
+    unknown = set(keys or ()) - {g.key for g in ROWS}
+    if unknown:
+        raise ValueError(f"unknown row group(s) {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(g.key for g in ROWS)}")
+    rows = []
+    for g in groups:
+        if progress:
+            progress(f"seed ledger: {g.key} ({sum(len(w) for w in reps.values())} networks)")
+        context = g.prepare(profile, reps) if g.prepare else None
+        results = {m: {k: g.load(m, profile, w, context) for k, w in ws.items()} for m, ws in reps.items()}
+        rows += pool(g.judge, results, families, n_boot=n_boot, draws=draws, per_draw=per_draw, seed=seed)
+    return pd.DataFrame(rows)
