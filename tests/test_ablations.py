@@ -129,6 +129,7 @@ def test_swap_effects_arithmetic_and_yardsticks():
     t = pd.DataFrame([
         _swap_row("resnet", "resnet", "— (parent)", 15.0, 0.020),
         _swap_row("resnet", "resnet", "— (parent, seed 1)", 16.0, 0.023, seed=1),
+        _swap_row("resnet", "resnet", "— (parent, seed 2)", 14.0, 0.019, seed=2),
         _swap_row("resnet_ln", "resnet", "BN → LN", 20.0, 0.030),
         _swap_row("resnet_gelu", "resnet", "ReLU → GELU", 15.6, 0.021),
         _swap_row("vit", "vit", "— (parent)", 8.0, 0.020),
@@ -139,9 +140,16 @@ def test_swap_effects_arithmetic_and_yardsticks():
     assert e.d_theta.tolist() == pytest.approx([5.0, 0.6, -2.0])
     assert e.d_eps.tolist() == pytest.approx([0.010, 0.001, 0.002])
     assert e.d_eps_low["resnet_ln"] == pytest.approx(0.005)
-    assert e.seed_theta["resnet_ln"] == pytest.approx(1.0) and e.seed_eps["resnet_gelu"] == pytest.approx(0.003)
-    assert e.beyond_seed.tolist()[:2] == [True, False]
+    # the yardstick is the spread (max − min) of the parent's three seeds
+    assert e.seed_theta["resnet_ln"] == pytest.approx(2.0) and e.seed_eps["resnet_gelu"] == pytest.approx(0.004)
+    assert e.n_seeds.tolist() == [3, 3, 1] and e.beyond_seed.tolist()[:2] == [True, False]
     assert np.isnan(e.seed_theta["vit_bn"]) and np.isnan(e.beyond_seed["vit_bn"])
+    # two seeds give a spread but no decision: one difference is no measure of training noise
+    two = ablations.swap_effects(t[t.seed != 2]).set_index("variant")
+    assert two.seed_theta["resnet_ln"] == pytest.approx(1.0)
+    assert two.beyond_seed[["resnet_ln", "resnet_gelu"]].isna().all()
+    line = ablations.swap_line(t[t.seed != 2], next(two.reset_index().itertuples()))
+    assert "2 seeds are no measure of training noise" in line and "not decided" in line
     # intervals: [14.5, 15.5] vs [19.5, 20.5] separate; [15.1, 16.1] overlaps; vit [7.5, 8.5] vs [4, 8] overlaps
     assert e.ci_separate.tolist() == [True, False, False]
 
@@ -154,6 +162,9 @@ def test_parent_replicates_read_only_seed_folders(tmp_path):
     got = ablations.parent_replicates("resnet", tmp_path)
     assert got == [(1, tmp_path / "seed1" / "resnet.safetensors"), (12, tmp_path / "seed12" / "resnet.safetensors")]
     assert ablations.parent_replicates("swin", tmp_path) == []
+    (tmp_path / "seed1" / "vit_ep15.safetensors").write_text("x")  # the parent as the variants' recipe trained it
+    got = ablations.parent_replicates("vit", tmp_path, "vit_ep15")
+    assert got == [(1, tmp_path / "seed1" / "vit_ep15.safetensors")]
 
 
 def test_replicate_whose_card_contradicts_its_folder_is_refused(tmp_path, monkeypatch):

@@ -13,10 +13,13 @@ and the ledger that collects them.
 ``surgery``      what linearising each part removes (ω, ε*, the turning point)
 ``ablations``    variants of the embedded models: curvedness, training dynamics, component swaps
 ``tally``        :func:`ledger`: every claim on one profile, and its markdown
+``seeded``       the ledger pooled over seed replicates: two-stage intervals, per-seed estimates
 ===============  ============================================================================
 
-Public names are re-exported: ``from curvlib import claims; claims.ledger(profile)``.
+Public names are re-exported: ``from curvlib import claims; claims.ledger(profile)``; the seed ledger is
+``claims.seeded``.
 """
+from . import seeded
 from .attention import attention_claim
 from .boundary import boundary_bands, boundary_claim, distance, rank_correlation, rank_correlation_claim
 from .calibration import SECE_RULE, calibration_by_model, calibration_family, calibration_gap
@@ -39,5 +42,5 @@ __all__ = ["CLAIMS", "JUMP_RATIOS", "ROW", "SECE_RULE", "attention_claim", "bloc
            "boundary_claim", "calibration_by_model", "calibration_family", "calibration_gap", "curvature_table",
            "curvature_theta_claim", "distance", "family_ratio", "flatness_gap", "jump_ratios", "ledger",
            "ledger_markdown", "omega_gap", "random_jump_claim", "rank_correlation", "rank_correlation_claim",
-           "ruler_table", "spearman", "step_exponent", "step_table",
+           "ruler_table", "seeded", "spearman", "step_exponent", "step_table",
            "tally", "tally_markdown", "other_ledgers", "profiles_markdown", "side_by_side"]

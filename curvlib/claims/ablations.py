@@ -145,14 +145,19 @@ def own_length_parents(variants, profile=None, *, eps_range: float = 0.1) -> dic
     return out
 
 
-def parent_replicates(parent: str, seed_dir: Path) -> list[tuple[int, Path]]:
-    """(seed, weights) of the parent retrained with other seeds, from ``seed_dir/seed<k>/<parent>.safetensors``."""
+def parent_replicates(parent: str, seed_dir: Path, stem: str | None = None) -> list[tuple[int, Path]]:
+    """(seed, weights) of the parent retrained with other seeds, from ``seed_dir/seed<k>/<stem>.safetensors``
+    (``stem``: the parent's weights as the variants' recipe trained it, e.g. ``vit_ep15``; default ``parent``)."""
     out = []
-    for f in Path(seed_dir).glob(f"seed*/{parent}.safetensors"):
+    for f in Path(seed_dir).glob(f"seed*/{stem or parent}.safetensors"):
         m = re.fullmatch(r"seed(\d+)", f.parent.name)
         if m:
             out.append((int(m.group(1)), f))
     return sorted(out)
+
+
+#: Seeds of a parent (itself included) its spread needs before it can tell a swap's effect from training noise.
+MIN_SEEDS = 3
 
 
 def _card(weights: Path) -> dict:
@@ -190,7 +195,7 @@ def component_swaps(profile=None, *, variants=None) -> tuple[pd.DataFrame, list[
             continue
         if parent not in parents_done:
             rows.append(row(parent, parent, "parent", "— (parent)", parent, pw))
-            for seed, rw in parent_replicates(parent, profile.seed_dir):
+            for seed, rw in parent_replicates(parent, profile.seed_dir, pw.stem):
                 rows.append(row(parent, parent, "replicate", f"— (parent, seed {seed})", f"{parent} seed {seed}",
                                 rw, seed))
             parents_done.add(parent)
@@ -213,9 +218,10 @@ def swap_effects(table: pd.DataFrame) -> pd.DataFrame:
     """Variant − parent differences from a :func:`component_swaps` table, one row per variant.
 
     ``d_theta`` (degrees), ``d_eps`` / ``d_eps_low`` (pixels), ``d_accuracy``, ``d_sece``; and the
-    yardsticks: ``seed_theta`` / ``seed_eps`` = largest |replicate − parent| over the parent's other
-    seeds (nan without replicates), ``ci_separate`` = the two 95 % bootstrap intervals of mean θ do
-    not overlap, ``beyond_seed`` = |d_theta| exceeds ``seed_theta`` (nan without replicates).
+    yardsticks: ``n_seeds`` = the parent's seeds (itself and its replicates), ``seed_theta`` / ``seed_eps`` =
+    their spread (max − min; nan without replicates), ``ci_separate`` = the two 95 % bootstrap intervals of
+    mean θ do not overlap, ``beyond_seed`` = |d_theta| exceeds ``seed_theta`` — decided only with at least
+    :data:`MIN_SEEDS` seeds (nan otherwise: one difference is no measure of training noise).
     """
     missing = {"role", "parent", "theta_mean", "theta_ci_lo", "theta_ci_hi", "eps_median"} - set(table.columns)
     if missing:
@@ -227,16 +233,17 @@ def swap_effects(table: pd.DataFrame) -> pd.DataFrame:
         if len(parents) != 1:
             raise ValueError(f"variant {v.model!r} needs exactly one parent row for {v.parent!r}, found {len(parents)}")
         p = parents.iloc[0]
-        seed_theta = float((reps.theta_mean - p.theta_mean).abs().max()) if len(reps) else np.nan
-        seed_eps = float((reps.eps_median - p.eps_median).abs().max()) if len(reps) else np.nan
+        thetas, eps = [p.theta_mean, *reps.theta_mean], [p.eps_median, *reps.eps_median]
+        seed_theta = float(np.ptp(thetas)) if len(reps) else np.nan
+        seed_eps = float(np.ptp(eps)) if len(reps) else np.nan
         d_theta = v.theta_mean - p.theta_mean
         rows.append({"variant": v.model, "parent": v.parent, "swap": v.swap, "swap_from": v.swap_from,
-                     "swap_to": v.swap_to, "d_theta": d_theta,
+                     "swap_to": v.swap_to, "d_theta": d_theta, "n_seeds": 1 + len(reps),
                      "seed_theta": seed_theta, "d_eps": v.eps_median - p.eps_median, "seed_eps": seed_eps,
                      "d_eps_low": v.eps_median_low - p.eps_median_low,
                      "d_accuracy": v.accuracy - p.accuracy, "d_sece": v.sece - p.sece,
                      "ci_separate": bool(v.theta_ci_lo > p.theta_ci_hi or v.theta_ci_hi < p.theta_ci_lo),
-                     "beyond_seed": bool(abs(d_theta) > seed_theta) if len(reps) else np.nan})
+                     "beyond_seed": bool(abs(d_theta) > seed_theta) if 1 + len(reps) >= MIN_SEEDS else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -303,9 +310,13 @@ def swap_line(table: pd.DataFrame, e) -> str:
           f"{v.theta_ci_hi:.1f}]° {'do not overlap' if e.ci_separate else 'overlap'}")
     if pd.isna(e.seed_theta):
         seed = "no seed replicate of the parent is shipped, so training noise is not measured"
+    elif pd.isna(e.beyond_seed):
+        seed = (f"retraining the parent with another seed moved θ by {e.seed_theta:.2f}°, but {e.n_seeds} seeds are "
+                f"no measure of training noise (the book asks for ≥ {MIN_SEEDS}), so whether the swap's effect "
+                "exceeds it is not decided")
     else:
-        seed = (f"retraining the parent with another seed moved θ by {e.seed_theta:.2f}°, so the swap's effect is "
-                + ("larger than" if e.beyond_seed else "**not** larger than") + " training noise")
+        seed = (f"the parent's {e.n_seeds} seeds spread θ over {e.seed_theta:.2f}° (max − min), so the swap's "
+                "effect is " + ("larger than" if e.beyond_seed else "**not** larger than") + " training noise")
     eps_seed = "" if pd.isna(e.seed_eps) else f" (seed spread {e.seed_eps:.4f})"
     return (f"- **{e.variant}** ({e.swap}): mean θ {p.theta_mean:.2f}° → {v.theta_mean:.2f}° "
             f"(Δ {e.d_theta:+.2f}°); {ci}; {seed}. Median ε* {p.eps_median:.4f} → {v.eps_median:.4f}{eps_seed}; "

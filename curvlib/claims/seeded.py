@@ -214,7 +214,7 @@ def missing(reps: dict[str, dict[int, Path]], seeds=(0, 1, 2)) -> list[str]:
 def replicate_table(reps: dict[str, dict[int, Path]]) -> pd.DataFrame:
     """One row per replicate, from its card: model, seed, the chosen stage and epoch with its validation
     accuracy, test accuracy and sECE (the test set is only reported), training time (minutes, every
-    stage), stored size (MB)."""
+    stage) and device, stored size (MB)."""
     rows = []
     for m, ws in reps.items():
         for k, w in sorted(ws.items()):
@@ -226,6 +226,7 @@ def replicate_table(reps: dict[str, dict[int, Path]]) -> pd.DataFrame:
                          "val_accuracy": chosen.get("val_accuracy", np.nan),
                          "test_accuracy": card.get("test_accuracy", np.nan), "sece": card.get("sece", np.nan),
                          "train_min": sum(float(s.get("train_time_s", 0) or 0) for s in stages) / 60,
+                         "device": card.get("device", "?"),
                          "mb": Path(w).stat().st_size / 1e6})
     return pd.DataFrame(rows)
 
@@ -255,3 +256,47 @@ def seeded_ledger(profile=None, *, keys=None, n_boot: int = 1000, draws: int = 2
         results = {m: {k: g.load(m, profile, w, context) for k, w in ws.items()} for m, ws in reps.items()}
         rows += pool(g.judge, results, families, n_boot=n_boot, draws=draws, per_draw=per_draw, seed=seed)
     return pd.DataFrame(rows)
+
+
+def ready(reps: dict[str, dict[int, Path]], minimum: int = 3) -> list[int]:
+    """The seeds every model has, when there are at least ``minimum`` of them; else []."""
+    common = sorted(set.intersection(*(set(ws) for ws in reps.values()))) if reps else []
+    return common if len(common) >= minimum else []
+
+
+def status_markdown(reps: dict[str, dict[int, Path]], seed_dir: Path, wanted=(0, 1, 2), minimum: int = 3) -> str:
+    """What the seed ledger can use: the replicates found in ``seed_dir``, the wanted ones missing, and
+    — when fewer than ``minimum`` seeds are common to every model — that the seed ledger waits, and how
+    to train what is missing."""
+    have = sum(len(ws) for ws in reps.values())
+    lack = missing(reps, wanted)
+    text = (f"{have} seed replicate(s) of the {len(reps)} models found in `{seed_dir}`"
+            + (f"; missing: {', '.join(lack)}." if lack else "."))
+    if ready(reps, minimum):
+        return text
+    return (text + f" The seed ledger needs the same ≥ {minimum} seeds of every model, so it is not computed on "
+            "this machine. Train the missing ones with `python -m curvlib.seeds --models "
+            f"{','.join(m for m in reps if any(k not in reps[m] for k in wanted))} --seeds "
+            f"{','.join(str(k) for k in wanted)} --out {seed_dir} --state-dir <folder>` (resumable; hours on a "
+            "CPU, minutes on a GPU) and build the page again.")
+
+
+def compare(single: pd.DataFrame, pooled: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim: the single-seed ledger's verdict (shipped models, images resampled) beside the
+    pooled one (every seed, two-stage interval), the per-seed estimates, and whether the verdict changed
+    (a † marks a row that is not evidence)."""
+    f = {c: CLAIMS[c].fmt for c in pooled.claim}
+
+    def cell(r):
+        mark = " †" if isinstance(r.design, str) and r.design else ""
+        return f"{r.verdict}{mark} ({r.estimate:{f[r.claim]}} [{r.lo:{f[r.claim]}}, {r.hi:{f[r.claim]}}])"
+
+    one = {r.claim: r for r in single.itertuples()}
+    rows = []
+    for r in pooled.itertuples():
+        s = one.get(r.claim)
+        rows.append({"claim": r.claim, "one seed (shipped models)": cell(s) if s is not None else "—",
+                     "seeds pooled": cell(r),
+                     "per seed": ", ".join(f"{v:{f[r.claim]}}" for v in r.seeds),
+                     "changed": "" if s is None or s.verdict == r.verdict else f"{s.verdict} → {r.verdict}"})
+    return pd.DataFrame(rows).set_index("claim")

@@ -285,7 +285,7 @@ def swap_intervention(variant: str, frames: dict, shares: pd.DataFrame, profile)
     base = travel_experiment(parent, profile, surgery="none", kind="fgsm", checkpoint=pw)
     swap = paired_ratio(frames[(variant, "none", "fgsm")], base)
     seeds = {s: paired_ratio(travel_experiment(parent, profile, surgery="none", kind="fgsm", checkpoint=w), base)
-             for s, w in parent_replicates(parent, profile.seed_dir)}
+             for s, w in parent_replicates(parent, profile.seed_dir, pw.stem)}
     undo = paired_ratio(frames[(variant, "all", "fgsm")], frames[(variant, "none", "fgsm")])
     w = shares[(shares.model == variant) & (shares.surgery == "all")].iloc[0]
     omega_parent = float(np.nanmean(path_experiment(parent, profile, surgery="none", checkpoint=pw)["omega"].numpy()))
