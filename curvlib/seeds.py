@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from . import config, models, train
+from .cache import atomic_write_bytes
 
 #: Recipe fields a stage takes from a card (everything else is shared, or the seed).
 STAGE_FIELDS = ("epochs", "lr", "warmup_epochs", "batch_size", "weight_decay")
@@ -145,6 +146,33 @@ def run(models_: list[str], seeds: list[int], out: Path, state_dir: Path, cards:
     return rows
 
 
+def copy_stage(model: str, seed: int, stage: int, stem: str, out: Path, state_dir: Path,
+               weights_dtype: str = "float16") -> Path:
+    """Store the kept weights of one earlier ``stage`` of a finished (model, seed) beside its final ones, as
+    ``<out>/seed<k>/<stem>.safetensors`` (+ card; floating tensors as ``weights_dtype``): e.g. the ViT's
+    15-epoch first stage as ``vit_ep15``, the seed replicate of the parent its component-swap variants are
+    compared with. The card records where the weights come from (``stage_of``)."""
+    from safetensors.torch import load_file, save
+
+    src = Path(state_dir) / f"seed{seed}" / model / f"stage{stage}" / f"{model}.safetensors"
+    if not src.exists():
+        raise FileNotFoundError(f"no stage {stage} of {model} seed {seed} at {src}: train it first "
+                                "(python -m curvlib.seeds)")
+    if weights_dtype not in train.WEIGHT_DTYPES:
+        raise ValueError(f"weights_dtype must be one of {', '.join(train.WEIGHT_DTYPES)}, got {weights_dtype!r}")
+    card = json.loads(src.with_suffix(".json").read_text())
+    if card.get("seed") != seed or card.get("chosen", {}).get("stage") != stage:
+        raise ValueError(f"{src}: its card is for seed {card.get('seed')}, stage {card.get('chosen', {}).get('stage')}")
+    dtype = train.WEIGHT_DTYPES[weights_dtype]
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_file(str(src)).items()}
+    dest = Path(out) / f"seed{seed}" / f"{stem}.safetensors"
+    card.update(stage_of={"model": model, "seed": seed, "stage": stage, "source": str(src)},
+                weights_dtype=f"{weights_dtype} (loaded as float32)")
+    atomic_write_bytes(dest, save(state))
+    atomic_write_bytes(dest.with_suffix(".json"), (json.dumps(card, indent=1, sort_keys=True) + "\n").encode())
+    return dest
+
+
 def _row(model: str, seed: int, status: str, card_path: Path) -> dict:
     c = json.loads(card_path.read_text())
     w = card_path.with_suffix(".safetensors")
@@ -180,6 +208,9 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--test-subset", type=int, help="evaluate on the first N test images (tests)")
     p.add_argument("--data-root", type=Path, help="directory with the Fashion-MNIST idx .gz files")
     p.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
+    p.add_argument("--copy-stage", action="append", default=[], metavar="MODEL:STAGE:STEM",
+                   help="after training, store that stage's kept weights as <out>/seed<k>/<STEM>.safetensors "
+                        "(e.g. vit:1:vit_ep15, the parent of the ViT's component-swap variants)")
     a = p.parse_args(argv)
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     bad = [m for m in names if m not in models.list_models()]
@@ -193,6 +224,17 @@ def main(argv=None) -> list[dict]:
                val_size=a.val_size, val_seed=a.val_seed, subset=a.subset, test_subset=a.test_subset,
                data_root=a.data_root, progress=sys.stderr.isatty(), dry_run=a.dry_run,
                log=lambda s: print(s, flush=True))
+    for spec in a.copy_stage:
+        try:
+            model, stage, stem = spec.split(":")
+            stage = int(stage)
+        except ValueError:
+            p.error(f"--copy-stage wants MODEL:STAGE:STEM, got {spec!r}")
+        if model not in names:
+            p.error(f"--copy-stage {spec}: {model!r} is not among --models")
+        if not a.dry_run:
+            for k in a.seeds:
+                print(f"stored {copy_stage(model, k, stage, stem, a.out, a.state_dir, a.weights_dtype)}", flush=True)
     done = [r for r in rows if "MB" in r]
     for m in names:
         mb = [r["MB"] for r in done if r["model"] == m]

@@ -63,6 +63,19 @@ def test_driver_chains_stages_skips_finished_pairs_and_resumes(tmp_path, monkeyp
     calls.clear()
     assert [r["status"] for r in _run(tmp_path, cards, fashion_train_root, seeds_=(0, 1))] == ["done", "done"]
     assert calls == []
+    # an earlier stage stored beside the final weights (as the ViT's 15-epoch parent replicate is), in half
+    # precision, with a card that says where it comes from; it loads and predicts as the float32 stage does
+    dest = seeds.copy_stage("resnet", 1, 1, "resnet_ep2", tmp_path / "out", tmp_path / "state")
+    assert dest == tmp_path / "out" / "seed1" / "resnet_ep2.safetensors"
+    c = json.loads(dest.with_suffix(".json").read_text())
+    assert c["stage_of"]["stage"] == 1 and c["seed"] == 1 and c["weights_dtype"].startswith("float16")
+    src = tmp_path / "state" / "seed1" / "resnet" / "stage1" / "resnet.safetensors"
+    assert dest.stat().st_size < 0.6 * src.stat().st_size
+    x = torch.rand(4, 1, 32, 32)
+    a, b = models.load_embedded("resnet", src)(x), models.load_embedded("resnet", dest)(x)
+    assert torch.allclose(a, b, atol=0.05) and not torch.equal(a, b)
+    with pytest.raises(FileNotFoundError, match="no stage 3 of resnet seed 1"):
+        seeds.copy_stage("resnet", 1, 3, "x", tmp_path / "out", tmp_path / "state")
 
 
 def test_driver_never_overwrites_weights_of_another_recipe(tmp_path, cards, fashion_train_root):
