@@ -28,7 +28,8 @@ _RECORDERS: contextvars.ContextVar = contextvars.ContextVar("curvlib_bootstrap_r
 @contextlib.contextmanager
 def recording():
     """Record every :func:`bootstrap` made inside the block: yields a list that receives, per call, a
-    dict ``{"estimate": float, "values": ndarray [n_boot]}`` (the statistic on every resample, NaN kept).
+    dict ``{"estimate", "lo", "hi"`` (what it returned) ``, "values": ndarray [n_boot]}`` (the statistic on
+    every resample, NaN kept).
     :mod:`curvlib.claims.seeded` uses it to pool a claim's image resamples over seed draws."""
     log = []
     token = _RECORDERS.set([*(_RECORDERS.get() or []), log])
@@ -113,9 +114,10 @@ def bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = 10
             raise ValueError(f"stat must return one value per resample, shape ({len(idx)},), got {v.shape}")
         vals.append(v)
     vals = np.concatenate(vals)
+    out = percentile_interval(float(est[0]), vals, n_boot, level, min_defined)
     for log in _RECORDERS.get() or []:
-        log.append({"estimate": float(est[0]), "values": vals})
-    return percentile_interval(float(est[0]), vals, n_boot, level, min_defined)
+        log.append({"estimate": out[0], "lo": out[1], "hi": out[2], "values": vals})
+    return out
 
 
 def hierarchical_resamples(n_seeds: Sequence[int], n: int | Sequence[int], n_boot: int = 1000, seed: int = 0,

@@ -94,6 +94,7 @@ def test_recording_sees_every_bootstrap_and_only_inside_the_block():
             stats.bootstrap(lambda i: v[i].max(1), 10, n_boot=3)
     stats.bootstrap(lambda i: v[i].min(1), 10, n_boot=3)
     assert [e["estimate"] for e in log] == [4.5, 9.0] and [len(e["values"]) for e in log] == [7, 3]
+    assert log[0]["lo"] == pytest.approx(np.quantile(log[0]["values"], 0.025))
     assert [e["estimate"] for e in inner] == [9.0]
 
 
@@ -144,6 +145,16 @@ def test_seeded_ledger_end_to_end_on_the_smoke_profile(tmp_path):
     assert list(got.claim) == ["calibration (CNNs)", "calibration (Transformers)", "calibration (gap)"]
     assert all(len(s) == 2 for s in got.seeds) and lines and "8 networks" in lines[0]
     assert isinstance(got, pd.DataFrame) and (got.pooled_networks == 8).all()
+    reps = seeded.replicates(p)
+    assert seeded.ready(reps) == [] and seeded.ready(reps, minimum=2) == [0, 1]
+    text = seeded.status_markdown(reps, p.seed_dir)
+    assert text.startswith("8 seed replicate(s) of the 4 models") and "resnet seed 2" in text
+    assert "not computed" in text and "--seeds 0,1,2" in text
+    assert "not computed" not in seeded.status_markdown(reps, p.seed_dir, wanted=(0, 1), minimum=2)
+    single = got.assign(verdict=["holds", "opposite", "inconclusive"]).drop(columns=["seeds"])
+    cmp = seeded.compare(single, got)
+    assert list(cmp.index) == list(got.claim) and cmp["per seed"].str.count(",").eq(1).all()
+    assert (cmp.changed == ["" if a == b else f"{a} → {b}" for a, b in zip(single.verdict, got.verdict)]).all()
     with pytest.raises(ValueError, match="unknown row group"):
         seeded.seeded_ledger(p, keys=("nope",))
     empty = get_profile("smoke", cache_dir=tmp_path / "cache", seed_dir=tmp_path / "none", env={})

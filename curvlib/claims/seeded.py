@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import models
-from ..config import require
+from ..config import REPO, require
 from ..constants import EPS_R
 from ..experiments.attention import attention_experiment
 from ..experiments.calibration import predictions
@@ -75,9 +75,9 @@ def _frames(results: dict) -> pd.DataFrame:
 
 
 def _mesh_context(profile, replicates):
-    travels = {f"{m}#{k}": travel_experiment(m, profile, kind="fgsm", checkpoint=w)
+    travels = {f"{m} s{k}": travel_experiment(m, profile, kind="fgsm", checkpoint=w)
                for m, ws in replicates.items() for k, w in ws.items()}
-    return mesh_grid(travels)
+    return mesh_grid(travels, families={f"{m} s{k}": models.family(m) for m, ws in replicates.items() for k in ws})
 
 
 def _mesh_load(m, p, w, grid):
@@ -139,21 +139,21 @@ def _common_seeds(results: dict[str, dict[int, Any]]) -> list[int]:
     return first
 
 
-def _recorded(log: list[dict], estimate: float, size: int) -> np.ndarray:
-    """The resampled values of the one bootstrap in ``log`` whose estimate is the row's."""
-    if not np.isfinite(estimate) and np.isnan(estimate):
-        hits = [e for e in log if np.isnan(e["estimate"])]
-        if not hits:
-            return np.full(size, np.nan)
-    else:
-        hits = [e for e in log if e["estimate"] == estimate]
-    if not hits:
-        raise RuntimeError(f"no bootstrap of this claim has the row's estimate {estimate!r}: its interval does not "
-                           "come from one resampling, so it cannot be pooled over seeds")
-    if any(not np.array_equal(h["values"], hits[0]["values"], equal_nan=True) for h in hits[1:]):
-        raise RuntimeError(f"two bootstraps of this claim share the estimate {estimate!r}: which is the row's is "
-                           "ambiguous")
-    return hits[0]["values"]
+def _same(a: float, b: float) -> bool:
+    return a == b or (np.isnan(a) and np.isnan(b))
+
+
+def _recorded(log: list[dict], row: dict, size: int) -> np.ndarray:
+    """The resampled values of the bootstrap in ``log`` that gave the row its estimate and interval (several
+    with the same three numbers, e.g. a discrete share measured twice, are interchangeable: the first)."""
+    est, lo, hi = (float(row[k]) for k in ("estimate", "lo", "hi"))
+    hits = [e for e in log if _same(e["estimate"], est) and _same(e["lo"], lo) and _same(e["hi"], hi)]
+    if hits:
+        return hits[0]["values"]
+    if np.isnan(est):
+        return np.full(size, np.nan)
+    raise RuntimeError(f"no bootstrap of this claim gave the row's estimate and interval ({est!r} [{lo!r}, {hi!r}]): "
+                       "its interval does not come from one resampling, so it cannot be pooled over seeds")
 
 
 def pool(judge: Callable[..., list[dict]], results: dict[str, dict[int, Any]], families: dict[str, str], *,
@@ -185,7 +185,7 @@ def pool(judge: Callable[..., list[dict]], results: dict[str, dict[int, Any]], f
         with recording() as log:
             rows_b = judge(nets_b, fam_b, n_boot=per_draw, seed=seed + 1 + b)
         for i, r in enumerate(rows_b):
-            values[i].append(_recorded(log, float(r["estimate"]), per_draw))
+            values[i].append(_recorded(log, r, per_draw))
     out = []
     for i, r0 in enumerate(rows0):
         claim = CLAIMS[r0["claim"]]
@@ -270,6 +270,9 @@ def status_markdown(reps: dict[str, dict[int, Path]], seed_dir: Path, wanted=(0,
     to train what is missing."""
     have = sum(len(ws) for ws in reps.values())
     lack = missing(reps, wanted)
+    seed_dir = Path(seed_dir)
+    if seed_dir.is_relative_to(REPO):
+        seed_dir = seed_dir.relative_to(REPO)
     text = (f"{have} seed replicate(s) of the {len(reps)} models found in `{seed_dir}`"
             + (f"; missing: {', '.join(lack)}." if lack else "."))
     if ready(reps, minimum):

@@ -47,17 +47,18 @@ class MeshGrid:
 
 
 def mesh_grid(travel: dict[str, pd.DataFrame], fraction: float = 0.25, min_steps: int = 4,
-              max_steps: int = 10) -> MeshGrid:
+              max_steps: int = 10, families: dict | None = None) -> MeshGrid:
     """The shared grid of the explorer and the flatness meshes from each model's FGSM travel frame
     (model → :func:`curvlib.experiments.travel.travel_experiment` frame, columns ``status``, ``eps``):
     the smallest of the models' :func:`grid_step` (each ≤ ``fraction`` × its median ε*), and enough
-    steps per side (``min_steps`` … ``max_steps``) for the grid to reach every model's median ε*."""
+    steps per side (``min_steps`` … ``max_steps``) for the grid to reach every model's median ε*.
+    ``families``: model → family for the table (default: each model's own)."""
     eps_median = {m: float(df.loc[df.status == "crossed", "eps"].median()) for m, df in travel.items()}
     own = {m: grid_step(df, fraction) for m, df in travel.items()}
     step = min(own.values())
     n_steps = int(min(max_steps, max(min_steps, np.ceil(max(eps_median.values()) / step - 1e-9))))
     table = pd.DataFrame({
-        "family": [family(m) for m in travel],
+        "family": [families[m] if families else family(m) for m in travel],
         "crossed": [int((df.status == "crossed").sum()) for df in travel.values()],
         "eps_median": [eps_median[m] for m in travel],
         "own_step": [own[m] for m in travel],
