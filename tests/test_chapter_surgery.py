@@ -1,6 +1,7 @@
 """The surgery chapter's helpers: which runs it makes (each model × surgery that applies, shared where two
 surgeries linearise the same modules), what the identity check measures, and the paragraphs and sentences it
 shows, on constructed results whose text is known."""
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
@@ -121,10 +122,11 @@ def _travel(eps):
 
 def test_swap_intervention_pairs_the_variant_with_its_parent(monkeypatch):
     e = np.linspace(0.01, 0.05, 20)
-    monkeypatch.setattr(cs, "parent_weights", lambda v, p: ("resnet", "parent.safetensors"))
-    monkeypatch.setattr(cs, "parent_replicates", lambda parent, d: [(1, "seed1.safetensors")])
-    monkeypatch.setattr(cs, "travel_experiment", lambda m, p, surgery, kind, checkpoint: _travel(e * (1.1 if "seed" in
-                                                                                            checkpoint else 1)))
+    monkeypatch.setattr(cs, "parent_weights", lambda v, p: ("resnet", Path("parent.safetensors")))
+    monkeypatch.setattr(cs, "parent_replicates",
+                        lambda parent, d, stem: [(1, "seed1.safetensors")] if stem == "parent" else [])
+    monkeypatch.setattr(cs, "travel_experiment",
+                        lambda m, p, surgery, kind, checkpoint: _travel(e * (1.1 if "seed" in str(checkpoint) else 1)))
     monkeypatch.setattr(cs, "path_experiment", lambda m, p, surgery, checkpoint: {"omega": torch.full((20, 4), 0.5)})
     frames = {("resnet_gelu", "none", "fgsm"): _travel(2 * e), ("resnet_gelu", "all", "fgsm"): _travel(e)}
     shares = pd.DataFrame([{"model": "resnet_gelu", "surgery": "all", "omega_none": 3.0, "share": 0.99}])
