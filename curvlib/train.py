@@ -136,6 +136,30 @@ def _save_weights(model: models.CurvModel, path: Path, card: dict, dtype: torch.
     atomic_write_bytes(path.with_suffix(".json"), (json.dumps(card, indent=1, sort_keys=True) + "\n").encode())
 
 
+def store_half(model_name: str, path: Path, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> dict:
+    """Store the weights in ``path`` (float32, an embedded ``model_name``) as float16, loaded as float32 —
+    the seed replicates' format, half the bytes — and re-measure its card's test metrics on exactly the
+    stored weights (``x``, ``y``: the test set; default the shipped Fashion-MNIST one); the float32
+    metrics stay in the card as ``float32_metrics``. Returns the new card. Already float16: an error."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if any(v.dtype == torch.float16 for v in load_file(str(path)).values()):
+        raise ValueError(f"{path} is already stored in float16")
+    model = models.load_embedded(model_name, path)
+    card = {k: v for k, v in model.card.items() if k != "sha256"}
+    if x is None or y is None:
+        x, y = data.fashion_mnist("test")
+    before = evaluate(model, x, y)
+    _round_weights(model, torch.float16)
+    after = evaluate(model, x, y)
+    keys = [k for k in ("accuracy", "nll", "ece", "sece", "mean_confidence") if k in card]
+    card.update({k: after[k] for k in keys}, weights_dtype="float16 (loaded as float32)",
+                float32_metrics={k: before[k] for k in keys})
+    _save_weights(model, path, card, torch.float16)
+    return card
+
+
 def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr: float | None = None,
           weight_decay: float = 0.05, warmup_epochs: float = 1.0, seed: int = 0,
           out: Path = config.MODEL_DIR, checkpoints: Path = config.CHECKPOINT_DIR,

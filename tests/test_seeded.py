@@ -160,3 +160,20 @@ def test_seeded_ledger_end_to_end_on_the_smoke_profile(tmp_path):
     empty = get_profile("smoke", cache_dir=tmp_path / "cache", seed_dir=tmp_path / "none", env={})
     with pytest.raises(ValueError, match="no seed replicates of resnet"):
         seeded.seeded_ledger(empty)
+
+
+def test_shipped_seed_replicates_are_what_their_cards_say():
+    """Every shipped seed replicate loads as its model, stored in float16, its card's seed its folder's, and
+    predicts the first 1,000 test images about as well as its card says of the whole test set."""
+    from curvlib import config, data, train
+
+    reps = {m: models.seed_replicates(m, config.SEED_DIR) for m in config.EMBEDDED_MODELS}
+    if not any(reps.values()):
+        pytest.skip("no seed replicates shipped")
+    x, y = data.fashion_mnist("test", n=1000)
+    for m, ws in reps.items():
+        for k, w in ws.items():
+            net = models.load_embedded(m, w)
+            assert net.card["seed"] == k and net.card["weights_dtype"].startswith("float16"), w
+            acc = train.evaluate(net, x, y)["accuracy"]
+            assert abs(acc - net.card["test_accuracy"]) < 0.03, (w, acc, net.card["test_accuracy"])

@@ -97,3 +97,21 @@ def test_cli_dry_run_prints_the_plan(tmp_path, cards, capsys):
     assert "[2/2] resnet seed 2: 2 stage(s), 2 ep @ lr 0.001 + 1 ep @ lr 0.0003" in out
     with pytest.raises(SystemExit):
         seeds.main(["--models", "lenet", "--out", "o", "--state-dir", "s"])
+
+
+def test_store_half_halves_the_file_and_re_measures_its_card(tmp_path):
+    from curvlib.train import _save_weights, store_half
+
+    torch.manual_seed(0)
+    f = tmp_path / "resnet_ep1.safetensors"
+    _save_weights(models.build("resnet"), f, {"epoch": 1, "accuracy": 0.5, "sece": 0.0, "model": "resnet"})
+    size = f.stat().st_size
+    x, y = torch.rand(64, 1, 32, 32), torch.randint(0, 10, (64,))
+    card = store_half("resnet", f, x, y)
+    assert f.stat().st_size < 0.55 * size and card["weights_dtype"].startswith("float16")
+    assert card["epoch"] == 1 and card["accuracy"] != 0.5 and card["float32_metrics"]["accuracy"] != 0.5
+    assert json.loads(f.with_suffix(".json").read_text()) == card  # the card on disk is the returned one
+    m = models.load_embedded("resnet", f)
+    assert m.card["accuracy"] == pytest.approx(train.evaluate(m, x, y)["accuracy"])  # true of the stored weights
+    with pytest.raises(ValueError, match="already stored in float16"):
+        store_half("resnet", f, x, y)
