@@ -20,6 +20,7 @@ def _swaps():
     return pd.DataFrame([
         _row("resnet", "resnet", "— (parent)", 15.0, 0.020),
         _row("resnet", "resnet", "— (parent, seed 1)", 16.0, 0.023, seed=1),
+        _row("resnet", "resnet", "— (parent, seed 2)", 14.5, 0.021, seed=2),
         _row("resnet_ln", "resnet", "BN → LN", 20.0, 0.030),
         _row("resnet_gelu", "resnet", "ReLU → GELU", 15.6, 0.021),
         _row("vit", "vit", "— (parent)", 18.0, 0.020),
@@ -31,11 +32,14 @@ def test_swaps_markdown_weighs_each_swap_against_both_yardsticks():
     swaps = _swaps()
     ln, gelu, relu, scale = ablations.swaps_markdown(swaps, ablations.swap_effects(swaps)).split("\n")
     assert ln == ("- **resnet_ln** (BN → LN): mean θ 15.00° → 20.00° (Δ +5.00°); the 95 % intervals [14.5, 15.5]° and "
-                  "[19.5, 20.5]° do not overlap; retraining the parent with another seed moved θ by 1.00°, so the "
+                  "[19.5, 20.5]° do not overlap; the parent's 3 seeds spread θ over 1.50° (max − min), so the "
                   "swap's effect is larger than training noise. Median ε* 0.0200 → 0.0300 (seed spread 0.0030); "
                   "accuracy 90.00% → 90.00%; sECE -0.0100 → -0.0100.")
     assert "[15.1, 16.1]° overlap;" in gelu and "is **not** larger than training noise" in gelu
     assert "no seed replicate of the parent is shipped" in relu and "seed spread" not in relu
+    two = swaps[swaps.seed != 2]  # one extra seed: a spread, but no decision
+    ln2 = ablations.swaps_markdown(two, ablations.swap_effects(two)).split("\n")[0]
+    assert "moved θ by 1.00°, but 2 seeds are no measure of training noise" in ln2 and "not decided" in ln2
     assert scale == ("- For scale: the two parents differ by +3.00° (vit − resnet: here the ViT is the more curved "
                      "family); the largest swap effect is +5.00° (resnet_ln).")
     assert ablations.swaps_markdown(pd.DataFrame(), pd.DataFrame()) == "No variant is trained yet."
