@@ -294,23 +294,30 @@ def build(name: str) -> CurvModel:
     return CurvModel(sp.build(), FASHION_MEAN, FASHION_STD, name, sp.input_size)
 
 
+def seed_files(stem: str, seed_dir: str | Path) -> dict[int, Path]:
+    """Seed → ``seed_dir/seed<k>/<stem>.safetensors`` for every ``seed<k>`` folder that holds one (sorted)."""
+    out = {}
+    for f in Path(seed_dir).glob(f"seed*/{stem}.safetensors"):
+        k = f.parent.name[len("seed"):]
+        if k.isdigit():
+            out[int(k)] = f
+    return dict(sorted(out.items()))
+
+
 def seed_replicates(name: str, seed_dir: str | Path) -> dict[int, Path]:
     """Seed → weights of ``name`` retrained with :mod:`curvlib.seeds` (``seed_dir/seed<k>/<name>.safetensors``
     whose card records the seed plan: a validation split chose the epoch). Weights without that card
     (legacy replicates, trained before the clean stopping rule) are not seed replicates of the recipe."""
     out = {}
-    for f in sorted(Path(seed_dir).glob(f"seed*/{name}.safetensors")):
-        k = f.parent.name[len("seed"):]
+    for k, f in seed_files(name, seed_dir).items():
         card = f.with_suffix(".json")
-        if not k.isdigit() or not card.exists():
-            continue
-        plan = json.loads(card.read_text()).get("seed_plan")
+        plan = json.loads(card.read_text()).get("seed_plan") if card.exists() else None
         if not plan:
             continue
-        if plan.get("model") != name or int(plan.get("seed", -1)) != int(k):
+        if plan.get("model") != name or int(plan.get("seed", -1)) != k:
             raise ValueError(f"{f}: its card's seed plan is for {plan.get('model')!r} seed {plan.get('seed')}, "
-                             f"its place says {name!r} seed {int(k)}")
-        out[int(k)] = f
+                             f"its place says {name!r} seed {k}")
+        out[k] = f
     return out
 
 

@@ -148,12 +148,7 @@ def own_length_parents(variants, profile=None, *, eps_range: float = 0.1) -> dic
 def parent_replicates(parent: str, seed_dir: Path, stem: str | None = None) -> list[tuple[int, Path]]:
     """(seed, weights) of the parent retrained with other seeds, from ``seed_dir/seed<k>/<stem>.safetensors``
     (``stem``: the parent's weights as the variants' recipe trained it, e.g. ``vit_ep15``; default ``parent``)."""
-    out = []
-    for f in Path(seed_dir).glob(f"seed*/{stem or parent}.safetensors"):
-        m = re.fullmatch(r"seed(\d+)", f.parent.name)
-        if m:
-            out.append((int(m.group(1)), f))
-    return sorted(out)
+    return list(models.seed_files(stem or parent, seed_dir).items())
 
 
 #: Seeds of a parent (itself included) its spread needs before it can tell a swap's effect from training noise.
