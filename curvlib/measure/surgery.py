@@ -154,7 +154,7 @@ class _Expanded(nn.Module):
             return torch.addcmul(_rows(self.b0, st), _rows(self.s0, st), u)
         du = u - _rows(self.u0, st)  # (not b0 + J·u: J·du keeps small differences exact)
         if self.mode == "attention":
-            return _rows(self.out0, st) + self._attention_tangent(du)
+            return self._attention_tangent(du).add_(_rows(self.out0, st))
         from torch.func import jvp
 
         # the anchor's own extra inputs (e.g. Swin's shift mask, passed as the keyword ``mask``)
@@ -162,16 +162,25 @@ class _Expanded(nn.Module):
         return y0 + t
 
     def _attention_tangent(self, du: torch.Tensor) -> torch.Tensor:
-        """J(u₀)·du of a timm attention module for inputs du [B, T, D] (biases drop out: linear in du)."""
+        """J(u₀)·du of a timm attention module for inputs du [B, T, D] (biases drop out: linear in du).
+
+        Memory: besides the anchors' q, k, v and weights gathered for the call, one [B, H, T, T] tensor
+        (the score tangent, updated in place: no product of two such tensors is materialised)."""
         m, st = self.inner, self.state
         B, T, _ = du.shape
-        q0, k0, v0, a0 = (_rows(t, st) for t in (self.q0, self.k0, self.v0, self.weights0))
-        dq, dk, dv = (du @ m.qkv.weight.T).reshape(B, T, 3, m.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        ds = dq @ k0.transpose(-2, -1)  # in place below: the [B, H, T, T] tensors are the largest
-        ds.add_(q0 @ dk.transpose(-2, -1)).mul_(m.scale)
-        da = ds.sub_((a0 * ds).sum(-1, keepdim=True)).mul_(a0)  # A₀ ⊙ (dS − Σⱼ A₀ dS)
-        ctx = (da @ v0).add_(a0 @ dv).transpose(1, 2).reshape(B, T, -1)
-        return ctx @ m.proj.weight.T
+        H = m.num_heads
+        dq, dk, dv = (du @ m.qkv.weight.T).view(B, T, 3, H, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        hd = dq.shape[-1]
+        ds = dq @ _rows(self.k0, st).transpose(-2, -1)  # dS = (dq k₀ᵀ + q₀ dkᵀ)·s
+        ds.view(-1, T, T).baddbmm_(_rows(self.q0, st).view(-1, T, hd), dk.reshape(-1, T, hd).transpose(1, 2))
+        ds.mul_(m.scale)
+        a0 = _rows(self.weights0, st)
+        rs = (a0.unsqueeze(-2) @ ds.unsqueeze(-1)).squeeze(-1)  # Σⱼ A₀ dS [B, H, T, 1], no [B, H, T, T] product
+        da = ds.sub_(rs).mul_(a0)  # dA = A₀ ⊙ (dS − Σⱼ A₀ dS)
+        ctx = da @ _rows(self.v0, st)  # dA v₀ + A₀ dv
+        del da, ds
+        ctx.view(-1, T, hd).baddbmm_(a0.view(-1, T, T), dv.reshape(-1, T, hd))
+        return ctx.transpose(1, 2).reshape(B, T, -1) @ m.proj.weight.T
 
 
 def _copy(v):
