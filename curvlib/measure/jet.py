@@ -1,0 +1,380 @@
+r"""Second-order Taylor mode ("jet"): f, f′ and f″ of a feature path in one forward pass.
+
+Along a path p(ε) = clip(x + ε d) the network's features f(ε) and their first two ε-derivatives
+are carried together as three streams stacked on the batch axis, [f; f′; f″] of shape [3B, …]:
+
+- a linear map L (convolution, linear layer, BatchNorm in eval mode, pooling, reshapes, residual
+  sums) acts on every stream, and its constant offset L(0) (a bias, BatchNorm's shift, ViT's class
+  token and position embedding) belongs to f alone: a hook subtracts it from f′ and f″;
+- a non-linear module gets its chain rule written out (:data:`RULES`): an elementwise σ gives
+  (σ(u), σ′(u) u′, σ″(u) u′² + σ′(u) u″); LayerNorm, attention (bilinear scores, softmax, value
+  mixing) and max-pooling theirs.
+
+This is what nested forward-mode AD (``torch.func.jvp`` twice, four streams, eager dual tensors)
+computes, in three streams of plain tensors. The jet covers the module types of the embedded and
+the paper's timm models; :func:`supports` says whether a model is covered (every leaf module has a
+rule or is linear), and :func:`jet_features` refuses one that is not. Functional non-linearities
+hidden in a forward method cannot be seen that way, so :func:`curvlib.measure.curvature.curvature` first
+compares the jet with nested AD on one point of each model (``jet_agrees``).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Leaf modules that are linear without offset in eval mode: they act on the stacked streams as they are.
+PASS = ("Identity", "Dropout", "DropPath", "Flatten", "AdaptiveAvgPool2d", "FastAdaptiveAvgPool",
+        "SelectAdaptivePool2d", "AvgPool2d")
+#: Other affine modules (in eval mode): applied to every stream, then their offset L(0) is taken off f′ and f″
+#: (convolutions, linear layers and BatchNorm2d have rules that add their offset to f alone).
+AFFINE = ("BatchNorm1d", "TokenBatchNorm")
+
+
+class JetUnsupported(TypeError):
+    """A model with a module the jet has no rule for."""
+
+
+def _streams(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return X.unflatten(0, (3, -1)).unbind(0)
+
+
+def _elementwise(value, slope, curve):
+    """Rule of an elementwise σ from σ, σ′ and σ″ (functions of the primal)."""
+    def rule(mod, X, *args, **kwargs):
+        x0, x1, x2 = _streams(X)
+        out = torch.empty_like(X)
+        y0, y1, y2 = _streams(out)
+        s1 = slope(mod, x0)
+        y0.copy_(value(mod, x0))
+        torch.mul(s1, x1, out=y1)
+        torch.mul(s1, x2, out=y2)
+        y2.addcmul_(curve(mod, x0), x1 * x1)
+        return out
+    return rule
+
+
+def _relu_like(lo, hi):
+    """Rule of a piecewise-linear clamp to [lo, hi] (ReLU: hi = ∞): the gate at the primal times every stream
+    (σ″ = 0 between kinks; at a kink the gate is 0, as autograd's)."""
+    def rule(mod, X, *args, **kwargs):
+        x0 = X[:len(X) // 3]
+        gate = x0 > lo if hi is None else (x0 > lo) & (x0 < hi)
+        out = X.unflatten(0, (3, -1)) * gate
+        if hi is not None:
+            out[0] = x0.clamp(lo, hi)
+        return out.flatten(0, 1)
+    return rule
+
+
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def _gelu_pdf(x0):
+    return torch.exp(-0.5 * x0 * x0) / _SQRT_2PI
+
+
+def _gelu_slope(mod, x0):  # Φ(u) + u φ(u)
+    if getattr(mod, "approximate", "none") != "none":
+        raise JetUnsupported("GELU with approximate='tanh' has no jet rule")
+    return 0.5 * (1 + torch.erf(x0 / math.sqrt(2))) + x0 * _gelu_pdf(x0)
+
+
+def _layer_norm(mod, X, *args, **kwargs):
+    """LayerNorm over the last axis: x̂ = c/σ (c = u − mean u, σ² = var u + eps), y = γ x̂ + β, with
+    σ′ = mean(x̂ c′), x̂′ = (c′ − x̂ σ′)/σ, σ″ = (mean(c′²) + σ mean(x̂ c″) − σ′²)/σ,
+    x̂″ = (c″ − 2 x̂′ σ′ − x̂ σ″)/σ."""
+    if len(mod.normalized_shape) != 1:
+        raise JetUnsupported("LayerNorm over more than the last axis has no jet rule")
+    x0, x1, x2 = _streams(X)
+    out = torch.empty_like(X)
+    y0, y1, y2 = _streams(out)
+    z, mu, rs = torch.native_layer_norm(x0, mod.normalized_shape, mod.weight, mod.bias, mod.eps)  # rs = 1/σ
+    y0.copy_(z)
+    xh = (x0 - mu).mul_(rs)
+    c1 = x1 - x1.mean(-1, keepdim=True)
+    c2 = x2 - x2.mean(-1, keepdim=True)
+    s1 = (xh * c1).mean(-1, keepdim=True)  # σ′ (in units of σ: σ′/σ = s1·rs)
+    xh1 = torch.addcmul(c1, xh, s1, value=-1).mul_(rs)
+    s2 = ((c1 * c1).mean(-1, keepdim=True) - s1 * s1).mul_(rs) + (xh * c2).mean(-1, keepdim=True)  # σ″
+    xh2 = c2.sub_(xh1 * s1, alpha=2).sub_(xh * s2).mul_(rs)
+    if mod.weight is not None:
+        torch.mul(xh1, mod.weight, out=y1)
+        torch.mul(xh2, mod.weight, out=y2)
+    else:
+        y1.copy_(xh1)
+        y2.copy_(xh2)
+    return out
+
+
+def _layer_norm_2d(mod, X, *args, **kwargs):
+    """timm LayerNorm2d (over channels of [B, C, H, W]): the last-axis rule on channels-last."""
+    return _layer_norm(mod, X.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def _bn_scale_shift(mod):
+    """(scale, shift) [C] of a BatchNorm in eval mode: y = scale·u + shift."""
+    if mod.training or mod.running_mean is None:
+        raise JetUnsupported(f"{type(mod).__name__} outside eval mode has no jet rule")
+    scale = (mod.running_var + mod.eps).rsqrt()
+    if mod.weight is not None:
+        scale = scale * mod.weight
+    shift = -mod.running_mean * scale
+    if mod.bias is not None:
+        shift = shift + mod.bias
+    return scale, shift
+
+
+def _batch_norm_2d(mod, X, *args, **kwargs):
+    """BatchNorm2d in eval mode: the scale on every stream, the shift on f only."""
+    scale, shift = _bn_scale_shift(mod)
+    y = X * scale.view(1, -1, 1, 1)
+    y[:len(y) // 3] += shift.view(1, -1, 1, 1)
+    return y
+
+
+def _batch_norm_act(mod, X, *args, **kwargs):
+    """timm BatchNormAct2d in eval mode: BatchNorm (:func:`_batch_norm_2d`), then its activation's rule; with a
+    ReLU / ReLU6 the two in one: u = scale·x + shift on f, the gate of u times scale on f′ and f″."""
+    lo_hi = {"ReLU": (0.0, None), "ReLU6": (0.0, 6.0)}.get(type(mod.act).__name__)
+    if lo_hi is None or not isinstance(mod.drop, nn.Identity):
+        return apply(mod.act, mod.drop(_batch_norm_2d(mod, X)))
+    scale, shift = (t.view(1, -1, 1, 1) for t in _bn_scale_shift(mod))
+    x0, rest = X[:len(X) // 3], X[len(X) // 3:].unflatten(0, (2, -1))
+    u0 = torch.addcmul(shift, x0, scale)
+    lo, hi = lo_hi
+    gate = u0 > lo if hi is None else (u0 > lo) & (u0 < hi)
+    out = torch.empty_like(X)
+    y0, y12 = out[:len(X) // 3], out[len(X) // 3:].unflatten(0, (2, -1))
+    torch.clamp(u0, lo, hi, out=y0)
+    torch.mul(rest, gate * scale, out=y12)
+    return out
+
+
+def _conv2d(mod, X, *args, **kwargs):
+    """Conv2d: the kernel on every stream, the bias on f only."""
+    y = mod._conv_forward(X, mod.weight, None)
+    if mod.bias is not None:
+        y[:len(y) // 3] += mod.bias.view(1, -1, 1, 1)
+    return y
+
+
+def _linear(mod, X, *args, **kwargs):
+    """Linear: the weight on every stream, the bias on f only."""
+    y = F.linear(X, mod.weight)
+    if mod.bias is not None:
+        y[:len(y) // 3] += mod.bias
+    return y
+
+
+def _softmax_jet(s0, s1, s2):
+    """Softmax over the last axis and its first two derivatives along (s′, s″):
+    A′ = A ⊙ r, r = s′ − ⟨A, s′⟩;  A″ = A′ ⊙ r + A ⊙ (s″ − ⟨A′, s′⟩ − ⟨A, s″⟩)."""
+    a0 = s0.softmax(-1)
+    r = s1 - (a0 * s1).sum(-1, keepdim=True)
+    a1 = a0 * r
+    a2 = a1 * r + a0 * (s2 - (a1 * s1).sum(-1, keepdim=True) - (a0 * s2).sum(-1, keepdim=True))
+    return a0, a1, a2
+
+
+def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwargs):
+    """timm Attention (ViT) / WindowAttention (Swin, relative-position bias and shift ``mask`` on the
+    primal scores only): q, k, v linear in the input, scores S = s·q kᵀ bilinear (S′ = s(q′k + qk′),
+    S″ = s(q″k + 2q′k′ + qk″)), softmax (:func:`_softmax_jet`), out = A v likewise, then the projection."""
+    if args or kwargs or attn_mask is not None or is_causal or getattr(mod, "gate", None) is not None or \
+            not all(isinstance(getattr(mod, a, nn.Identity()), nn.Identity) for a in ("q_norm", "k_norm", "norm")):
+        raise JetUnsupported(f"{type(mod).__name__} with a gate, q/k/out norm or an attention mask has no jet rule")
+    B3, T, _ = X.shape
+    B, H = B3 // 3, mod.num_heads
+    qkv = F.linear(X, mod.qkv.weight)
+    if mod.qkv.bias is not None:
+        qkv[:B] += mod.qkv.bias
+    q, k, v = qkv.view(3, B, T, 3, H, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)  # each [3, B, H, T, hd]
+    q = q * mod.scale
+    kt = k.transpose(-2, -1)
+    s0 = q[0] @ kt[0]
+    if hasattr(mod, "relative_position_bias_table"):
+        s0 = s0 + mod._get_rel_pos_bias()
+    if mask is not None:
+        nw = mask.shape[0]
+        s0 = (s0.view(-1, nw, H, T, T) + mask.unsqueeze(1).unsqueeze(0)).view(-1, H, T, T)
+    q1k0, q2k0 = (q[1:] @ kt[0]).unbind(0)
+    q0k1, q0k2 = (q[0] @ kt[1:]).unbind(0)
+    s1 = q1k0 + q0k1
+    s2 = q2k0.add_(q0k2).add_(q[1] @ kt[1], alpha=2)
+    a = torch.stack(_softmax_jet(s0, s1, s2))  # [3, B, H, T, T]
+    o = a @ v[0]  # A v, A′ v, A″ v
+    o[1:] += a[0] @ v[1:]  # + A v′, A v″
+    o[2] += 2 * (a[1] @ v[1])
+    o = o.transpose(2, 3).reshape(B3, T, -1)
+    out = F.linear(o, mod.proj.weight)
+    if mod.proj.bias is not None:
+        out[:B] += mod.proj.bias
+    return out
+
+
+def _max_pool(mod, X, *args, **kwargs):
+    """Max-pooling: the primal's arg-max selects every stream."""
+    x0, x1, x2 = _streams(X)
+    y0, idx = F.max_pool2d(x0, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode,
+                           return_indices=True)
+    flat = idx.flatten(2)
+    pick = [x.flatten(2).gather(2, flat).view_as(y0) for x in (x1, x2)]
+    return torch.cat([y0, *pick])
+
+
+#: Jet rules by module type name: (module, stacked input [3B, …], its other inputs) → stacked output.
+RULES = {
+    "ReLU": _relu_like(0.0, None),
+    "ReLU6": _relu_like(0.0, 6.0),
+    "GELU": _elementwise(lambda m, x: F.gelu(x), _gelu_slope, lambda m, x: _gelu_pdf(x) * (2 - x * x)),
+    "LayerNorm": _layer_norm,
+    "LayerNorm2d": _layer_norm_2d,
+    "BatchNormAct2d": _batch_norm_act,
+    "BatchNorm2d": _batch_norm_2d,
+    "Conv2d": _conv2d,
+    "Linear": _linear,
+    "Attention": _attention,
+    "WindowAttention": _attention,
+    "MaxPool2d": _max_pool,
+}
+
+
+def apply(mod: nn.Module, X: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """``mod`` on stacked streams X [3B, …] (a rule, or the module itself where it is linear)."""
+    rule = RULES.get(type(mod).__name__)
+    return rule(mod, X, *args, **kwargs) if rule is not None else mod(X, *args, **kwargs)
+
+
+class _Rule(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, X, *args, **kwargs):
+        return apply(self.inner, X, *args, **kwargs)
+
+
+def _plan(net: nn.Module) -> tuple[list, list, list]:
+    """(modules with a rule, affine modules, unsupported leaf names) of ``net``, outermost first."""
+    ruled, affine, bad = [], [], []
+    for name, mod in net.named_modules():
+        if any(name.startswith(r + ".") for r, _ in ruled):
+            continue
+        kind = type(mod).__name__
+        if kind in RULES:
+            ruled.append((name, mod))
+        elif kind in AFFINE:
+            affine.append((name, mod))
+        elif not any(True for _ in mod.children()) and kind not in PASS:
+            bad.append(f"{name or '(root)'} ({kind})")
+    return ruled, affine, bad
+
+
+def unsupported(model) -> str | None:
+    """Why :func:`jet_features` does not cover ``model``, or None where it does (a curvlib model in eval mode
+    whose timm network is of a checked class and has only modules with a rule or linear ones)."""
+    net = getattr(model, "net", None)
+    if net is None or not hasattr(model, "mean"):
+        return f"{type(model).__name__} is not a curvlib model of a timm network"
+    if getattr(model, "training", False) or net.training:
+        return "the model is in training mode"
+    if type(net).__name__ not in _NETWORKS:
+        return f"no jet for {type(net).__name__} networks"
+    bad = _plan(net)[2]
+    return f"no jet rule for {', '.join(bad)}" if bad else None
+
+
+def supports(model) -> bool:
+    """Whether :func:`jet_features` covers ``model`` (:func:`unsupported` has no reason)."""
+    return unsupported(model) is None
+
+
+def _vit_pos_embed(net):
+    """ViT's class/register tokens and position embedding are an offset: f gets them, f′ and f″ zeros."""
+    orig = type(net)._pos_embed
+
+    def pos_embed(X):
+        x0, rest = X[:len(X) // 3], X[len(X) // 3:]
+        y0 = orig(net, x0)
+        rest = rest.reshape(len(rest), -1, rest.shape[-1])
+        pad = rest.new_zeros(len(rest), y0.shape[1] - rest.shape[1], rest.shape[-1])
+        return torch.cat([y0, torch.cat([pad, rest], 1)])  # prefix tokens first, as timm's
+    return pos_embed
+
+
+#: Network classes whose forward code the jet has been checked on (functional offsets patched).
+_NETWORKS = {"ResNet": None, "EfficientNet": None, "SwinTransformer": None, "VisionTransformer": _vit_pos_embed}
+
+
+@contextlib.contextmanager
+def _jet_mode(net: nn.Module):
+    ruled, affine, bad = _plan(net)
+    if bad or type(net).__name__ not in _NETWORKS:
+        raise JetUnsupported(f"no jet rule for {', '.join(bad) or type(net).__name__}: use nested AD "
+                             "(curvature(..., method='jvp'))")
+    swapped, hooks, guard = [], [], {"on": False}
+
+    def offset(mod, inputs, out):
+        if guard["on"]:
+            return None
+        guard["on"] = True
+        try:
+            zero = mod(inputs[0].new_zeros(1, *inputs[0].shape[1:]))
+        finally:
+            guard["on"] = False
+        out[len(out) // 3:] -= zero
+        return out
+
+    try:
+        for name, mod in ruled:
+            parent_name, _, child = name.rpartition(".")
+            parent = net.get_submodule(parent_name) if parent_name else net
+            setattr(parent, child, _Rule(mod))
+            swapped.append((parent, child, mod))
+        hooks = [mod.register_forward_hook(offset) for _, mod in affine]
+        patch = _NETWORKS[type(net).__name__]
+        if patch is not None:
+            net._pos_embed = patch(net)
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+        for parent, child, mod in swapped:
+            setattr(parent, child, mod)
+        net.__dict__.pop("_pos_embed", None)
+
+
+def path_streams(x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """[p; p′; p″] [3B, C, H, W] of p(ε) = clip(x + ε d) at eps [B]: p′ = d where the pixel is strictly inside
+    (0, 1) — a pixel on a bound counts as clipped, as in forward-mode autograd's clamp —, p″ = 0."""
+    v = x + eps.view(-1, 1, 1, 1) * d
+    inside = (v > 0) & (v < 1)
+    return torch.cat([v.clamp(0, 1), d * inside, torch.zeros_like(v)])
+
+
+@torch.inference_mode()
+def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blocks=()) -> tuple:
+    """(f, f′, f″) [B, F] of the features along clip(x + ε d): images x [B, C, H, W] in [0, 1], directions
+    d [B, C, H, W], eps [B] (one ε per point); ``blocks``: residual blocks whose (out, out′, out″) are
+    returned too, as a list after the features' triple."""
+    why = unsupported(model)
+    if why:
+        raise JetUnsupported(f"{why}: use nested AD (curvature(..., method='jvp'))")
+    net = model.net
+    X = path_streams(x, d, eps)
+    B = len(x)
+    X[:B] -= model.mean
+    X /= model.std
+    captured = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for m in blocks]
+    try:
+        with _jet_mode(net):
+            out = net.forward_head(net.forward_features(X), pre_logits=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [_streams(t) for t in (out, *captured)]
