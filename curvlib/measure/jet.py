@@ -42,21 +42,6 @@ def _streams(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return X.unflatten(0, (3, -1)).unbind(0)
 
 
-def _elementwise(value, slope, curve):
-    """Rule of an elementwise σ from σ, σ′ and σ″ (functions of the primal)."""
-    def rule(mod, X, *args, **kwargs):
-        x0, x1, x2 = _streams(X)
-        out = torch.empty_like(X)
-        y0, y1, y2 = _streams(out)
-        s1 = slope(mod, x0)
-        y0.copy_(value(mod, x0))
-        torch.mul(s1, x1, out=y1)
-        torch.mul(s1, x2, out=y2)
-        y2.addcmul_(curve(mod, x0), x1 * x1)
-        return out
-    return rule
-
-
 def _relu_like(lo, hi):
     """Rule of a piecewise-linear clamp to [lo, hi] (ReLU: hi = ∞): the gate at the primal times every stream
     (σ″ = 0 between kinks; at a kink the gate is 0, as autograd's)."""
@@ -73,14 +58,23 @@ def _relu_like(lo, hi):
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
 
-def _gelu_pdf(x0):
-    return torch.exp(-0.5 * x0 * x0) / _SQRT_2PI
-
-
-def _gelu_slope(mod, x0):  # Φ(u) + u φ(u)
+def _gelu(mod, X, *args, **kwargs):
+    """Exact GELU σ(u) = u Φ(u): σ′ = Φ + u φ, σ″ = φ (2 − u²) (φ, Φ: the standard normal density and
+    distribution function)."""
     if getattr(mod, "approximate", "none") != "none":
         raise JetUnsupported("GELU with approximate='tanh' has no jet rule")
-    return 0.5 * (1 + torch.erf(x0 / math.sqrt(2))) + x0 * _gelu_pdf(x0)
+    x0, x1, x2 = _streams(X)
+    out = torch.empty_like(X)
+    y0, y1, y2 = _streams(out)
+    cdf = torch.special.ndtr(x0)
+    sq = x0 * x0
+    pdf = torch.exp(sq * -0.5).mul_(1 / _SQRT_2PI)
+    torch.mul(x0, cdf, out=y0)
+    slope = cdf.addcmul_(x0, pdf)
+    torch.mul(slope, x1, out=y1)
+    torch.mul(slope, x2, out=y2)
+    y2.addcmul_(pdf.mul_(sq.neg_().add_(2)), x1 * x1)
+    return out
 
 
 def _layer_norm(mod, X, *args, **kwargs):
@@ -172,11 +166,15 @@ def _linear(mod, X, *args, **kwargs):
 
 def _softmax_jet(s0, s1, s2):
     """Softmax over the last axis and its first two derivatives along (s′, s″):
-    A′ = A ⊙ r, r = s′ − ⟨A, s′⟩;  A″ = A′ ⊙ r + A ⊙ (s″ − ⟨A′, s′⟩ − ⟨A, s″⟩)."""
+    A′ = A ⊙ r, r = s′ − ⟨A, s′⟩;  A″ = A′ ⊙ r + A ⊙ (s″ − ⟨A′, s′⟩ − ⟨A, s″⟩).
+    s1 and s2 are overwritten (by r and by s″ − ⟨A′, s′⟩ − ⟨A, s″⟩)."""
     a0 = s0.softmax(-1)
-    r = s1 - (a0 * s1).sum(-1, keepdim=True)
+    r = s1.sub_((a0 * s1).sum(-1, keepdim=True))
     a1 = a0 * r
-    a2 = a1 * r + a0 * (s2 - (a1 * s1).sum(-1, keepdim=True) - (a0 * s2).sum(-1, keepdim=True))
+    # ⟨A′, s′⟩ = ⟨A′, r⟩ (⟨A′, 1⟩ = 0), so one product serves both
+    c = (a1 * r).sum(-1, keepdim=True) + (a0 * s2).sum(-1, keepdim=True)
+    a2 = a0 * s2.sub_(c)
+    a2.addcmul_(a1, r)
     return a0, a1, a2
 
 
@@ -193,18 +191,17 @@ def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwar
     if mod.qkv.bias is not None:
         qkv[:B] += mod.qkv.bias
     q, k, v = qkv.view(3, B, T, 3, H, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)  # each [3, B, H, T, hd]
-    q = q * mod.scale
-    kt = k.transpose(-2, -1)
-    s0 = q[0] @ kt[0]
+    q0, q1, q2 = (q * mod.scale).unbind(0)
+    k0, k1, k2 = k.unbind(0)
+    s0 = q0 @ k0.transpose(-2, -1)
     if hasattr(mod, "relative_position_bias_table"):
         s0 = s0 + mod._get_rel_pos_bias()
     if mask is not None:
         nw = mask.shape[0]
         s0 = (s0.view(-1, nw, H, T, T) + mask.unsqueeze(1).unsqueeze(0)).view(-1, H, T, T)
-    q1k0, q2k0 = (q[1:] @ kt[0]).unbind(0)
-    q0k1, q0k2 = (q[0] @ kt[1:]).unbind(0)
-    s1 = q1k0 + q0k1
-    s2 = q2k0.add_(q0k2).add_(q[1] @ kt[1], alpha=2)
+    # S′ and S″ as single products over stacked head dimensions: [q′ q][k k′]ᵀ, [q″ q q′][k k″ 2k′]ᵀ
+    s1 = torch.cat([q1, q0], -1) @ torch.cat([k0, k1], -1).transpose(-2, -1)
+    s2 = torch.cat([q2, q0, q1], -1) @ torch.cat([k0, k2, 2 * k1], -1).transpose(-2, -1)
     a = torch.stack(_softmax_jet(s0, s1, s2))  # [3, B, H, T, T]
     o = a @ v[0]  # A v, A′ v, A″ v
     o[1:] += a[0] @ v[1:]  # + A v′, A v″
@@ -230,7 +227,7 @@ def _max_pool(mod, X, *args, **kwargs):
 RULES = {
     "ReLU": _relu_like(0.0, None),
     "ReLU6": _relu_like(0.0, 6.0),
-    "GELU": _elementwise(lambda m, x: F.gelu(x), _gelu_slope, lambda m, x: _gelu_pdf(x) * (2 - x * x)),
+    "GELU": _gelu,
     "LayerNorm": _layer_norm,
     "LayerNorm2d": _layer_norm_2d,
     "BatchNormAct2d": _batch_norm_act,
