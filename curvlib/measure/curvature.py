@@ -3,12 +3,14 @@ and per block."""
 from __future__ import annotations
 
 import contextlib
+import types
 import weakref
 
 import torch
 from tqdm.auto import tqdm
 
 from ..inference import call, model_device
+from . import jet
 from .probe import checked_lines
 
 
@@ -50,9 +52,8 @@ def _layer_norm_primitive(mod, x: torch.Tensor) -> torch.Tensor:
 def primitive_norms(model):
     """Context: every LayerNorm / LayerNorm2d of ``model`` computed by :func:`_layer_norm_primitive`, so that
     nested forward-mode AD differentiates it twice correctly."""
-    import types
-
-    mods = [m for m in model.modules() if type(m).__name__ in ("LayerNorm", "LayerNorm2d") and "forward" not in m.__dict__]
+    mods = [m for m in model.modules()
+            if type(m).__name__ in ("LayerNorm", "LayerNorm2d") and "forward" not in m.__dict__]
     for m in mods:
         m.forward = types.MethodType(_layer_norm_primitive, m)
     try:
@@ -101,8 +102,6 @@ def jet_agrees(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, rtol:
     forward code) makes it disagree."""
     from torch.func import jvp
 
-    from . import jet
-
     key = (str(x.device), getattr(model, "fingerprint", None))
     seen = _AGREES.setdefault(model, {})
     if key not in seen:
@@ -144,8 +143,6 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
     f'' are computed (:data:`METHODS`; the same numbers up to float rounding, the jet several times faster).
     """
     from torch.func import jvp
-
-    from . import jet
 
     dd, e, multi = checked_lines(x, d, eps)
     M, N, E = dd.shape[0], x.shape[0], e.numel()
