@@ -138,6 +138,15 @@ def test_swap_intervention_pairs_the_variant_with_its_parent(monkeypatch):
     assert text.startswith("- ω: resnet 0.5 → resnet_gelu 3 rad per unit ε") and "takes 99% of it" in text
     assert "the parent retrained with seed 1: 1.100 [1.100, 1.100]" in text
     assert "no seed replicate" in cs.swap_markdown({**s, "seeds": {}})
+    assert "follow the seed recipe" not in text  # one replicate: no spread to speak of
+    two = {1: {"median": 0.83, "lo": 0.8, "hi": 0.86}, 2: {"median": 0.9, "lo": 0.87, "hi": 0.93}}
+    line = cs.swap_markdown({**s, "seeds": two}).split("\n")[-1]
+    assert line == ("- The parent's replicates follow the seed recipe (part of the training set held out, the epoch "
+                    "chosen on it), the shipped parent does not: their ratios to it run from 0.830 to 0.900 — all "
+                    "below 1; their common offset from 1 is the recipe's, their spread (a factor 1.084) is the seeds'.")
+    mixed = {1: {"median": 0.95, "lo": 0.9, "hi": 1.0}, 2: {"median": 1.05, "lo": 1.0, "hi": 1.1}}
+    assert cs.swap_markdown({**s, "seeds": mixed}).endswith("run from 0.950 to 1.050; their spread (a factor 1.105) "
+                                                           "is the seeds'.")
 
 
 def test_verdict_sentences_are_the_claims_own_at_the_ledgers_precision():

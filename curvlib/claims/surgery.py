@@ -303,7 +303,22 @@ def swap_markdown(swap: dict) -> str:
             f"- ε* along FGSM, median paired ratio {v} / {p}: {r['median']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]; "
             f"{seeds}.\n"
             f"- Taking {v}'s bend out again (all linearised): ε* ratio {u['median']:.3f} [{u['lo']:.3f}, "
-            f"{u['hi']:.3f}].")
+            f"{u['hi']:.3f}]." + _recipe_markdown(swap["seeds"]))
+
+
+def _recipe_markdown(seeds: dict) -> str:
+    """A bullet on what the parent's seed replicates measure (empty with fewer than two): they follow the seed
+    recipe, the shipped parent does not, so a common offset of their ratios from 1 is the recipe's and their
+    spread the seeds'."""
+    if len(seeds) < 2:
+        return ""
+    m = [q["median"] for q in seeds.values()]
+    lo, hi = min(m), max(m)
+    side = " — all below 1" if hi < 1 else " — all above 1" if lo > 1 else ""
+    offset = "; their common offset from 1 is the recipe's, " if side else "; "
+    return (f"\n- The parent's replicates follow the seed recipe (part of the training set held out, the epoch "
+            f"chosen on it), the shipped parent does not: their ratios to it run from {lo:.3f} to {hi:.3f}{side}"
+            f"{offset}their spread (a factor {hi / lo:.3f}) is the seeds'.")
 
 
 def page_cost(elapsed: float, frames: dict, paths: dict, profile) -> str:
