@@ -177,3 +177,24 @@ def test_shipped_seed_replicates_are_what_their_cards_say():
             assert net.card["seed"] == k and net.card["weights_dtype"].startswith("float16"), w
             acc = train.evaluate(net, x, y)["accuracy"]
             assert abs(acc - net.card["test_accuracy"]) < 0.03, (w, acc, net.card["test_accuracy"])
+
+
+def test_changes_markdown_names_each_changed_verdict_and_why():
+    c = CLAIMS
+    single = pd.DataFrame([c["calibration (gap)"].judge(-0.005, -0.009, -0.001, 100),
+                           c["curvature (θ)"].judge(0.3, 0.28, 0.33, 10),
+                           c["attention"].judge(0.45, 0.41, 0.5, 16),
+                           c["calibration (Transformers)"].judge(-0.004, -0.008, 0.0001, 100)])
+    pooled = pd.DataFrame([c["calibration (gap)"].judge(-0.001, -0.005, 0.003, 100, seeds=(-0.001, -0.002, 0.001)),
+                           c["curvature (θ)"].judge(0.3, 0.24, 0.34, 10, seeds=(0.28, 0.27, 1.2)),
+                           c["attention"].judge(0.47, 0.42, 0.55, 16, seeds=(0.5, 0.47, 0.48)),
+                           c["calibration (Transformers)"].judge(-0.008, -0.012, -0.003, 100,
+                                                                 seeds=(-0.008, -0.006, -0.01))])
+    text = seeded.changes_markdown(single, pooled)
+    assert text.startswith("Pooling the seeds changes 3 of the 4 verdicts (4 of them evidence): ")
+    assert "**calibration (gap)** (holds → inconclusive: the pooled interval contains 0)" in text
+    assert "**curvature (θ)** (opposite → inconclusive: the interval excludes 1 but not every seed's estimate" in text
+    assert "**calibration (Transformers)** (inconclusive → opposite: the pooled interval lies below 0)" in text
+    assert "attention" not in text
+    same = seeded.changes_markdown(single, single.assign(seeds=[()] * 4))
+    assert same == "Pooling the seeds changes none of the 4 verdicts."

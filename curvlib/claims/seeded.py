@@ -303,3 +303,28 @@ def compare(single: pd.DataFrame, pooled: pd.DataFrame) -> pd.DataFrame:
                      "per seed": ", ".join(f"{v:{f[r.claim]}}" for v in r.seeds),
                      "changed": "" if s is None or s.verdict == r.verdict else f"{s.verdict} → {r.verdict}"})
     return pd.DataFrame(rows).set_index("claim")
+
+
+def changes_markdown(single: pd.DataFrame, pooled: pd.DataFrame) -> str:
+    """Markdown: which verdicts change when the seeds are pooled, and why each one does (the pooled interval
+    now contains the no-effect value, or it excludes it but a seed's own estimate lies on the other side, or
+    the interval moved to the other side)."""
+    one = {r.claim: r for r in single.itertuples()}
+    why = []
+    for r in pooled.itertuples():
+        s = one.get(r.claim)
+        if s is None or s.verdict == r.verdict:
+            continue
+        c = CLAIMS[r.claim]
+        if r.verdict == "inconclusive" and r.lo <= c.null <= r.hi:
+            reason = f"the pooled interval contains {c.null:g}"
+        elif r.verdict == "inconclusive":
+            reason = f"the interval excludes {c.null:g} but not every seed's estimate lies on its side"
+        else:
+            reason = f"the pooled interval lies {'below' if r.hi < c.null else 'above'} {c.null:g}"
+        why.append(f"**{r.claim}** ({s.verdict} → {r.verdict}: {reason})")
+    evidence = [r for r in pooled.itertuples() if not (isinstance(r.design, str) and r.design)]
+    if not why:
+        return f"Pooling the seeds changes none of the {len(pooled)} verdicts."
+    return (f"Pooling the seeds changes {len(why)} of the {len(pooled)} verdicts ({len(evidence)} of them evidence): "
+            + "; ".join(why) + ".")
