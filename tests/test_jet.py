@@ -155,3 +155,25 @@ def test_the_model_is_restored_after_a_jet_pass():
     assert "_pos_embed" not in m.net.__dict__ and not any("forward" in mod.__dict__ for mod in m.modules())
     with torch.no_grad():
         torch.testing.assert_close(m.features(x), f)
+
+
+def test_refusals_name_the_module_without_a_rule():
+    """A BatchNormAct2d whose activation has no rule, a tanh-approximated GELU and attention with a q/k norm
+    are refused (never applied to the derivative streams as if linear)."""
+    import timm
+
+    from curvlib.models import CurvModel
+
+    net = timm.create_model("mobilenetv2_035", pretrained=False, act_layer=nn.SiLU, num_classes=10).eval()
+    m = CurvModel(net, (0.5,) * 3, (0.25,) * 3, "silu_net", (3, 32, 32)).eval()
+    assert "act (SiLU)" in jet.unsupported(m)
+    x = torch.rand(1, 3, 32, 32)
+    with pytest.raises(jet.JetUnsupported, match="SiLU"):
+        jet.jet_features(m, x, torch.ones_like(x), torch.tensor([0.01]))
+    with torch.no_grad(), pytest.raises(jet.JetUnsupported, match="tanh"):
+        jet.RULES["GELU"](nn.GELU(approximate="tanh"), torch.zeros(3, 4))
+    from timm.layers import Attention
+
+    with torch.no_grad(), pytest.raises(jet.JetUnsupported, match="q/k/out norm"):
+        qk = Attention(8, num_heads=2, qk_norm=True, norm_layer=nn.LayerNorm).eval()
+        jet.RULES["Attention"](qk, torch.zeros(3, 5, 8))

@@ -191,10 +191,13 @@ def test_changes_markdown_names_each_changed_verdict_and_why():
                            c["calibration (Transformers)"].judge(-0.008, -0.012, -0.003, 100,
                                                                  seeds=(-0.008, -0.006, -0.01))])
     text = seeded.changes_markdown(single, pooled)
-    assert text.startswith("Pooling the seeds changes 3 of the 4 verdicts (4 of them evidence): ")
-    assert "**calibration (gap)** (holds → inconclusive: the pooled interval contains 0)" in text
+    assert text.startswith("Pooling the seeds changes 3 of the 4 verdicts (4 are evidence, 0 marked †): ")
+    assert ("**calibration (gap)** (holds → inconclusive: the pooled interval contains 0; seed estimate(s) +0.0010 "
+            "on the other side; the shipped models' -0.0050 lies outside the seeds' range)") in text
     assert "**curvature (θ)** (opposite → inconclusive: the interval excludes 1 but not every seed's estimate" in text
-    assert "**calibration (Transformers)** (inconclusive → opposite: the pooled interval lies below 0)" in text
+    assert "seed estimate(s) 1.20 on the other side; the shipped models' 0.30 lies inside" in text
+    assert ("**calibration (Transformers)** (inconclusive → opposite: the pooled interval lies below 0; the shipped "
+            "models' -0.0040 lies outside the seeds' range)") in text
     assert "attention" not in text
     same = seeded.changes_markdown(single, single.assign(seeds=[()] * 4))
     assert same == "Pooling the seeds changes none of the 4 verdicts."

@@ -322,9 +322,15 @@ def changes_markdown(single: pd.DataFrame, pooled: pd.DataFrame) -> str:
             reason = f"the interval excludes {c.null:g} but not every seed's estimate lies on its side"
         else:
             reason = f"the pooled interval lies {'below' if r.hi < c.null else 'above'} {c.null:g}"
+        against = [v for v in r.seeds if (v - c.null) * (r.estimate - c.null) < 0]
+        if against:
+            reason += f"; seed estimate(s) {', '.join(f'{v:{c.fmt}}' for v in against)} on the other side"
+        if r.seeds:
+            where = "inside" if min(r.seeds) <= s.estimate <= max(r.seeds) else "outside"
+            reason += f"; the shipped models' {s.estimate:{c.fmt}} lies {where} the seeds' range"
         why.append(f"**{r.claim}** ({s.verdict} → {r.verdict}: {reason})")
     evidence = [r for r in pooled.itertuples() if not (isinstance(r.design, str) and r.design)]
     if not why:
         return f"Pooling the seeds changes none of the {len(pooled)} verdicts."
-    return (f"Pooling the seeds changes {len(why)} of the {len(pooled)} verdicts ({len(evidence)} of them evidence): "
-            + "; ".join(why) + ".")
+    return (f"Pooling the seeds changes {len(why)} of the {len(pooled)} verdicts ({len(evidence)} are evidence, "
+            f"{len(pooled) - len(evidence)} marked †): " + "; ".join(why) + ".")

@@ -129,8 +129,8 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
               progress: bool = False, method: str = "auto") -> dict:
     r"""Step-free curvature of the feature path f(ε) = features(clip(x + ε d)).
 
-    With f' and f'' the first and second directional derivatives along d (nested forward-mode AD,
-    ``torch.func.jvp``) and u = f'/‖f'‖,
+    With f' and f'' the first and second directional derivatives along d (the jet of :mod:`.jet`, or nested
+    forward-mode AD, ``torch.func.jvp``; ``method``) and u = f'/‖f'‖,
 
     .. math:: \kappa(\varepsilon) = \frac{\lVert (I - uu^\top) f''(\varepsilon)\rVert}{\lVert f'(\varepsilon)\rVert^2},
               \qquad \omega = \kappa \lVert f'\rVert \;\text{(radians per unit } \varepsilon\text{)}.

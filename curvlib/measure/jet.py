@@ -91,7 +91,7 @@ def _layer_norm(mod, X, *args, **kwargs):
     xh = (x0 - mu).mul_(rs)
     c1 = x1 - x1.mean(-1, keepdim=True)
     c2 = x2 - x2.mean(-1, keepdim=True)
-    s1 = (xh * c1).mean(-1, keepdim=True)  # σ′ (in units of σ: σ′/σ = s1·rs)
+    s1 = (xh * c1).mean(-1, keepdim=True)  # σ′
     xh1 = torch.addcmul(c1, xh, s1, value=-1).mul_(rs)
     s2 = ((c1 * c1).mean(-1, keepdim=True) - s1 * s1).mul_(rs) + (xh * c2).mean(-1, keepdim=True)  # σ″
     xh2 = c2.sub_(xh1 * s1, alpha=2).sub_(xh * s2).mul_(rs)
@@ -135,6 +135,8 @@ def _batch_norm_act(mod, X, *args, **kwargs):
     ReLU / ReLU6 the two in one: u = scale·x + shift on f, the gate of u times scale on f′ and f″."""
     lo_hi = {"ReLU": (0.0, None), "ReLU6": (0.0, 6.0)}.get(type(mod.act).__name__)
     if lo_hi is None or not isinstance(mod.drop, nn.Identity):
+        if type(mod.act).__name__ not in RULES and type(mod.act).__name__ not in PASS:
+            raise JetUnsupported(f"no jet rule for the activation {type(mod.act).__name__} of a BatchNormAct2d")
         return apply(mod.act, mod.drop(_batch_norm_2d(mod, X)))
     scale, shift = (t.view(1, -1, 1, 1) for t in _bn_scale_shift(mod))
     x0, rest = X[:len(X) // 3], X[len(X) // 3:].unflatten(0, (2, -1))
@@ -180,8 +182,8 @@ def _softmax_jet(s0, s1, s2):
 
 def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwargs):
     """timm Attention (ViT) / WindowAttention (Swin, relative-position bias and shift ``mask`` on the
-    primal scores only): q, k, v linear in the input, scores S = s·q kᵀ bilinear (S′ = s(q′k + qk′),
-    S″ = s(q″k + 2q′k′ + qk″)), softmax (:func:`_softmax_jet`), out = A v likewise, then the projection."""
+    primal scores only): q, k, v linear in the input, scores S = s·q kᵀ bilinear (S′ = s(q′kᵀ + qk′ᵀ),
+    S″ = s(q″kᵀ + 2q′k′ᵀ + qk″ᵀ)), softmax (:func:`_softmax_jet`), out = A v likewise, then the projection."""
     if args or kwargs or attn_mask is not None or is_causal or getattr(mod, "gate", None) is not None or \
             not all(isinstance(getattr(mod, a, nn.Identity()), nn.Identity) for a in ("q_norm", "k_norm", "norm")):
         raise JetUnsupported(f"{type(mod).__name__} with a gate, q/k/out norm or an attention mask has no jet rule")
@@ -264,6 +266,9 @@ def _plan(net: nn.Module) -> tuple[list, list, list]:
         kind = type(mod).__name__
         if kind in RULES:
             ruled.append((name, mod))
+            act = getattr(mod, "act", None) if kind == "BatchNormAct2d" else None
+            if act is not None and type(act).__name__ not in RULES and type(act).__name__ not in PASS:
+                bad.append(f"{name}.act ({type(act).__name__})")
         elif kind in AFFINE:
             affine.append((name, mod))
         elif not any(True for _ in mod.children()) and kind not in PASS:
