@@ -177,3 +177,21 @@ def test_refusals_name_the_module_without_a_rule():
     with torch.no_grad(), pytest.raises(jet.JetUnsupported, match="q/k/out norm"):
         qk = Attention(8, num_heads=2, qk_norm=True, norm_layer=nn.LayerNorm).eval()
         jet.RULES["Attention"](qk, torch.zeros(3, 5, 8))
+
+
+def test_jet_features_refuses_bad_input():
+    m = models.load("resnet", EMB, device="cpu")
+    x, d = _lines(m)
+    e = EPS[:2]
+    for bad_x, match in ((x[:0], "empty"), (x * 2, r"\[0, 1\]"), (x[0], r"\[N, C, H, W\]"),
+                         (x.masked_fill(x > 0.5, float("nan")), "NaN")):
+        with pytest.raises(ValueError, match=match):
+            jet.jet_features(m, bad_x, d[:len(bad_x)] if bad_x.ndim == 4 else d, e)
+    with pytest.raises(ValueError, match="directions must be finite"):
+        jet.jet_features(m, x, d[:1], e)
+    with pytest.raises(ValueError, match="directions must be finite"):
+        jet.jet_features(m, x, d.masked_fill(d > 0, float("inf")), e)
+    with pytest.raises(ValueError, match="eps must be 2 finite values"):
+        jet.jet_features(m, x, d, EPS)
+    with pytest.raises(ValueError, match="eps must be 2 finite values"):
+        jet.jet_features(m, x, d, torch.tensor([0.0, float("nan")]))

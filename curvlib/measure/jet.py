@@ -15,7 +15,8 @@ computes, in three streams of plain tensors. The jet covers the module types of 
 the paper's timm models; :func:`supports` says whether a model is covered (every leaf module has a
 rule or is linear), and :func:`jet_features` refuses one that is not. Functional non-linearities
 hidden in a forward method cannot be seen that way, so :func:`curvlib.measure.curvature.curvature` first
-compares the jet with nested AD on one point of each model (``jet_agrees``).
+compares the jet with nested AD on one point of each model (``jet_agrees``). Longer than 400 lines: one
+chain rule per module type, kept beside the scan that decides which models the rules cover.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..data import check_pixels
 
 #: Leaf modules that are linear without offset in eval mode: they act on the stacked streams as they are.
 PASS = ("Identity", "Dropout", "DropPath", "Flatten", "AdaptiveAvgPool2d", "FastAdaptiveAvgPool",
@@ -366,6 +369,12 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
     why = unsupported(model)
     if why:
         raise JetUnsupported(f"{why}: use nested AD (curvature(..., method='jvp'))")
+    check_pixels(x)
+    if not isinstance(d, torch.Tensor) or d.shape != x.shape or not torch.isfinite(d).all():
+        raise ValueError(f"directions must be finite and shaped like the images {tuple(x.shape)}, "
+                         f"got {getattr(d, 'shape', type(d).__name__)}")
+    if not isinstance(eps, torch.Tensor) or eps.shape != (len(x),) or not torch.isfinite(eps).all():
+        raise ValueError(f"eps must be {len(x)} finite values (one per image), got {getattr(eps, 'shape', eps)}")
     net = model.net
     X = path_streams(x, d, eps)
     B = len(x)
