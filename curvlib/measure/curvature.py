@@ -34,7 +34,7 @@ def unfused(model):
 def _layer_norm_primitive(mod, x: torch.Tensor) -> torch.Tensor:
     """LayerNorm (timm's LayerNorm2d: over channels) from primitive ops, value-identical to ``F.layer_norm`` up
     to rounding. Nested forward-mode AD of ``F.layer_norm`` itself returns a wrong second derivative (seen on
-    PyTorch 2.14: off by the size of the true one on a random input; ``tests/test_curvature.py``)."""
+    PyTorch 2.14: off by tens of percent on a random input; ``tests/test_jet.py``)."""
     channels = type(mod).__name__ == "LayerNorm2d"
     if channels:
         x = x.permute(0, 2, 3, 1)
@@ -92,6 +92,14 @@ def _turning(f1: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Te
             speed)
 
 
+def _nested(g, e: torch.Tensor):
+    """(g′(e), g″(e)) by nested forward-mode AD, for g of a per-point ε [P] (outputs a tensor or a tuple)."""
+    from torch.func import jvp
+
+    ones = torch.ones_like(e)
+    return jvp(lambda t: jvp(g, (t,), (ones,))[1], (e,), (ones,))
+
+
 _AGREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -100,8 +108,6 @@ def jet_agrees(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, rtol:
     at the first point of x [N, C, H, W], d, eps [N], relative to their norms, within ``rtol``. Checked once
     per model object (and device, weights) and remembered; a module the jet cannot see (a non-linearity in
     forward code) makes it disagree."""
-    from torch.func import jvp
-
     key = (str(x.device), getattr(model, "fingerprint", None))
     seen = _AGREES.setdefault(model, {})
     if key not in seen:
@@ -111,9 +117,8 @@ def jet_agrees(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, rtol:
         def g(t):
             return call(model, (x + t.view(-1, 1, 1, 1) * d).clamp(0, 1), None, features=True)
 
-        ones = torch.ones_like(e)
         with unfused(model), primitive_norms(model):
-            r1, r2 = jvp(lambda t: jvp(g, (t,), (ones,))[1], (e,), (ones,))
+            r1, r2 = _nested(g, e)
         seen[key] = all(bool(torch.linalg.vector_norm((a - b).double()) <= rtol * torch.linalg.vector_norm(b.double())
                              + 1e-6) for a, b in ((f1, r1), (f2, r2)))
     return seen[key]
@@ -142,7 +147,6 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
     ``block_omega`` [B, (M,) N, E] for the residual blocks named in ``block_names``. ``method``: how f' and
     f'' are computed (:data:`METHODS`; the same numbers up to float rounding, the jet several times faster).
     """
-    from torch.func import jvp
 
     dd, e, multi = checked_lines(x, d, eps)
     M, N, E = dd.shape[0], x.shape[0], e.numel()
@@ -179,8 +183,7 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
                 if use_jet:
                     f1, f2 = zip(*[t[1:] for t in jet.jet_features(model, xb, db, eb, [mod for _, mod in named])])
                 else:
-                    ones = torch.ones_like(eb)
-                    f1, f2 = jvp(lambda t: jvp(g, (t,), (ones,))[1], (eb,), (ones,))
+                    f1, f2 = _nested(g, eb)
                 k, w, sp = _turning(f1[0], f2[0])
                 out["kappa"].append(k.cpu())
                 out["omega"].append(w.cpu())

@@ -279,18 +279,31 @@ def _plan(net: nn.Module) -> tuple[list, list, list]:
     return ruled, affine, bad
 
 
+def _checked_plan(model) -> tuple[list, list]:
+    """(modules with a rule, affine modules) of ``model``'s network; :class:`JetUnsupported` naming the reason
+    where the jet does not cover it (not a curvlib model of a timm network, training mode, an unchecked network
+    class, a module without a rule)."""
+    net = getattr(model, "net", None)
+    if net is None or not hasattr(model, "mean"):
+        raise JetUnsupported(f"{type(model).__name__} is not a curvlib model of a timm network")
+    if getattr(model, "training", False) or net.training:
+        raise JetUnsupported("the model is in training mode")
+    if type(net).__name__ not in _NETWORKS:
+        raise JetUnsupported(f"no jet for {type(net).__name__} networks")
+    ruled, affine, bad = _plan(net)
+    if bad:
+        raise JetUnsupported(f"no jet rule for {', '.join(bad)}")
+    return ruled, affine
+
+
 def unsupported(model) -> str | None:
     """Why :func:`jet_features` does not cover ``model``, or None where it does (a curvlib model in eval mode
     whose timm network is of a checked class and has only modules with a rule or linear ones)."""
-    net = getattr(model, "net", None)
-    if net is None or not hasattr(model, "mean"):
-        return f"{type(model).__name__} is not a curvlib model of a timm network"
-    if getattr(model, "training", False) or net.training:
-        return "the model is in training mode"
-    if type(net).__name__ not in _NETWORKS:
-        return f"no jet for {type(net).__name__} networks"
-    bad = _plan(net)[2]
-    return f"no jet rule for {', '.join(bad)}" if bad else None
+    try:
+        _checked_plan(model)
+    except JetUnsupported as e:
+        return str(e)
+    return None
 
 
 def supports(model) -> bool:
@@ -316,11 +329,9 @@ _NETWORKS = {"ResNet": None, "EfficientNet": None, "SwinTransformer": None, "Vis
 
 
 @contextlib.contextmanager
-def _jet_mode(net: nn.Module):
-    ruled, affine, bad = _plan(net)
-    if bad or type(net).__name__ not in _NETWORKS:
-        raise JetUnsupported(f"no jet rule for {', '.join(bad) or type(net).__name__}: use nested AD "
-                             "(curvature(..., method='jvp'))")
+def _jet_mode(net: nn.Module, ruled: list, affine: list):
+    """Context: ``net`` running on stacked streams — the ``ruled`` modules swapped for their rules, the ``affine``
+    ones hooked to take their offset off f′ and f″, ViT's position embedding patched — restored on exit."""
     swapped, hooks, guard = [], [], {"on": False}
 
     def offset(mod, inputs, out):
@@ -366,9 +377,10 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
     """(f, f′, f″) [B, F] of the features along clip(x + ε d): images x [B, C, H, W] in [0, 1], directions
     d [B, C, H, W], eps [B] (one ε per point); ``blocks``: residual blocks whose (out, out′, out″) are
     returned too, as a list after the features' triple."""
-    why = unsupported(model)
-    if why:
-        raise JetUnsupported(f"{why}: use nested AD (curvature(..., method='jvp'))")
+    try:
+        ruled, affine = _checked_plan(model)
+    except JetUnsupported as e:
+        raise JetUnsupported(f"{e}: use nested AD (curvature(..., method='jvp'))") from None
     check_pixels(x)
     if not isinstance(d, torch.Tensor) or d.shape != x.shape or not torch.isfinite(d).all():
         raise ValueError(f"directions must be finite and shaped like the images {tuple(x.shape)}, "
@@ -383,7 +395,7 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
     captured = []
     hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for m in blocks]
     try:
-        with _jet_mode(net):
+        with _jet_mode(net, ruled, affine):
             out = net.forward_head(net.forward_features(X), pre_logits=True)
     finally:
         for h in hooks:
