@@ -28,6 +28,7 @@ store exactly) and the store that checks identities are one contract, tested tog
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -590,9 +591,34 @@ def cached(experiment: str, model: str, params: dict, compute: Callable[[], Any]
         if value is not MISS:
             return value
     require_writable(target.parent)
-    value = compute()
-    store(target, value, ident, stacklevel=3)
+    with computing(target):
+        if target.exists() and not refresh:  # another process computed it while this one waited
+            value = try_load(target, ident, stacklevel=3)
+            if value is not MISS:
+                return value
+        value = compute()
+        store(target, value, ident, stacklevel=3)
     return value
+
+
+@contextlib.contextmanager
+def computing(target: Path):
+    """Context: this process alone computes ``target`` — an exclusive advisory lock (``fcntl.flock``) on the
+    file ``<target>.lock``, so two processes asking for the same missing entry at once (parallel test
+    workers, chapters run side by side) compute it once: the second waits and then reads it. Results are
+    acyclic (an entry never waits on one that waits on it), so the waits cannot deadlock. Where flock is
+    unavailable (not POSIX) it does nothing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(target.with_name(target.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 
@@ -622,7 +648,8 @@ def store(target: Path, value: Any, ident: dict | None, stacklevel: int = 2) -> 
 
 def clear(experiment: str | None = None, *, profile: Profile) -> int:
     """Delete cached entries (of one experiment, or all of the profile), including old ``.pkl``
-    ones, with the ``.json`` files older versions wrote beside them; returns how many."""
+    ones, with the ``.json`` files older versions wrote beside them and the lock files of :func:`computing`
+    (not while another process computes there); returns how many entries."""
     profile = _profile(profile, "clear")
     root = Path(profile.cache_dir) / profile.name
     if experiment is not None:
@@ -633,4 +660,6 @@ def clear(experiment: str | None = None, *, profile: Profile) -> int:
             p.unlink()
             p.with_suffix(".json").unlink(missing_ok=True)
             n += 1
+    for lock in sorted(root.rglob("*.lock")) if root.exists() else []:  # :func:`computing`'s (not entries)
+        lock.unlink(missing_ok=True)
     return n

@@ -299,3 +299,29 @@ def test_load_refuses_what_is_not_an_entry(tmp_path):
             cache.load(target)
         if name == "version":
             assert "version 99" in str(e.value)
+
+
+def test_two_processes_asking_for_one_missing_entry_compute_it_once(tmp_path):
+    """Parallel workers share the cache: the second process waits on the first one's lock and reads its entry."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from curvlib import cache
+        from curvlib.config import get_profile
+        p = get_profile("smoke", env={{}}, device="cpu").replace(cache_dir=Path({str(tmp_path)!r}))
+        def compute():
+            with open({str(tmp_path / "calls")!r}, "a") as f:
+                f.write("x")
+            time.sleep(4)
+            return {{"v": [1, 2]}}
+        print(cache.cached("exp", "resnet", {{"n": 1}}, compute, profile=p))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1] == "{'v': [1, 2]}\n"
+    assert (tmp_path / "calls").read_text() == "x"

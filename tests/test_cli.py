@@ -160,17 +160,27 @@ def test_bf16_autocast_is_opt_in_and_close():
 
 @pytest.mark.slow
 def test_paper_gpu_benchmark_runs_end_to_end_on_cpu(tmp_path):
-    """The prepared GPU benchmark (run it on a GPU for real numbers) works and writes its JSON."""
+    """The prepared GPU benchmark (run it on a GPU for real numbers) times the calls it is given through the
+    runner, projects them, compares bf16 with float32 on the printed numbers, and writes its JSON."""
     import json
 
     out = tmp_path / "bench.json"
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_paper_gpu.py"
-    r = subprocess.run([sys.executable, str(script), "--cpu", "--n", "2", "--steps", "2", "--models", "resnet18",
-                        "--json", str(out)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(script), "--cpu", "--threads", "1", "--models", "resnet18",
+                        "--experiments", "calibration,travel,theta",
+                        "--sizes", "n_calibration=4,n_travel=2,n_theta_images=1,n_directions=1,n_steps=2,batch_size=4",
+                        "--embedded-sizes", "n_calibration=50,n_theta_images=1,n_directions=1,n_steps=4",
+                        "--roofline-model", "resnet18", "--roofline-n", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(out.read_text())
-    assert res["device"] == "cpu" and [m["model"] for m in res["models"]] == ["resnet18"]
-    m = res["models"][0]
-    assert m["calibration_img_s"] > 0 and m["travel_samples_s"] > 0 and m["travel_passes_mean"] >= 1
-    assert res["calibration_plus_travel_min"] == pytest.approx(
-        m["projected_min"]["calibration_50k"] + m["projected_min"]["travel_2x5000"])
+    assert res["device"] == "cpu" and res["models"] == ["resnet18"]
+    assert {p["experiment"] for p in res["projections"]} == {"calibration", "travel", "theta"}
+    cells = res["projected_min"]["float32"]["resnet18"]
+    assert all(v > 0 for v in cells.values())
+    assert res["total_min"]["float32"] == pytest.approx(sum(cells.values()))
+    assert res["precision"]["travel"]["autocast"] is False and res["precision"]["travel"]["why"]
+    for name in ("calibration", "theta"):
+        assert res["precision"][name]["bf16"]["n_numbers"] > 0
+        assert res["precision_embedded"][name]["bf16"]["n_numbers"] > 0
+    assert res["roofline"]["flops_per_image"] > 0 and res["roofline"]["modes"]["bf16"]["images_per_s"] > 0

@@ -39,6 +39,34 @@ def test_jet_matches_nested_ad_on_every_embedded_model(name):
     torch.testing.assert_close(auto["omega"], got["omega"])
 
 
+def test_piecewise_linear_networks_run_two_streams(monkeypatch):
+    """The ReLU / ReLU6 CNNs (and only they) drop the third stream: their f and f′ equal the three-stream jet's, whose
+    f″ is exactly 0 there; a GELU or LayerNorm network keeps three streams, and a smooth rule refuses two."""
+    pl = {n: jet._piecewise_linear(jet._checked_plan(models.load(n, EMB, device="cpu"))[0])
+          for n in models.list_models()}
+    assert pl["resnet"] and pl["mobilenetv2"]
+    assert not any(pl[n] for n in ("vit", "swin", "resnet_gelu", "resnet_ln"))
+    for name in ("resnet", "mobilenetv2"):
+        m = models.load(name, EMB, device="cpu")
+        x, d = _lines(m)
+        two = jet.jet_features(m, x, d, EPS[1:], [m.net.get_submodule(n) for n in ("layer1",)
+                                                   if hasattr(m.net, n)])
+        with monkeypatch.context() as mp:
+            mp.setattr(jet, "_piecewise_linear", lambda ruled: False)
+            three = jet.jet_features(m, x, d, EPS[1:], [m.net.get_submodule(n) for n in ("layer1",)
+                                                         if hasattr(m.net, n)])
+        for a, b in zip(two, three):
+            torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-5)
+            assert (a[2] == 0).all() and (b[2] == 0).all()
+    token = jet._N.set(2)
+    try:
+        with torch.no_grad(), pytest.raises(RuntimeError, match="piecewise-linear"):
+            jet.RULES["GELU"](nn.GELU(), torch.zeros(2, 4))
+    finally:
+        jet._N.reset(token)
+
+
 def test_layer_norm_second_derivative_matches_finite_differences():
     """A LayerNorm path u(t) = a + t b + t² c in float64: the jet's rule and the primitive-op LayerNorm under
     nested AD both give the second derivative of the central difference (h = 1e-4) to 1e-6 of its size."""

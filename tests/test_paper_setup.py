@@ -224,7 +224,7 @@ def test_paper_lite_end_to_end_then_a_chapter_from_the_cache(tmp_path):
     folder = _write(tmp_path / "val", IMAGENETTE[:3], per_class=2, size=(60, 70))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CURVLIB_")}
     env.update(CURVLIB_PROFILE="paper-lite", CURVLIB_DATA=str(folder), CURVLIB_CACHE=str(tmp_path / "cache"),
-               CURVLIB_WEIGHTS="random", CURVLIB_DEVICE="cpu", CURVLIB_SIZES=LITE_SIZES, OMP_NUM_THREADS="2",
+               CURVLIB_WEIGHTS="random", CURVLIB_DEVICE="cpu", CURVLIB_SIZES=LITE_SIZES, OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "curvlib", "run", "all"], env=env, capture_output=True, text=True,
                        timeout=1500, cwd=tmp_path)

@@ -34,9 +34,10 @@ def chapter_seconds(cache_dir: Path = BOOK / "_build" / ".jupyter_cache") -> dic
     return {k: v[1] for k, v in out.items()}
 
 
-def experiment_seconds(log: Path, since: float = 0.0) -> dict[str, float]:
-    """{experiment: seconds} summed over the entries of the timing log written at or after ``since``."""
-    totals: dict[str, float] = defaultdict(float)
+def experiment_seconds(log: Path, since: float = 0.0) -> dict[str, dict[str, float]]:
+    """{experiment: {"profile": s, "other": s}} summed over the entries of the timing log written at or after
+    ``since``: the profile's own weights, and other weights (seed replicates, epoch snapshots)."""
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: {"profile": 0.0, "other": 0.0})
     if not log.exists():
         return {}
     for line in log.read_text(encoding="utf-8").splitlines():
@@ -45,7 +46,7 @@ def experiment_seconds(log: Path, since: float = 0.0) -> dict[str, float]:
         except json.JSONDecodeError:
             continue  # a line cut by a killed process
         if r.get("time", 0) >= since:
-            totals[r["experiment"]] += float(r["seconds"])
+            totals[r["experiment"]]["other" if r.get("weights") else "profile"] += float(r["seconds"])
     return dict(totals)
 
 
@@ -64,9 +65,13 @@ def main(argv=None) -> int:
         print(f"  {'total':<24} {sum(chapters.values()):8.1f}")
     exps = experiment_seconds(get_profile().cache_dir / "timings.jsonl", a.since)
     if exps:
-        print("experiments computed during this build (s, all models):")
-        for name, s in sorted(exps.items(), key=lambda kv: -kv[1]):
-            print(f"  {name:<24} {s:8.1f}")
+        print("experiments computed during this build (s, all models; own weights, other weights = seed replicates "
+              "and epoch snapshots):")
+        print(f"  {'':<24} {'total':>8} {'own':>8} {'other':>8}")
+        for name, s in sorted(exps.items(), key=lambda kv: -sum(kv[1].values())):
+            print(f"  {name:<24} {sum(s.values()):8.1f} {s['profile']:8.1f} {s['other']:8.1f}")
+        own, other = (sum(s[k] for s in exps.values()) for k in ("profile", "other"))
+        print(f"  {'total':<24} {own + other:8.1f} {own:8.1f} {other:8.1f}")
     elif a.since:
         print("no experiment was computed during this build (every result came from the results cache)")
     return 0

@@ -8,7 +8,9 @@ are carried together as three streams stacked on the batch axis, [f; f′; f″]
   token and position embedding) belongs to f alone: a hook subtracts it from f′ and f″;
 - a non-linear module gets its chain rule written out (:data:`RULES`): an elementwise σ gives
   (σ(u), σ′(u) u′, σ″(u) u′² + σ′(u) u″); LayerNorm, attention (bilinear scores, softmax, value
-  mixing) and max-pooling theirs.
+  mixing) and max-pooling theirs;
+- in a network of piecewise-linear modules only (ReLU / ReLU6 CNNs) f″ is 0 between kinks, as the path's own
+  p″ is: the third stream would stay zeros, so it is not carried (two streams, f″ returned as zeros).
 
 This is what nested forward-mode AD (``torch.func.jvp`` twice, four streams, eager dual tensors)
 computes, in three streams of plain tensors. The jet covers the module types of the embedded and
@@ -21,6 +23,7 @@ chain rule per module type, kept beside the scan that decides which models the r
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 
 import torch
@@ -41,17 +44,35 @@ class JetUnsupported(TypeError):
     """A model with a module the jet has no rule for."""
 
 
-def _streams(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return X.unflatten(0, (3, -1)).unbind(0)
+#: Streams carried on the batch axis: 3 ([f; f′; f″]), or 2 ([f; f′]) in a network of piecewise-linear modules
+#: only, where f″ = 0 between kinks (the path's own p″ is 0) and a third stream would stay zeros
+#: (:func:`_piecewise_linear`).
+_N = contextvars.ContextVar("jet_streams", default=3)
+
+
+def _streams(X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return X.unflatten(0, (_N.get(), -1)).unbind(0)
+
+
+def _three(X: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three streams of X, for a rule with a second derivative of its own (never run in two-stream mode)."""
+    if _N.get() != 3:
+        raise RuntimeError(f"the {what} rule needs f″: the two-stream jet is only for piecewise-linear networks")
+    return _streams(X)
+
+
+def _head(X: torch.Tensor) -> int:
+    """B: the rows of f in stacked streams X."""
+    return len(X) // _N.get()
 
 
 def _relu_like(lo, hi):
     """Rule of a piecewise-linear clamp to [lo, hi] (ReLU: hi = ∞): the gate at the primal times every stream
     (σ″ = 0 between kinks; at a kink the gate is 0, as autograd's)."""
     def rule(mod, X, *args, **kwargs):
-        x0 = X[:len(X) // 3]
+        x0 = X[:_head(X)]
         gate = x0 > lo if hi is None else (x0 > lo) & (x0 < hi)
-        out = X.unflatten(0, (3, -1)) * gate
+        out = X.unflatten(0, (_N.get(), -1)) * gate
         if hi is not None:
             out[0] = x0.clamp(lo, hi)
         return out.flatten(0, 1)
@@ -66,7 +87,7 @@ def _gelu(mod, X, *args, **kwargs):
     distribution function)."""
     if getattr(mod, "approximate", "none") != "none":
         raise JetUnsupported("GELU with approximate='tanh' has no jet rule")
-    x0, x1, x2 = _streams(X)
+    x0, x1, x2 = _three(X, "GELU")
     out = torch.empty_like(X)
     y0, y1, y2 = _streams(out)
     cdf = torch.special.ndtr(x0)
@@ -86,7 +107,7 @@ def _layer_norm(mod, X, *args, **kwargs):
     x̂″ = (c″ − 2 x̂′ σ′ − x̂ σ″)/σ."""
     if len(mod.normalized_shape) != 1:
         raise JetUnsupported("LayerNorm over more than the last axis has no jet rule")
-    x0, x1, x2 = _streams(X)
+    x0, x1, x2 = _three(X, "LayerNorm")
     out = torch.empty_like(X)
     y0, y1, y2 = _streams(out)
     z, mu, rs = torch.native_layer_norm(x0, mod.normalized_shape, mod.weight, mod.bias, mod.eps)  # rs = 1/σ
@@ -129,7 +150,7 @@ def _batch_norm_2d(mod, X, *args, **kwargs):
     """BatchNorm2d in eval mode: the scale on every stream, the shift on f only."""
     scale, shift = _bn_scale_shift(mod)
     y = X * scale.view(1, -1, 1, 1)
-    y[:len(y) // 3] += shift.view(1, -1, 1, 1)
+    y[:_head(y)] += shift.view(1, -1, 1, 1)
     return y
 
 
@@ -142,12 +163,13 @@ def _batch_norm_act(mod, X, *args, **kwargs):
             raise JetUnsupported(f"no jet rule for the activation {type(mod.act).__name__} of a BatchNormAct2d")
         return apply(mod.act, mod.drop(_batch_norm_2d(mod, X)))
     scale, shift = (t.view(1, -1, 1, 1) for t in _bn_scale_shift(mod))
-    x0, rest = X[:len(X) // 3], X[len(X) // 3:].unflatten(0, (2, -1))
+    B = _head(X)
+    x0, rest = X[:B], X[B:].unflatten(0, (_N.get() - 1, -1))
     u0 = torch.addcmul(shift, x0, scale)
     lo, hi = lo_hi
     gate = u0 > lo if hi is None else (u0 > lo) & (u0 < hi)
     out = torch.empty_like(X)
-    y0, y12 = out[:len(X) // 3], out[len(X) // 3:].unflatten(0, (2, -1))
+    y0, y12 = out[:B], out[B:].unflatten(0, (_N.get() - 1, -1))
     torch.clamp(u0, lo, hi, out=y0)
     torch.mul(rest, gate * scale, out=y12)
     return out
@@ -157,7 +179,7 @@ def _conv2d(mod, X, *args, **kwargs):
     """Conv2d: the kernel on every stream, the bias on f only."""
     y = mod._conv_forward(X, mod.weight, None)
     if mod.bias is not None:
-        y[:len(y) // 3] += mod.bias.view(1, -1, 1, 1)
+        y[:_head(y)] += mod.bias.view(1, -1, 1, 1)
     return y
 
 
@@ -165,7 +187,7 @@ def _linear(mod, X, *args, **kwargs):
     """Linear: the weight on every stream, the bias on f only."""
     y = F.linear(X, mod.weight)
     if mod.bias is not None:
-        y[:len(y) // 3] += mod.bias
+        y[:_head(y)] += mod.bias
     return y
 
 
@@ -190,6 +212,7 @@ def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwar
     if args or kwargs or attn_mask is not None or is_causal or getattr(mod, "gate", None) is not None or \
             not all(isinstance(getattr(mod, a, nn.Identity()), nn.Identity) for a in ("q_norm", "k_norm", "norm")):
         raise JetUnsupported(f"{type(mod).__name__} with a gate, q/k/out norm or an attention mask has no jet rule")
+    _three(X, "attention")
     B3, T, _ = X.shape
     B, H = B3 // 3, mod.num_heads
     qkv = F.linear(X, mod.qkv.weight)
@@ -220,11 +243,11 @@ def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwar
 
 def _max_pool(mod, X, *args, **kwargs):
     """Max-pooling: the primal's arg-max selects every stream."""
-    x0, x1, x2 = _streams(X)
+    x0, *rest = _streams(X)
     y0, idx = F.max_pool2d(x0, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode,
                            return_indices=True)
     flat = idx.flatten(2)
-    pick = [x.flatten(2).gather(2, flat).view_as(y0) for x in (x1, x2)]
+    pick = [x.flatten(2).gather(2, flat).view_as(y0) for x in rest]
     return torch.cat([y0, *pick])
 
 
@@ -296,6 +319,21 @@ def _checked_plan(model) -> tuple[list, list]:
     return ruled, affine
 
 
+#: Rules of piecewise-linear modules: between kinks they map a zero second stream to zeros.
+_PIECEWISE_LINEAR = ("ReLU", "ReLU6", "MaxPool2d", "BatchNorm2d", "Conv2d", "Linear")
+
+
+def _piecewise_linear(ruled: list) -> bool:
+    """Whether every ruled module is piecewise linear (a BatchNormAct2d only with a ReLU / ReLU6 and no dropout):
+    the features are then piecewise linear along the path, f″ = 0 between kinks, and two streams suffice."""
+    def linear(mod):
+        kind = type(mod).__name__
+        if kind == "BatchNormAct2d":
+            return type(mod.act).__name__ in ("ReLU", "ReLU6", "Identity") and isinstance(mod.drop, nn.Identity)
+        return kind in _PIECEWISE_LINEAR
+    return all(linear(mod) for _, mod in ruled)
+
+
 def unsupported(model) -> str | None:
     """Why :func:`jet_features` does not cover ``model``, or None where it does (a curvlib model in eval mode
     whose timm network is of a checked class and has only modules with a rule or linear ones)."""
@@ -316,7 +354,7 @@ def _vit_pos_embed(net):
     orig = type(net)._pos_embed
 
     def pos_embed(X):
-        x0, rest = X[:len(X) // 3], X[len(X) // 3:]
+        x0, rest = X[:_head(X)], X[_head(X):]
         y0 = orig(net, x0)
         rest = rest.reshape(len(rest), -1, rest.shape[-1])
         pad = rest.new_zeros(len(rest), y0.shape[1] - rest.shape[1], rest.shape[-1])
@@ -342,7 +380,7 @@ def _jet_mode(net: nn.Module, ruled: list, affine: list):
             zero = mod(inputs[0].new_zeros(1, *inputs[0].shape[1:]))
         finally:
             guard["on"] = False
-        out[len(out) // 3:] -= zero
+        out[_head(out):] -= zero
         return out
 
     try:
@@ -376,7 +414,8 @@ def path_streams(x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor) -> torch.T
 def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blocks=()) -> tuple:
     """(f, f′, f″) [B, F] of the features along clip(x + ε d): images x [B, C, H, W] in [0, 1], directions
     d [B, C, H, W], eps [B] (one ε per point); ``blocks``: residual blocks whose (out, out′, out″) are
-    returned too, as a list after the features' triple."""
+    returned too, as a list after the features' triple. A network of piecewise-linear modules only runs two
+    streams and returns f″ = 0 (exact between kinks; :func:`_piecewise_linear`)."""
     try:
         ruled, affine = _checked_plan(model)
     except JetUnsupported as e:
@@ -388,16 +427,20 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
     if not isinstance(eps, torch.Tensor) or eps.shape != (len(x),) or not torch.isfinite(eps).all():
         raise ValueError(f"eps must be {len(x)} finite values (one per image), got {getattr(eps, 'shape', eps)}")
     net = model.net
-    X = path_streams(x, d, eps)
+    n = 2 if _piecewise_linear(ruled) and _NETWORKS[type(net).__name__] is None else 3
     B = len(x)
+    X = path_streams(x, d, eps)[:n * B]
     X[:B] -= model.mean
     X /= model.std
     captured = []
     hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for m in blocks]
+    token = _N.set(n)
     try:
         with _jet_mode(net, ruled, affine):
             out = net.forward_head(net.forward_features(X), pre_logits=True)
+        streams = [_streams(t) for t in (out, *captured)]
     finally:
+        _N.reset(token)
         for h in hooks:
             h.remove()
-    return [_streams(t) for t in (out, *captured)]
+    return [s if n == 3 else (*s, torch.zeros_like(s[0])) for s in streams]

@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from .. import cache, data, models
@@ -91,17 +92,19 @@ def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refres
         start = time.perf_counter()
         with float32_exact():
             value = exp.compute_part(model, profile, None if size == 1 else (rank, size), context, **params)
-        log_time(profile, name, model_name, time.perf_counter() - start)
+        log_time(profile, name, model_name, time.perf_counter() - start, checkpoint)
         return value
 
     return sharded(name, model_name, key, compute_part, exp.merge, profile=profile, refresh=refresh)
 
 
-def log_time(profile: Profile, experiment: str, model: str, seconds: float) -> None:
+def log_time(profile: Profile, experiment: str, model: str, seconds: float, checkpoint=None) -> None:
     """Append one computed result's wall time to ``<cache_dir>/timings.jsonl`` (read by
-    ``book/_ext/timings.py`` after a book build). Best effort: a log that cannot be written is skipped."""
+    ``book/_ext/timings.py`` after a book build; ``weights``: the checkpoint's file name, or null for the
+    profile's own weights). Best effort: a log that cannot be written is skipped."""
     line = json.dumps({"experiment": experiment, "model": model, "profile": profile.name, "seconds": round(seconds, 3),
-                       "time": time.time(), "rank": world()[0]})
+                       "time": time.time(), "rank": world()[0],
+                       "weights": None if checkpoint is None else Path(checkpoint).name})
     try:
         profile.cache_dir.mkdir(parents=True, exist_ok=True)
         with open(profile.cache_dir / "timings.jsonl", "a", encoding="utf-8") as f:
