@@ -25,7 +25,7 @@ endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PYTEST_PAR := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS)
 
-.PHONY: all setup vendor exec-cache-guard book book-fast test lint unit unit-fast nbval notebooks bench clean-cache clean
+.PHONY: all setup vendor exec-cache-guard book book-fast test lint unit unit-fast chapters nbval notebooks bench clean-cache clean
 
 all: book
 
@@ -90,11 +90,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check curvlib tests benchmarks book/_ext
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
-# Command 2: lint (ruff, the layering test), the other unit tests, then every chapter executed and validated by nbval.
+# Every chapter executed without error (its hidden validation cells assert on the results), JOBS at a time, into
+# the execution cache; a chapter `make book` has just executed for the same code, library, data and profile is
+# not executed again (exec-cache-guard forgets the cache when any of them changes). `make nbval` executes every
+# chapter in a fresh kernel regardless.
+chapters: $(STAMP) exec-cache-guard
+	timeout 3600 $(BIN)/python book/_ext/parallel_execute.py --jobs $(JOBS) --strict
+
+# Command 2: lint (ruff, the layering test), the other unit tests, then every chapter executed and validated.
 test: $(STAMP)
 	$(MAKE) lint
 	$(MAKE) unit UNIT_ARGS=--ignore=tests/test_layers.py
-	$(MAKE) nbval
+	$(MAKE) chapters
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done

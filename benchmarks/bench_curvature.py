@@ -6,7 +6,12 @@ in batches of the same size: the forward side runs ``model.features`` under infe
 curvature side :func:`curvlib.measure.curvature.curvature` (f, f', f''; per-block ω off) with the jet
 (``method="jet"``: three streams in one pass) and with nested forward-mode AD (``method="jvp"``, the
 reference). Prints, per model, points/s of each, the ratios to the forward and the jet's speed-up over
-nested AD (medians of repeats, one run).
+nested AD (medians of repeats, one run), and the bound a stacked-stream jet cannot beat: the forward's
+matrix-product FLOPs ÷ the jet's on the same batch (``torch.utils.flop_counter``; convolutions, linear
+layers and attention products; element-wise work is not counted). The jet carries two streams through
+piecewise-linear networks and three otherwise, and attention's bilinear scores and value mixing need six
+products per forward product (S, S′, S″; A v, A′ v, A″ v and the cross terms), so its bound is about 1/2,
+1/3 or less.
 Run: python benchmarks/bench_curvature.py [--models resnet,vit] [--images 10] [--steps 40]
 """
 import argparse
@@ -19,6 +24,20 @@ from curvlib.config import EMBEDDED_MODELS, get_profile
 from curvlib.measure.curvature import curvature, unfused
 from curvlib.measure.direction import direction
 from curvlib.measure.probe import eps_grid, line_points
+
+
+def flop_bound(model, x, d, eps) -> float:
+    """Matrix-product FLOPs of the forward ÷ those of the jet, on the same points clip(x + ε d)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from curvlib.measure import jet
+
+    pts = (x + eps.view(-1, 1, 1, 1) * d).clamp(0, 1)
+    with torch.inference_mode(), unfused(model), FlopCounterMode(display=False) as fwd:
+        model.features(pts)
+    with FlopCounterMode(display=False) as jf:
+        jet.jet_features(model, x, d, eps)
+    return fwd.get_total_flops() / jf.get_total_flops()
 
 
 def main():
@@ -47,12 +66,13 @@ def main():
                     model.features(pts[i:i + a.batch_size])
 
         t_fwd = median_time(forward, a.repeats)
+        bound = flop_bound(model, x[:2], d[:2], eps[1:2].expand(2))
         t = {m: median_time(lambda m=m: curvature(model, x, d, eps, batch_size=a.batch_size, method=m), a.repeats)
              for m in ("jet", "jvp")}
         n = len(pts)
         print(f"{name:12s} forward {n / t_fwd:6.0f} points/s   jet {n / t['jet']:6.0f} (ratio {t_fwd / t['jet']:.2f}, "
               f"target ≥ 0.3)   nested AD {n / t['jvp']:5.0f} (ratio {t_fwd / t['jvp']:.2f})   "
-              f"jet ÷ nested AD time {t['jet'] / t['jvp']:.2f}", flush=True)
+              f"jet ÷ nested AD time {t['jet'] / t['jvp']:.2f}   FLOP bound {bound:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,13 @@ def fashion_train_root(tmp_path_factory):
     _write_idx(root / "train-images-idx3-ubyte.gz", z["images"][:512])
     _write_idx(root / "train-labels-idx1-ubyte.gz", z["labels"][:512])
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow end-to-end tests first, longest first (``@pytest.mark.slow(seconds=…)``: a rough duration on one
+    core), stable otherwise: with several xdist workers the long ones then run beside the many short ones
+    instead of after them."""
+    def order(item):
+        slow = item.get_closest_marker("slow")
+        return (slow is None, -(slow.kwargs.get("seconds", 0) if slow else 0))
+    items.sort(key=order)

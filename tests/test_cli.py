@@ -39,7 +39,7 @@ def _entries(cache_dir):
     return sorted(p for p in Path(cache_dir).rglob(f"*{cache.SUFFIX}"))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=60)
 def test_paper_profile_end_to_end(image_folder, tmp_path, monkeypatch):
     for k in [k for k in os.environ if k.startswith("CURVLIB_")]:
         monkeypatch.delenv(k)
@@ -96,7 +96,7 @@ def test_console_script_is_installed():
     assert r.returncode == 0 and "calibration" in r.stdout and "attention" in r.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=120)
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
 def test_torchrun_two_ranks_equal_one_process(image_folder, tmp_path):

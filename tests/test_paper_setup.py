@@ -217,7 +217,7 @@ def test_sizes_from_the_environment():
 LITE_SIZES = "n_calibration=6,n_travel=2,n_theta_images=1,n_directions=1,n_steps=4,batch_size=6"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=500)
 def test_paper_lite_end_to_end_then_a_chapter_from_the_cache(tmp_path):
     """``python -m curvlib run all --profile paper-lite`` on the paper's four random-init models at
     224 px, then the calibration chapter built by Jupyter Book from that cache alone."""

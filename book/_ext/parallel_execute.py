@@ -4,17 +4,25 @@ Jupyter Book 1 executes chapters one after another, each kernel with every core.
 leaves cores idle (a chapter's plotting and bootstraps run on one) and two-thread kernels scale poorly. This
 script reads each chapter of the table of contents as MyST-NB reads it, skips those the execution cache
 (``book/_build/.jupyter_cache``) already holds for their current code, and executes the others in ``--jobs``
-kernels at once, one torch thread each, longest chapter first (by its last recorded execution time). Each
+kernels at once, one torch thread each, longest chapter first (by its last recorded execution time, kept in
+``book/_build/chapter_seconds.json``; on a fresh clone by :data:`LONGEST_FIRST`). Each
 executed notebook is stored in the execution cache under the hash MyST-NB looks up, so the build that follows
 renders it without executing it again. A chapter that fails is not stored: the build executes it again and
 reports its error as usual (``book/_build/html/reports``). Experiments that two chapters ask for at once are
 computed once (:func:`curvlib.cache.computing`).
 
-Run: ``python book/_ext/parallel_execute.py [--jobs N]`` (``--jobs 1``: nothing to do, the build executes).
+``make test`` runs it with ``--strict``: every chapter must be in the execution cache for its current code, or
+execute without error (its hidden validation cells assert on the results) — a chapter that ``make book`` has
+just executed for the same code, library, data and profile (``book/_ext/exec_cache_guard.py`` forgets the cache
+when any of them changes) is not executed a second time.
+
+Run: ``python book/_ext/parallel_execute.py [--jobs N] [--strict]`` (``--jobs 1`` without ``--strict``: nothing
+to do, the build executes).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -23,8 +31,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 BOOK = Path(__file__).resolve().parents[1]
-CACHE = BOOK / "_build" / ".jupyter_cache"
 TIMEOUT = 2400  # seconds per cell, as book/_config.yml's execute.timeout
+#: Chapters that took longest in earlier builds (embedded profile), started first where this build has no
+#: record of its own (a fresh clone): only an ordering hint — a wrong one costs time, never a wrong page.
+LONGEST_FIRST = ("claims", "ablations", "curvature", "random_jump", "boundary")
 
 
 def chapters(book: Path = BOOK) -> list[Path]:
@@ -67,18 +77,24 @@ def _execute(path: str) -> tuple[str, dict | None, float, str | None]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="chapters executed at once")
+    p.add_argument("--book", type=Path, default=BOOK, help="the book's folder (default: this one)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a chapter fails, with its traceback (make "
+                   "test; without it the build that follows executes the chapter again and reports it)")
     a = p.parse_args(argv)
-    if a.jobs < 2:
+    if a.jobs < 2 and not a.strict:
         print("parallel execution: 1 job, Jupyter Book executes the chapters")
         return 0
     import nbformat
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
-    cache = get_cache(CACHE)
-    last = {Path(r.uri).name: (r.data or {}).get("execution_seconds") or 0.0 for r in cache.list_cache_records()}
+    cache = get_cache(a.book / "_build" / ".jupyter_cache")
+    record = a.book / "_build" / "chapter_seconds.json"  # kept when the execution cache is forgotten
+    last = json.loads(record.read_text()) if record.exists() else {}
+    last.update({Path(r.uri).name: (r.data or {}).get("execution_seconds") or 0.0
+                 for r in cache.list_cache_records()})
     todo = []
-    for path in chapters():
+    for path in chapters(a.book):
         try:
             cache.match_cache_notebook(read(path))
         except KeyError:
@@ -86,7 +102,9 @@ def main(argv=None) -> int:
     if not todo:
         print("parallel execution: every chapter is in the execution cache")
         return 0
-    todo.sort(key=lambda q: -last.get(q.name, 0.0))  # longest first: the last one to start is short
+    hint = {f"{n}.md": len(LONGEST_FIRST) - i for i, n in enumerate(LONGEST_FIRST)}
+    # longest first, so the last one to start is short: by this book's own record, else by the hint
+    todo.sort(key=lambda q: (-last.get(q.name, 0.0), -hint.get(q.name, 0)))
     os.environ.setdefault("CURVLIB_PROGRESS", "text")  # as the build sets it (book/_ext/offline_assets.py)
     os.environ["OMP_NUM_THREADS"] = "1"  # the kernels inherit it: one thread each, jobs side by side
     start = time.perf_counter()
@@ -99,15 +117,18 @@ def main(argv=None) -> int:
             name = Path(path).name
             if err is not None:
                 failed.append(name)
-                print(f"  {name}: failed after {secs:.0f} s (the build executes it again and reports the error)",
-                      flush=True)
+                print(f"  {name}: failed after {secs:.0f} s" + (f":\n{err}" if a.strict else
+                      " (the build executes it again and reports the error)"), flush=True)
                 continue
             cache.cache_notebook_bundle(CacheBundleIn(nbformat.from_dict(nb), path, data={"execution_seconds": secs}),
                                         check_validity=False, overwrite=True)
             print(f"  {name}: executed in {secs:.0f} s", flush=True)
+            last[name] = secs
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(last, indent=1))
     print(f"parallel execution: {time.perf_counter() - start:.0f} s wall"
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
-    return 0
+    return 1 if failed and a.strict else 0
 
 
 if __name__ == "__main__":
