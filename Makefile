@@ -23,7 +23,7 @@ endif
 # Processes run side by side (chapter kernels, test workers), one torch thread each: on two cores, two
 # two-thread processes oversubscribe them and stall (OpenMP waits on a descheduled thread).
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
-PYTEST_PAR := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS)
+PYTEST_PAR := env OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider -n $(JOBS)
 
 .PHONY: all setup vendor exec-cache-guard book book-fast test lint unit unit-fast chapters nbval notebooks bench clean-cache clean
 

@@ -114,10 +114,11 @@ def _default_device() -> str:
         return "cpu"
 
 
-# Batches of 250, not 500: on one core MobileNetV2 runs 2.4× faster (benchmarks/results/measurements.md).
+# Batches of 500: 250 looked faster per model on one core, but a whole cold build took longer
+# (benchmarks/results/measurements.md).
 _BASE = {
     "embedded": dict(dataset="fashion-mnist", models=EMBEDDED_MODELS, n_calibration=None, n_travel=500,
-                     n_theta_images=10, n_directions=50, n_steps=40, batch_size=250),
+                     n_theta_images=10, n_directions=50, n_steps=40, batch_size=500),
     "smoke": dict(dataset="fashion-mnist", models=EMBEDDED_MODELS, n_calibration=1000, n_travel=40,
                   n_theta_images=3, n_directions=4, n_steps=12, batch_size=250),
     # the paper's models and code on a laptop CPU in about an hour (README: measured times)
