@@ -69,15 +69,15 @@ notebooks: $(STAMP)
 	rm -rf $(NB_DIR) && mkdir -p $(NB_DIR)
 	for f in $(CHAPTERS); do $(BIN)/jupytext --quiet --to ipynb -o $(NB_DIR)/$$(basename $${f%.md}).ipynb $$f || exit 1; done
 
-# Tests run in JOBS worker processes (pytest-xdist); workers computing the same missing result share it
-# (curvlib.cache.computing).
+# Tests run in JOBS worker processes (pytest-xdist; an idle worker takes tests queued for a busy one); workers
+# computing the same missing result share it (curvlib.cache.computing).
 
 unit: $(STAMP)
-	timeout 1800 $(PYTEST_PAR) -q tests $(UNIT_ARGS)
+	timeout 1800 $(PYTEST_PAR) --dist worksteal -q tests $(UNIT_ARGS)
 
 # The unit tests without the end-to-end ones marked slow (training runs, torchrun, book builds).
 unit-fast: $(STAMP)
-	timeout 900 $(PYTEST_PAR) -q tests -m "not slow"
+	timeout 900 $(PYTEST_PAR) --dist worksteal -q tests -m "not slow"
 
 # Chapters are executed top to bottom in a fresh kernel, JOBS chapters at once (every cell must run without error) and
 # the "remove-cell" validation cells assert on the computed results; outputs are not compared.
