@@ -64,11 +64,20 @@ def read(path: Path):
 
 
 def _execute(path: str) -> tuple[str, dict | None, float, str | None]:
-    """(path, executed notebook as a dict or None, seconds, error text) — run in a worker process."""
+    """(path, executed notebook as a dict or None, seconds, error text) — run in a worker process. The kernel talks
+    over Unix sockets in a folder of its own (IPC transport): kernels started side by side over TCP can race for
+    the same ports (jupyter_client issue 487), and one such build hung with its kernel idle."""
+    import tempfile
+
     from jupyter_cache.executors.utils import single_nb_execution
+    from jupyter_client import KernelManager
 
     nb = read(Path(path))
-    r = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=TIMEOUT, allow_errors=False, meta_override=True)
+    with tempfile.TemporaryDirectory(prefix="curvbook-kernel-") as sockets:
+        km = KernelManager(kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"), transport="ipc",
+                           ip=str(Path(sockets) / "k"))
+        r = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=TIMEOUT, allow_errors=False,
+                                meta_override=True, km=km)
     if r.err is not None:
         return path, None, r.time, r.exc_string or repr(r.err)
     return path, dict(nb), r.time, None
