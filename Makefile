@@ -79,11 +79,11 @@ unit: $(STAMP)
 unit-fast: $(STAMP)
 	timeout 900 $(PYTEST_PAR) --dist worksteal -q tests -m "not slow"
 
-# Chapters are executed top to bottom in a fresh kernel, JOBS chapters at once (every cell must run without error) and
+# Chapters are executed top to bottom in a fresh kernel, one after another (every cell must run without error) and
 # the "remove-cell" validation cells assert on the computed results; outputs are not compared.
 nbval: notebooks
-	timeout 3600 $(PYTEST_PAR) --dist loadfile --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 \
-	  --nbval-kernel-startup-timeout=120 -q $(NB_DIR)
+	timeout 3600 $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 \
+	  --nbval-kernel-startup-timeout=120 -p no:cacheprovider -q $(NB_DIR)
 
 # Style and static checks (configuration in pyproject.toml).
 lint: $(STAMP)
