@@ -196,14 +196,11 @@ def precision_report(results: dict, modes) -> dict:
 
 # --- precision modes of the runner -----------------------------------------------------------------------
 
-@contextlib.contextmanager
 def tf32_allowed():
-    prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
+    """TF32 on while inside (:func:`curvlib.runner.execute.tf32`)."""
+    from curvlib.runner import execute
+
+    return execute.tf32(True)
 
 
 @contextlib.contextmanager

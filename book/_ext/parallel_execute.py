@@ -22,6 +22,7 @@ to do, the build executes).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -52,15 +53,22 @@ def chapters(book: Path = BOOK) -> list[Path]:
     return out
 
 
-def read(path: Path):
-    """The chapter as MyST-NB reads it for execution (its code cells decide the cache's hash)."""
+@functools.lru_cache
+def _md_config(book: Path):
+    """MyST's parser settings of the book (its _config.yml's extensions), read once per book."""
     import yaml
-    from myst_nb.core.read import read_myst_markdown_notebook
     from myst_parser.config.main import MdParserConfig
 
-    cfg = yaml.safe_load((path.parent / "_config.yml").read_text(encoding="utf-8"))
-    md = MdParserConfig(enable_extensions=set(cfg.get("parse", {}).get("myst_enable_extensions", [])))
-    return read_myst_markdown_notebook(path.read_text(encoding="utf-8"), config=md, add_source_map=True, path=path)
+    cfg = yaml.safe_load((book / "_config.yml").read_text(encoding="utf-8"))
+    return MdParserConfig(enable_extensions=set(cfg.get("parse", {}).get("myst_enable_extensions", [])))
+
+
+def read(path: Path):
+    """The chapter as MyST-NB reads it for execution (its code cells decide the cache's hash)."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    return read_myst_markdown_notebook(path.read_text(encoding="utf-8"), config=_md_config(path.parent),
+                                       add_source_map=True, path=path)
 
 
 def _execute(path: str) -> tuple[str, dict | None, float, str | None]:

@@ -46,6 +46,19 @@ def cached_only():
 
 
 @contextlib.contextmanager
+def tf32(allowed: bool):
+    """Context: TF32 for cuDNN convolutions and CUDA matrix products on (``allowed``) or off; the previous settings
+    are restored after."""
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def float32_exact():
     """Full-precision float32 convolutions and matrix products on CUDA while a result is computed.
 
@@ -54,15 +67,8 @@ def float32_exact():
     ``benchmarks/results/measurements.md``); with TF32 off they agree to rounding. Results are cached
     without the device in their key, so every device must compute the same numbers. Faster,
     lower-precision passes stay an explicit choice (``--bf16``, cached under their own key). The
-    previous settings are restored after."""
-    import torch
-
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    previous settings are restored after (:func:`tf32`)."""
+    return tf32(False)
 
 
 def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refresh: bool = False, **params) -> Any:
