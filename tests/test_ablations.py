@@ -25,6 +25,22 @@ def tiny_checkpoints(tmp_path):
     return ck, md
 
 
+def test_theta_is_measured_on_the_first_half_of_the_travel_images(tiny_checkpoints, tmp_cache, monkeypatch):
+    profile = get_profile("smoke")
+    assert [ablations.theta_images(profile.replace(n_travel=n)) for n in (2, 4, 9, 40, 500)] == [2, 4, 4, 20, 250]
+    seen = {}
+    real = ablations.theta_experiment
+
+    def spy(name, prof, **kw):
+        seen["n"] = prof.n_theta_images
+        return real(name, prof, **kw)
+
+    monkeypatch.setattr(ablations, "theta_experiment", spy)
+    ck, md = tiny_checkpoints
+    ablations.curvedness("resnet", profile.replace(n_travel=12), checkpoint=md / "resnet.safetensors")
+    assert seen["n"] == 6
+
+
 def test_epoch_checkpoints_are_sorted_with_final(tiny_checkpoints):
     ck, md = tiny_checkpoints
     got = ablations.epoch_checkpoints("resnet", ck, md)

@@ -201,3 +201,22 @@ def test_changes_markdown_names_each_changed_verdict_and_why():
     assert "attention" not in text
     same = seeded.changes_markdown(single, single.assign(seeds=[()] * 4))
     assert same == "Pooling the seeds changes none of the 4 verdicts."
+
+
+def test_replicates_theta_uses_fewer_directions_and_the_page_says_so(monkeypatch):
+    p = get_profile("embedded", env={})
+    seen = {}
+
+    def fake(m, prof, *, kind, checkpoint, n_directions):
+        seen[m] = (kind, checkpoint, n_directions)
+        return {"theta": n_directions}
+
+    monkeypatch.setattr(seeded, "theta_experiment", fake)
+    group = next(g for g in seeded.ROWS if g.key == "curvature (θ)")
+    assert group.load("vit", p, "w.safetensors", None) == seeded.SEED_DIRECTIONS < p.n_directions
+    assert seen["vit"] == ("random", "w.safetensors", seeded.SEED_DIRECTIONS)
+    assert seeded.seed_directions(p.replace(n_directions=3)) == 3
+    text = seeded.sizes_markdown(p)
+    assert f"{seeded.SEED_DIRECTIONS} instead of {p.n_directions} per image" in text
+    assert f"same {p.n_theta_images} images" in text
+    assert "the same per image" in seeded.sizes_markdown(p.replace(n_directions=seeded.SEED_DIRECTIONS))

@@ -44,22 +44,30 @@ def profile_for(profile):
                  "mean training ImageNet models), so this chapter measures the embedded models on Fashion-MNIST.")
 
 
+def theta_images(profile) -> int:
+    """Images of :func:`curvedness`'s θ: the first half of the profile's ``n_travel`` images (at least 4, at
+    most all), one FGSM line each. Half the lines halve the chapter's costliest measurement (θ of every
+    snapshot, replicate and variant); the chapter prints the size and each θ's interval over these images."""
+    return min(profile.n_travel, max(4, profile.n_travel // 2))
+
+
 def curvedness(model_name: str, profile=None, *, checkpoint: str | Path | None = None, eps_range: float = 0.1,
                low_confidence: float = 0.9) -> dict:
     """One row of measurements for ``model_name`` (or its ``checkpoint``) on the profile's images.
 
     Returns accuracy, ece, sece; theta_mean / theta_q1 / theta_median / theta_q3 (degrees, FGSM
-    directions, |ε| > AWAY, on the profile's ``n_travel`` images) and theta_ci_lo / theta_ci_hi
-    (95 % bootstrap interval of theta_mean over images); eps_median (median ε* of crossed samples,
-    FGSM) with eps_ci_lo / eps_ci_hi, and eps_median_low (those with confidence ≤ ``low_confidence``), n_crossed.
+    directions, |ε| > AWAY, on the first :func:`theta_images` of the profile's ``n_travel`` images) and
+    theta_ci_lo / theta_ci_hi (95 % bootstrap interval of theta_mean over those images); eps_median (median ε*
+    of crossed samples, FGSM, on all ``n_travel`` images) with eps_ci_lo / eps_ci_hi, and eps_median_low
+    (those with confidence ≤ ``low_confidence``), n_crossed.
     """
 
     profile = require(profile)
     p = predictions(model_name, profile, checkpoint=checkpoint)
     s = summary(p.confidence.to_numpy(), p.correct.to_numpy())
-    # θ along FGSM on the same n_travel images as ε* (one line per image is cheap; the curvature
-    # chapter's n_theta_images is sized for its many random directions per image)
-    th = theta_experiment(model_name, profile.replace(n_theta_images=profile.n_travel), kind="fgsm",
+    # θ along FGSM on the first images of ε*'s (one line per image; the curvature chapter's
+    # n_theta_images is sized for its many random directions per image)
+    th = theta_experiment(model_name, profile.replace(n_theta_images=theta_images(profile)), kind="fgsm",
                           eps_range=eps_range, checkpoint=checkpoint, protocol="symmetric")
     away = (th["eps"][1:-1].abs() > AWAY).numpy()
     t = np.degrees(th["theta"].double().numpy()[..., away])  # [M directions, N images, steps]

@@ -49,7 +49,12 @@ def robustness_gap(frames: dict[str, pd.DataFrame], eps: float, families: dict |
     """Share of images still correct after a step ``eps``, Transformers' mean − CNNs' mean, on the images
     every model classifies correctly at ε = 0; interval paired over those images. ``{estimate, lo, hi,
     verdict (above 0 = the Transformers keep more), n}``."""
-    wide = _correct(frames)
+    return _gap(_correct(frames), eps, families, n_boot=n_boot, level=level, seed=seed)
+
+
+def _gap(wide: dict[str, pd.DataFrame], eps: float, families: dict | None = None, n_boot: int = 1000,
+         level: float = 0.95, seed: int = 0) -> dict:
+    """:func:`robustness_gap` on the wide tables of :func:`_correct` (built once for every step)."""
     if 0.0 not in wide[next(iter(wide))].columns or eps not in wide[next(iter(wide))].columns:
         raise ValueError(f"the frames need ε = 0 and ε = {eps:g} (have {list(wide[next(iter(wide))].columns)})")
     fams = split_families(list(wide), family_map(list(wide), families))
@@ -66,11 +71,12 @@ def robustness_claim(frames: dict[str, pd.DataFrame], kind: str, eps: float, fam
                      **kw) -> dict:
     """The ledger row of :data:`CLAIM_OF` ``[kind]`` at the pre-declared step ``eps``; the note gives the
     gap at every other step of the frames (sensitivity), each with its verdict."""
-    row = robustness_gap(frames, eps, families, **kw)
+    wide = _correct(frames)
+    row = _gap(wide, eps, families, **kw)
     others = [e for e in next(iter(frames.values())).eps.unique() if e not in (0.0, eps)]
     sens = []
     for e in others:
-        g = robustness_gap(frames, float(e), families, **kw)
+        g = _gap(wide, float(e), families, **kw)
         sens.append(f"ε = {e:.3g}: {g['estimate']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}] {g['verdict']}")
     note = (f"Still correct after the step: CNNs {row['cnn']:.1%}, Transformers {row['transformer']:.1%}. "
             "At the other steps (sensitivity): " + "; ".join(sens) + ".")

@@ -74,6 +74,28 @@ def _frames(results: dict) -> pd.DataFrame:
     return pd.concat([df.assign(model=net) for net, df in results.items()], ignore_index=True)
 
 
+#: Random directions per image of the replicates' θ (at most the profile's ``n_directions``, which the shipped
+#: models' θ uses): twelve replicates' θ were the seed ledger's costliest experiment.
+SEED_DIRECTIONS = 20
+
+
+def seed_directions(profile) -> int:
+    """Random directions per image of every replicate's θ: :data:`SEED_DIRECTIONS`, at most the profile's."""
+    return min(profile.n_directions, SEED_DIRECTIONS)
+
+
+def sizes_markdown(profile) -> str:
+    """The sentence saying which sizes the replicates are measured with (the profile's, except θ's directions)."""
+    k = seed_directions(profile)
+    theta = ("the same" if k == profile.n_directions else f"{k} instead of {profile.n_directions}")
+    return (f"Every replicate is measured with the profile's sizes (those of the rows above), except θ's random "
+            f"directions: {theta} per image, on the same {profile.n_theta_images} images.")
+
+
+def _theta_load(m, p, w, _):
+    return theta_experiment(m, p, kind="random", checkpoint=w, n_directions=seed_directions(p))["theta"]
+
+
 def _mesh_context(profile, replicates):
     travels = {f"{m} s{k}": travel_experiment(m, profile, kind="fgsm", checkpoint=w)
                for m, ws in replicates.items() for k, w in ws.items()}
@@ -110,7 +132,7 @@ ROWS = (
          lambda m, p, w, _: travel_experiment(m, p, kind="fgsm", checkpoint=w),
          lambda r, fam, **kw: [boundary_claim(r, fam, **kw), rank_correlation_claim(r, fam, **kw)]),
     Rows("curvature (θ)", ("curvature (θ)",),
-         lambda m, p, w, _: theta_experiment(m, p, kind="random", checkpoint=w)["theta"],
+         _theta_load,
          lambda r, fam, **kw: [curvature_theta_claim(r, fam, ruler="random directions, one-way travel", **kw)]),
     Rows("curvature (ω)", ("curvature (ω)",), lambda m, p, w, _: curvature_experiment(m, p, kind="fgsm", checkpoint=w),
          lambda r, fam, **kw: [omega_gap(r, fam, **kw)]),
