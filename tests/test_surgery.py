@@ -186,7 +186,7 @@ def test_swin_window_attention_keeps_its_shift_mask_and_bias(loaded, images):
     lin = surgery.linearized(model, x, ("attention",))
     expanded = lin.model.get_submodule(name)
     assert isinstance(expanded, surgery._Expanded) and expanded.kwargs["mask"] is not None
-    lin._set(x, None)
+    lin.select(len(x))
     with torch.no_grad():
         want = cap.call()(cap.input)
         got = expanded(cap.input)
@@ -242,6 +242,26 @@ def test_probes_and_curvature_use_each_points_image(loaded, images):
                               atol=1e-5)
         assert torch.allclose(w[:, i], trajectory.curvature(one, x[i:i + 1], d[:, i:i + 1], eps[:2])["omega"][:, 0],
                               rtol=1e-3)
+
+
+@pytest.mark.parametrize("name,kind", [("vit", "attention"), ("vit", "norm"), ("vit", "activation"),
+                                       ("swin", "attention"), ("swin", "norm"), ("resnet", "pooling"),
+                                       ("mobilenetv2", "all")])
+def test_the_jet_on_a_linearised_model_equals_nested_ad(loaded, images, name, kind):
+    """Each expansion's jet rule (f through the expansion, f′ and f″ through its Jacobian) gives nested AD's ω,
+    with batches that cut across anchors (every point expanded around its own image)."""
+    from curvlib.measure import jet
+
+    model, (x, _) = loaded[name], images
+    lin = surgery.linearized(model, x[:3], (kind,))
+    assert jet.supports(lin)
+    d, eps = _direction(x[:3], seed=7), torch.linspace(0, 0.05, 3)
+    ref = trajectory.curvature(lin, x[:3], d, eps, method="jvp", batch_size=7)
+    got = trajectory.curvature(lin, x[:3], d, eps, method="jet", batch_size=7)
+    torch.testing.assert_close(got["speed"], ref["speed"], rtol=1e-5, atol=1e-5)
+    assert float(((got["omega"] - ref["omega"]).abs() / ref["omega"].abs().clamp_min(1e-2)).max()) < 1e-3
+    auto = trajectory.curvature(lin, x[:3], d, eps, batch_size=7)
+    torch.testing.assert_close(auto["omega"], got["omega"])
 
 
 def test_bad_inputs_are_refused_with_clear_messages(loaded, images):

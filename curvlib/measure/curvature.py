@@ -103,19 +103,21 @@ def _nested(g, e: torch.Tensor):
 _AGREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def jet_agrees(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, rtol: float = 1e-3) -> bool:
+def jet_agrees(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, rtol: float = 1e-3,
+               index: torch.Tensor | None = None) -> bool:
     """Whether the jet (:mod:`curvlib.measure.jet`) agrees with nested forward-mode AD on ``model``: f' and f''
-    at the first point of x [N, C, H, W], d, eps [N], relative to their norms, within ``rtol``. Checked once
-    per model object (and device, weights) and remembered; a module the jet cannot see (a non-linearity in
-    forward code) makes it disagree."""
+    at the first point of x [N, C, H, W], d, eps [N], relative to their norms, within ``rtol`` (``index`` [N]:
+    the points' anchors, for a linearised model). Checked once per model object (and device, weights) and
+    remembered; a module the jet cannot see (a non-linearity in forward code) makes it disagree."""
     key = (str(x.device), getattr(model, "fingerprint", None))
     seen = _AGREES.setdefault(model, {})
     if key not in seen:
         x, d, e = x[:1], d[:1], eps[:1]
-        _, f1, f2 = jet.jet_features(model, x, d, e)[0]
+        i = None if index is None else torch.as_tensor(index)[:1]
+        _, f1, f2 = jet.jet_features(model, x, d, e, index=i)[0]
 
         def g(t):
-            return call(model, (x + t.view(-1, 1, 1, 1) * d).clamp(0, 1), None, features=True)
+            return call(model, (x + t.view(-1, 1, 1, 1) * d).clamp(0, 1), i, features=True)
 
         with unfused(model), primitive_norms(model):
             r1, r2 = _nested(g, e)
@@ -163,7 +165,7 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
             model.check_inputs = False  # dual tensors: the range check would read their primal anyway
         try:
             use_jet = method == "jet" or (method == "auto" and jet.supports(model) and P > 0 and jet_agrees(
-                model, x[:1].to(dev), dd[0, :1].to(dev), e[:1].to(dev)))
+                model, x[:1].to(dev), dd[0, :1].to(dev), e[:1].to(dev), index=torch.zeros(1, dtype=torch.long)))
             step = max(1, batch_size // 3) if use_jet else batch_size  # the jet's passes carry 3 rows per point
             for i in tqdm(range(0, P, step), desc="curvature", disable=not progress, leave=False):
                 idx = torch.arange(i, min(i + step, P))
@@ -181,7 +183,8 @@ def curvature(model, x: torch.Tensor, d: torch.Tensor, eps, batch_size: int = 25
                     return (f, *captured)
 
                 if use_jet:
-                    f1, f2 = zip(*[t[1:] for t in jet.jet_features(model, xb, db, eb, [mod for _, mod in named])])
+                    streams = jet.jet_features(model, xb, db, eb, [mod for _, mod in named], index=nb)
+                    f1, f2 = zip(*[t[1:] for t in streams])
                 else:
                     f1, f2 = _nested(g, eb)
                 k, w, sp = _turning(f1[0], f2[0])

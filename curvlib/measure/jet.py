@@ -14,7 +14,8 @@ are carried together as three streams stacked on the batch axis, [f; f′; f″]
 
 This is what nested forward-mode AD (``torch.func.jvp`` twice, four streams, eager dual tensors)
 computes, in three streams of plain tensors. The jet covers the module types of the embedded and
-the paper's timm models; :func:`supports` says whether a model is covered (every leaf module has a
+the paper's timm models, and the linearised modules of :mod:`curvlib.measure.surgery` (affine: f′ and f″
+go through their Jacobian); :func:`supports` says whether a model is covered (every leaf module has a
 rule or is linear), and :func:`jet_features` refuses one that is not. Functional non-linearities
 hidden in a forward method cannot be seen that way, so :func:`curvlib.measure.curvature.curvature` first
 compares the jet with nested AD on one point of each model (``jet_agrees``). Longer than 400 lines: one
@@ -251,6 +252,13 @@ def _max_pool(mod, X, *args, **kwargs):
     return torch.cat([y0, *pick])
 
 
+def _expanded(mod, X, *args, **kwargs):
+    """Rule of a module linearised at its anchor inputs (:mod:`curvlib.measure.surgery`): affine in its input, so
+    f goes through the expansion and f′, f″ through its Jacobian (``mod.tangent``)."""
+    head, *rest = _streams(X)
+    return torch.cat([mod(head, *args, **kwargs), *(mod.tangent(s) for s in rest)])
+
+
 #: Jet rules by module type name: (module, stacked input [3B, …], its other inputs) → stacked output.
 RULES = {
     "ReLU": _relu_like(0.0, None),
@@ -265,6 +273,7 @@ RULES = {
     "Attention": _attention,
     "WindowAttention": _attention,
     "MaxPool2d": _max_pool,
+    "_Expanded": _expanded,
 }
 
 
@@ -411,11 +420,12 @@ def path_streams(x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor) -> torch.T
 
 
 @torch.inference_mode()
-def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blocks=()) -> tuple:
+def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blocks=(), index=None) -> tuple:
     """(f, f′, f″) [B, F] of the features along clip(x + ε d): images x [B, C, H, W] in [0, 1], directions
     d [B, C, H, W], eps [B] (one ε per point); ``blocks``: residual blocks whose (out, out′, out″) are
     returned too, as a list after the features' triple. A network of piecewise-linear modules only runs two
-    streams and returns f″ = 0 (exact between kinks; :func:`_piecewise_linear`)."""
+    streams and returns f″ = 0 (exact between kinks; :func:`_piecewise_linear`). ``index`` [B]: the anchor
+    of every point, for a linearised model (``model.takes_index``; default: point i ↔ anchor i)."""
     try:
         ruled, affine = _checked_plan(model)
     except JetUnsupported as e:
@@ -426,6 +436,8 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
                          f"got {getattr(d, 'shape', type(d).__name__)}")
     if not isinstance(eps, torch.Tensor) or eps.shape != (len(x),) or not torch.isfinite(eps).all():
         raise ValueError(f"eps must be {len(x)} finite values (one per image), got {getattr(eps, 'shape', eps)}")
+    if getattr(model, "takes_index", False):
+        model.select(len(x), index)
     net = model.net
     n = 2 if _piecewise_linear(ruled) and _NETWORKS[type(net).__name__] is None else 3
     B = len(x)

@@ -8,10 +8,9 @@ Taylor expansion at the input it receives for the anchor image x:
 applied without materialising a Jacobian: elementwise modules keep their slope at the anchor (the
 Jacobian's diagonal), timm attention applies its derivative written out from the anchor's q, k, v and
 softmax weights (checked against AD), any other module runs forward-mode AD (``torch.func.jvp``) at
-its anchor input. Each replaced
-module keeps its value and first derivative at its anchor input, so the surgered network has the
-*same* f(x) and the same first-order response f'(x)·d as the original: only the bending that the
-chosen kind contributes along the path is gone. :func:`linearized` builds such a model:
+its anchor input. Each replaced module keeps its value and first derivative at its anchor input, so the
+surgered network has the *same* f(x) and the same first-order response f'(x)·d as the original: only the
+bending that the chosen kind contributes along the path is gone. :func:`linearized` builds such a model:
 
 - ``attention``: a timm ``Attention`` (ViT) or ``WindowAttention`` (Swin, with its relative-position
   bias and the shift mask it receives as the keyword ``mask``), scores, softmax and value mixing;
@@ -29,9 +28,8 @@ Point i of a batch is expanded around anchor i. Where a caller passes a subset o
 (:func:`curvlib.measure.curvature.curvature`), it passes ``index=`` (the anchor number of every point):
 such callers check :func:`curvlib.inference.call`; plain models are called as before.
 
-Below the model: the cached experiments the chapter "Taking the bends out" runs (ω and θ per
-surgery, travel to the boundary with the anchor held at x, the turning accumulated before the
-boundary), their verdicts with paired bootstrap intervals, and the claims ledger's rows.
+Below the model, a path to check by hand (:func:`gelu_toy`). The chapter's cached experiments are in
+:mod:`curvlib.experiments.surgery`, its verdicts and ledger rows in :mod:`curvlib.claims.surgery`.
 """
 from __future__ import annotations
 
@@ -144,22 +142,34 @@ class _Expanded(nn.Module):
                 for k in ("q", "k", "v", "weights", "out"):
                     self.register_buffer(k + "0", parts[k].contiguous(), persistent=False)
 
+    def _check(self, u: torch.Tensor) -> None:
+        if u.shape[0] != (want := len(self.state.value) * self.rows):
+            raise ValueError(f"{type(self.inner).__name__}: input of {u.shape[0]} rows for {len(self.state.value)} "
+                             f"points (expected {want})")
+
     def forward(self, u, *args, **kwargs):
         st = self.state
-        r = self.rows
-        if u.shape[0] != len(st.value) * r:
-            raise ValueError(f"{type(self.inner).__name__}: input of {u.shape[0]} rows for {len(st.value)} points "
-                             f"(expected {len(st.value) * r})")
+        self._check(u)
         if self.mode == "elementwise":
             return torch.addcmul(_rows(self.b0, st), _rows(self.s0, st), u)
         du = u - _rows(self.u0, st)  # (not b0 + J·u: J·du keeps small differences exact)
         if self.mode == "attention":
             return self._attention_tangent(du).add_(_rows(self.out0, st))
+        return torch.add(*self._jvp(du))
+
+    def _jvp(self, du: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from torch.func import jvp
 
         # the anchor's own extra inputs (e.g. Swin's shift mask, passed as the keyword ``mask``)
-        y0, t = jvp(lambda z: self.inner(z, *self.args, **self.kwargs), (_rows(self.u0, st),), (du,))
-        return y0 + t
+        return jvp(lambda z: self.inner(z, *self.args, **self.kwargs), (_rows(self.u0, self.state),), (du,))
+
+    def tangent(self, du: torch.Tensor) -> torch.Tensor:
+        """J(u₀)·du for the call's anchors, without the offset (the expansion is affine in u: the jet,
+        :mod:`curvlib.measure.jet`, carries f′ and f″ through this)."""
+        self._check(du)
+        if self.mode == "elementwise":
+            return _rows(self.s0, self.state) * du
+        return self._attention_tangent(du) if self.mode == "attention" else self._jvp(du)[1]
 
     def _attention_tangent(self, du: torch.Tensor) -> torch.Tensor:
         """J(u₀)·du of a timm attention module for inputs du [B, T, D] (biases drop out: linear in du).
@@ -225,15 +235,20 @@ class Linearized(nn.Module):
     def check_inputs(self, value: bool) -> None:
         self.model.check_inputs = value
 
-    def _set(self, x: torch.Tensor, index) -> None:
+    # what the jet reads (curvlib.measure.jet): the timm network, with its expanded modules, and the normalisation
+    net, mean, std = (property(lambda self, a=a: getattr(self.model, a)) for a in ("net", "mean", "std"))
+
+    def select(self, points: int, index=None) -> None:
+        """Name the anchor of each of the next call's ``points`` points (``index`` [points]; default: point i ↔
+        anchor i). The forward methods do this; a caller running ``net`` itself (the jet) calls it first."""
         n = len(self.anchors)
         if index is None:
-            if x.shape[0] != n:
-                raise ValueError(f"{x.shape[0]} points for {n} anchors: pass index= (the anchor of every point)")
+            if points != n:
+                raise ValueError(f"{points} points for {n} anchors: pass index= (the anchor of every point)")
             index = torch.arange(n)
         index = torch.as_tensor(index).long().flatten().to(self.anchors.device)
-        if len(index) != x.shape[0]:
-            raise ValueError(f"index must name one anchor per point ({x.shape[0]}), got {len(index)}")
+        if len(index) != points:
+            raise ValueError(f"index must name one anchor per point ({points}), got {len(index)}")
         if len(index) and (index.min() < 0 or index.max() >= n):
             raise ValueError(f"index must be anchor numbers in 0 … {n - 1}")
         self._state.value = index
@@ -241,12 +256,12 @@ class Linearized(nn.Module):
 
     def forward(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Pixels [B, C, H, W] in [0, 1] → logits [B, K]; point i expanded around anchor index[i]."""
-        self._set(x, index)
+        self.select(x.shape[0], index)
         return self.model(x)
 
     def features(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Pixels [B, C, H, W] in [0, 1] → penultimate representation [B, F]."""
-        self._set(x, index)
+        self.select(x.shape[0], index)
         return self.model.features(x)
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
@@ -370,17 +385,4 @@ def gelu_toy(threshold: float):
         raise ValueError(f"threshold must be in (0, 1.9): class 0 at the image, a crossing before p = 1, got "
                          f"{threshold}")
     return CurvModel(_GeluPath(threshold), (0.5,), (0.25,), "gelu_toy", (1, 1, 1)).eval().requires_grad_(False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Experiments (cached, keyed by parameters + data + weights + code): ω and θ, travel, turning
-
-
-# ---------------------------------------------------------------------------------------------
-# Verdicts: paired bootstrap over images (curvlib.stats), the same rule as every ledger row
-
-
-# ---------------------------------------------------------------------------------------------
-# The ledger's rows
-
 
