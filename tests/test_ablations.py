@@ -37,8 +37,11 @@ def test_theta_is_measured_on_the_first_half_of_the_travel_images(tiny_checkpoin
 
     monkeypatch.setattr(ablations, "theta_experiment", spy)
     ck, md = tiny_checkpoints
-    ablations.curvedness("resnet", profile.replace(n_travel=12), checkpoint=md / "resnet.safetensors")
+    row = ablations.curvedness("resnet", profile.replace(n_travel=12), checkpoint=md / "resnet.safetensors")
     assert seen["n"] == 6
+    travel = ablations.travel_experiment("resnet", profile.replace(n_travel=12), kind="fgsm",
+                                         checkpoint=md / "resnet.safetensors")
+    assert len(travel) == 12 and row["n_crossed"] == int((travel.status == "crossed").sum())  # ε*: every image
 
 
 def test_epoch_checkpoints_are_sorted_with_final(tiny_checkpoints):

@@ -203,7 +203,7 @@ def test_changes_markdown_names_each_changed_verdict_and_why():
     assert same == "Pooling the seeds changes none of the 4 verdicts."
 
 
-def test_replicates_theta_uses_fewer_directions_and_the_page_says_so(monkeypatch):
+def test_replicates_theta_uses_fewer_directions_and_the_sizes_sentence_says_so(monkeypatch):
     p = get_profile("embedded", env={})
     seen = {}
 
@@ -215,8 +215,8 @@ def test_replicates_theta_uses_fewer_directions_and_the_page_says_so(monkeypatch
     group = next(g for g in seeded.ROWS if g.key == "curvature (θ)")
     assert group.load("vit", p, "w.safetensors", None) == seeded.SEED_DIRECTIONS < p.n_directions
     assert seen["vit"] == ("random", "w.safetensors", seeded.SEED_DIRECTIONS)
-    assert seeded.seed_directions(p.replace(n_directions=3)) == 3
+    assert group.load("vit", p.replace(n_directions=3), "w.safetensors", None) == 3  # never more than the profile's
     text = seeded.sizes_markdown(p)
     assert f"{seeded.SEED_DIRECTIONS} instead of {p.n_directions} per image" in text
-    assert f"same {p.n_theta_images} images" in text
+    assert f"same {p.n_theta_images} images as the shipped models'" in text
     assert "the same per image" in seeded.sizes_markdown(p.replace(n_directions=seeded.SEED_DIRECTIONS))

@@ -65,7 +65,7 @@ def curvedness(model_name: str, profile=None, *, checkpoint: str | Path | None =
     profile = require(profile)
     p = predictions(model_name, profile, checkpoint=checkpoint)
     s = summary(p.confidence.to_numpy(), p.correct.to_numpy())
-    # θ along FGSM on the first images of ε*'s (one line per image; the curvature chapter's
+    # θ along FGSM on the first theta_images of ε*'s images (one line per image; the curvature chapter's
     # n_theta_images is sized for its many random directions per image)
     th = theta_experiment(model_name, profile.replace(n_theta_images=theta_images(profile)), kind="fgsm",
                           eps_range=eps_range, checkpoint=checkpoint, protocol="symmetric")

@@ -89,7 +89,7 @@ def sizes_markdown(profile) -> str:
     k = seed_directions(profile)
     theta = ("the same" if k == profile.n_directions else f"{k} instead of {profile.n_directions}")
     return (f"Every replicate is measured with the profile's sizes (those of the rows above), except θ's random "
-            f"directions: {theta} per image, on the same {profile.n_theta_images} images.")
+            f"directions: {theta} per image, on the same {profile.n_theta_images} images as the shipped models'.")
 
 
 def _theta_load(m, p, w, _):
