@@ -264,6 +264,12 @@ def test_the_jet_on_a_linearised_model_equals_nested_ad(loaded, images, name, ki
     torch.testing.assert_close(auto["omega"], got["omega"])
 
 
+def test_the_surgery_travels_use_a_fifth_of_the_travel_images_at_least_4_at_most_all():
+    from curvlib.experiments.travel import few_travel_images
+
+    assert [few_travel_images(PROFILE.replace(n_travel=n)) for n in (2, 4, 19, 40, 500)] == [2, 4, 4, 8, 100]
+
+
 def test_bad_inputs_are_refused_with_clear_messages(loaded, images):
     model, (x, _) = loaded["resnet"], images
     with pytest.raises(TypeError, match="tuple of names"):

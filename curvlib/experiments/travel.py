@@ -12,9 +12,9 @@ from ..measure.travel import travel
 
 
 def few_travel_images(profile) -> int:
-    """A fifth of the profile's travel images, at least 4: the size of the experiments that run several
-    travels per image (surgeries, relative jumps)."""
-    return max(4, profile.n_travel // 5)
+    """A fifth of the profile's travel images, at least 4 (at most all of them): the size of the experiments
+    that run several travels per image (surgeries, relative jumps)."""
+    return min(profile.n_travel, max(4, profile.n_travel // 5))
 
 
 @dataclass(frozen=True)
