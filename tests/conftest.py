@@ -58,3 +58,28 @@ def pytest_collection_modifyitems(config, items):
         slow = item.get_closest_marker("slow")
         return (slow is None, -(slow.kwargs.get("seconds", 0) if slow else 0))
     items.sort(key=order)
+
+
+MYST_CHAPTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# {title}
+
+```{{code-cell}} ipython3
+{code}
+```
+"""
+
+
+@pytest.fixture
+def myst_chapter():
+    """``(title, code) → text``: a MyST-Markdown notebook with one code cell, as Jupyter Book reads a chapter."""
+    return lambda title, code: MYST_CHAPTER.format(title=title, code=code)

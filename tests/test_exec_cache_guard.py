@@ -80,35 +80,17 @@ only_build_toc_files: true
 execute:
   execute_notebooks: cache
 """
-CHAPTER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
-# Guard test
-
-```{code-cell} ipython3
-import curvlib
-print(curvlib.answer())
-```
-"""
 
 
 @pytest.mark.slow
-def test_rebuilt_book_shows_the_changed_library_output(tmp_path):
+def test_rebuilt_book_shows_the_changed_library_output(tmp_path, myst_chapter):
     """A one-chapter book importing a stand-in ``curvlib``: after the library changes, guard +
     build shows the new output (the chapter's code is unchanged, so the cache alone would not)."""
     book = tmp_path / "book"
     book.mkdir()
     (book / "_config.yml").write_text(BOOK_CONFIG)
     (book / "_toc.yml").write_text("format: jb-book\nroot: index\n")
-    (book / "index.md").write_text(CHAPTER)
+    (book / "index.md").write_text(myst_chapter("Guard test", "import curvlib\nprint(curvlib.answer())"))
     lib = tmp_path / "curvlib"
     lib.mkdir()
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}

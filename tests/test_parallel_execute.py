@@ -9,23 +9,6 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "book" / "_ext" / "parallel_execute.py"
-HEAD = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
-# {title}
-
-```{{code-cell}} ipython3
-{code}
-```
-"""
 
 
 def _module():
@@ -36,17 +19,17 @@ def _module():
 
 
 @pytest.fixture
-def book(tmp_path):
+def book(tmp_path, myst_chapter):
     b = tmp_path / "book"
     b.mkdir()
     (b / "_config.yml").write_text("title: t\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n"
                                    "parse:\n  myst_enable_extensions: [dollarmath]\n")
     (b / "_toc.yml").write_text("format: jb-book\nroot: index\nparts:\n  - caption: c\n    chapters:\n"
                                 "      - file: one\n      - file: bad\n      - file: notes\n")
-    (b / "index.md").write_text(HEAD.format(title="Index", code="print('from index', 6 * 7)"))
+    (b / "index.md").write_text(myst_chapter("Index", "print('from index', 6 * 7)"))
     one = "import os\nprint('threads', os.environ['OMP_NUM_THREADS'])"
-    (b / "one.md").write_text(HEAD.format(title="One", code=one))
-    (b / "bad.md").write_text(HEAD.format(title="Bad", code="raise ValueError('chapter error')"))
+    (b / "one.md").write_text(myst_chapter("One", one))
+    (b / "bad.md").write_text(myst_chapter("Bad", "raise ValueError('chapter error')"))
     (b / "notes.md").write_text("# Notes\n\nNo code here.\n")
     return b
 
