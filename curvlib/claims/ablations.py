@@ -24,7 +24,7 @@ from ..constants import AWAY, BANDS
 from ..experiments.calibration import predictions
 from ..experiments.curvature import curvature_experiment
 from ..experiments.theta import theta_experiment, theta_step_experiment
-from ..experiments.travel import median_by_confidence, travel_experiment
+from ..experiments.travel import median_by_confidence, travel_experiment, travel_share
 from ..measure.calibration import summary
 from ..stats import bootstrap
 
@@ -46,9 +46,10 @@ def profile_for(profile):
 
 def theta_images(profile) -> int:
     """Images of :func:`curvedness`'s θ: the first half of the profile's ``n_travel`` images (at least 4, at
-    most all), one FGSM line each. Half the lines halve the chapter's costliest measurement (θ of every
-    snapshot, replicate and variant); the chapter prints the size and each θ's interval over these images."""
-    return min(profile.n_travel, max(4, profile.n_travel // 2))
+    most all; :func:`~curvlib.experiments.travel.travel_share`), one FGSM line each. Half the lines halve the
+    chapter's costliest measurement (θ of every snapshot, replicate and variant); the chapter prints the size
+    and each θ's interval over these images."""
+    return travel_share(profile, 2)
 
 
 def curvedness(model_name: str, profile=None, *, checkpoint: str | Path | None = None, eps_range: float = 0.1,

@@ -11,10 +11,15 @@ from ..measure.direction import direction
 from ..measure.travel import travel
 
 
+def travel_share(profile, part: int) -> int:
+    """The first 1/``part`` of the profile's travel images: at least 4, at most all of them."""
+    return min(profile.n_travel, max(4, profile.n_travel // part))
+
+
 def few_travel_images(profile) -> int:
-    """A fifth of the profile's travel images, at least 4 (at most all of them): the size of the experiments
-    that run several travels per image (surgeries, relative jumps)."""
-    return min(profile.n_travel, max(4, profile.n_travel // 5))
+    """A fifth of the profile's travel images (:func:`travel_share`): the size of the experiments that run
+    several travels per image (surgeries, relative jumps)."""
+    return travel_share(profile, 5)
 
 
 @dataclass(frozen=True)
