@@ -102,6 +102,17 @@ def fashion_mnist(split: str = "test", n: int | None = None,
 # ---------------------------------------------------------------------------------------------
 # ImageNet-style ImageFolder (paper profile)
 
+@functools.cache
+def _timm_preprocessing(model_name: str) -> tuple[int, float, str]:
+    """(input size, crop fraction, interpolation) of timm's pretrained config for ``model_name`` (the network is
+    built once per process to read it)."""
+    import timm
+    from timm.data import resolve_data_config
+
+    cfg = resolve_data_config({}, model=timm.create_model(model_name, pretrained=False, num_classes=0))
+    return cfg["input_size"][-1], cfg["crop_pct"], cfg["interpolation"]
+
+
 def imagefolder_transform(model_name: str | None = None, input_size: int = 224, crop_pct: float = 0.875,
                           interpolation: str = "bicubic"):
     """Resize(size / crop_pct) → CenterCrop(size) → ToTensor: pixels in [0, 1], no normalisation.
@@ -111,11 +122,7 @@ def imagefolder_transform(model_name: str | None = None, input_size: int = 224, 
     from torchvision import transforms
 
     if model_name is not None:
-        import timm
-        from timm.data import resolve_data_config
-
-        cfg = resolve_data_config({}, model=timm.create_model(model_name, pretrained=False, num_classes=0))
-        input_size, crop_pct, interpolation = cfg["input_size"][-1], cfg["crop_pct"], cfg["interpolation"]
+        input_size, crop_pct, interpolation = _timm_preprocessing(model_name)
     modes = {"bicubic": transforms.InterpolationMode.BICUBIC, "bilinear": transforms.InterpolationMode.BILINEAR}
     resize = int(round(input_size / crop_pct))
     return transforms.Compose([

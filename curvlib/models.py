@@ -19,6 +19,7 @@ loading of both profiles' weights behind one interface (:class:`CurvModel`).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -354,21 +355,40 @@ def load_embedded(name: str, path: str | Path) -> CurvModel:
     return model.eval().requires_grad_(False)
 
 
+#: Paper models built in this process, by (name, weights, checkpoint file and its size and time): every experiment
+#: loads its model afresh, and building a ViT-B/16 (random init or reading the weights) and hashing its weights
+#: cost more than copying it (``benchmarks/results/measurements.md``): :func:`load_paper` hands out copies of the
+#: one built.
+_BUILT: dict[tuple, CurvModel] = {}
+
+
 def load_paper(name: str, checkpoint: str | Path | None = None, weights: str = "pretrained") -> CurvModel:
-    """A timm ImageNet model with its normalisation folded in.
+    """A timm ImageNet model with its normalisation folded in: a fresh copy of the one this process built for
+    the same name, weights and checkpoint file (unchanged in size and time).
 
     ``weights``: ``"pretrained"`` (timm hub or local cache), or ``"random"`` (explicit random
     init, for tests only). ``checkpoint``: a local state-dict file (.safetensors/.pth) instead.
     """
-    import timm
-    from timm.data import resolve_data_config
-
     if weights not in ("pretrained", "random"):
         raise ValueError(f"weights must be 'pretrained' or 'random', got {weights!r}")
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         if not checkpoint.exists():
             raise FileNotFoundError(f"checkpoint {checkpoint} for {name!r} does not exist")
+        st = checkpoint.stat()
+        key = (name, weights, str(checkpoint.resolve()), st.st_size, st.st_mtime_ns)
+    else:
+        key = (name, weights)
+    if key not in _BUILT:
+        _BUILT[key] = _build_paper(name, checkpoint, weights)
+    return copy.deepcopy(_BUILT[key])
+
+
+def _build_paper(name: str, checkpoint: Path | None, weights: str) -> CurvModel:
+    import timm
+    from timm.data import resolve_data_config
+
+    if checkpoint is not None:
         net = timm.create_model(name, pretrained=False)
         if checkpoint.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -142,6 +142,33 @@ def test_paper_local_checkpoint(tmp_path):
         models.load("resnet", "embedded")
 
 
+def test_paper_loads_are_independent_copies_and_a_rewritten_checkpoint_is_read_again(tmp_path):
+    import os
+
+    import timm
+    from safetensors.torch import save_file
+
+    rand = PAPER.replace(weights="random")
+    a, b = models.load("resnet18", rand, device="cpu"), models.load("resnet18", rand, device="cpu")
+    assert a is not b and a.net.conv1.weight.data_ptr() != b.net.conv1.weight.data_ptr()
+    torch.testing.assert_close(a.net.conv1.weight, b.net.conv1.weight)
+    assert a.card == b.card and a.card is not b.card
+    a.net.conv1.weight.zero_()
+    a.card["source"] = "changed"
+    c = models.load("resnet18", rand, device="cpu")
+    torch.testing.assert_close(c.net.conv1.weight, b.net.conv1.weight)
+    assert c.card == b.card
+    path = tmp_path / "w.safetensors"
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        net = timm.create_model("resnet18", pretrained=False)
+        save_file(net.state_dict(), str(path))
+        os.utime(path, ns=(seed * 10**9, seed * 10**9))  # a rewrite within the clock's tick still reads anew
+        m = models.load("resnet18", PAPER, checkpoint=path, device="cpu")
+        torch.testing.assert_close(m.net.conv1.weight, net.conv1.weight)
+        assert m.fingerprint == models.load("resnet18", PAPER, checkpoint=path, device="cpu").fingerprint
+
+
 @pytest.mark.parametrize("variant", sorted(models.variants()))
 def test_component_swap_variants_change_only_that_component(variant):
     """Each variant has its swapped module type and otherwise the parent's modules and shapes."""

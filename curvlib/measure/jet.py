@@ -109,7 +109,8 @@ def _layer_norm(mod, X, *args, **kwargs):
     if len(mod.normalized_shape) != 1:
         raise JetUnsupported("LayerNorm over more than the last axis has no jet rule")
     x0, x1, x2 = _three(X, "LayerNorm")
-    out = torch.empty_like(X)
+    out = torch.empty_like(X, memory_format=torch.contiguous_format)  # as native LayerNorm: a permuted input's
+    # strides (Swin's NHWC tokens) would make the next linear layer a batched product
     y0, y1, y2 = _streams(out)
     z, mu, rs = torch.native_layer_norm(x0, mod.normalized_shape, mod.weight, mod.bias, mod.eps)  # rs = 1/σ
     y0.copy_(z)
