@@ -2,7 +2,8 @@
 same points).
 
 Both sides evaluate the same points clip(x + ε d) (images × FGSM directions × ε on the one-way grid)
-in batches of the same size: the forward side runs ``model.features`` under inference mode, the
+in batches of the same size, with freed large buffers kept as the runner keeps them
+(:mod:`curvlib.runner.allocator`): the forward side runs ``model.features`` under inference mode, the
 curvature side :func:`curvlib.measure.curvature.curvature` (f, f', f''; per-block ω off) with the jet
 (``method="jet"``: three streams in one pass) and with nested forward-mode AD (``method="jvp"``, the
 reference). Prints, per model, points/s of each, the ratios to the forward and the jet's speed-up over
@@ -24,6 +25,7 @@ from curvlib.config import EMBEDDED_MODELS, get_profile
 from curvlib.measure.curvature import curvature, unfused
 from curvlib.measure.direction import direction
 from curvlib.measure.probe import eps_grid, line_points
+from curvlib.runner import keep_freed_memory
 
 
 def flop_bound(model, x, d, eps) -> float:
@@ -50,6 +52,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    keep_freed_memory()  # as every experiment runs (curvlib.runner.allocator): no page faults per batch on either side
     prof = get_profile("embedded", device="cpu")
     x, y = data.test_set(prof, n=a.images)
     eps = eps_grid("oneway", 0.1, a.steps)

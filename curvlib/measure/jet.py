@@ -220,8 +220,10 @@ def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwar
     qkv = F.linear(X, mod.qkv.weight)
     if mod.qkv.bias is not None:
         qkv[:B] += mod.qkv.bias
-    q, k, v = qkv.view(3, B, T, 3, H, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)  # each [3, B, H, T, hd]
-    q0, q1, q2 = (q * mod.scale).unbind(0)
+    # q, k, v each [3, B, H, T, hd], laid out contiguously once: the products and concatenations below read them
+    # without a copy each
+    q, k, v = qkv.view(3, B, T, 3, H, -1).permute(3, 0, 1, 4, 2, 5).contiguous().unbind(0)
+    q0, q1, q2 = q.mul_(mod.scale).unbind(0)
     k0, k1, k2 = k.unbind(0)
     s0 = q0 @ k0.transpose(-2, -1)
     if hasattr(mod, "relative_position_bias_table"):
