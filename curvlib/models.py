@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,16 +356,18 @@ def load_embedded(name: str, path: str | Path) -> CurvModel:
     return model.eval().requires_grad_(False)
 
 
-#: Paper models built in this process, by (name, weights, checkpoint file and its size and time): every experiment
-#: loads its model afresh, and building a ViT-B/16 (random init or reading the weights) and hashing its weights
-#: cost more than copying it (``benchmarks/results/measurements.md``): :func:`load_paper` hands out copies of the
-#: one built.
-_BUILT: dict[tuple, CurvModel] = {}
+#: Paper models built in this process, by (name, weights, checkpoint file and its identity on disk), the most
+#: recently used last: every experiment loads its model afresh, and building a ViT-B/16 (random init or reading
+#: the weights) and hashing its weights cost more than copying it (``benchmarks/results/measurements.md``), so
+#: :func:`load_paper` hands out copies. At most :data:`BUILT_MAX` are kept (the paper's four: about 0.6 GB).
+_BUILT: OrderedDict[tuple, CurvModel] = OrderedDict()
+BUILT_MAX = 4
 
 
 def load_paper(name: str, checkpoint: str | Path | None = None, weights: str = "pretrained") -> CurvModel:
     """A timm ImageNet model with its normalisation folded in: a fresh copy of the one this process built for
-    the same name, weights and checkpoint file (unchanged in size and time).
+    the same name, weights and checkpoint file (unchanged on disk). Pretrained weights are read once per
+    process: a hub cache updated meanwhile is seen by the next process (the card names what was loaded).
 
     ``weights``: ``"pretrained"`` (timm hub or local cache), or ``"random"`` (explicit random
     init, for tests only). ``checkpoint``: a local state-dict file (.safetensors/.pth) instead.
@@ -375,12 +378,16 @@ def load_paper(name: str, checkpoint: str | Path | None = None, weights: str = "
         checkpoint = Path(checkpoint)
         if not checkpoint.exists():
             raise FileNotFoundError(f"checkpoint {checkpoint} for {name!r} does not exist")
-        st = checkpoint.stat()
-        key = (name, weights, str(checkpoint.resolve()), st.st_size, st.st_mtime_ns)
+        st = checkpoint.stat()  # a rewritten file changes its inode or change time (which no copy tool keeps)
+        key = (name, str(checkpoint.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     else:
         key = (name, weights)
-    if key not in _BUILT:
+    if key in _BUILT:
+        _BUILT.move_to_end(key)
+    else:
         _BUILT[key] = _build_paper(name, checkpoint, weights)
+        while len(_BUILT) > BUILT_MAX:
+            _BUILT.popitem(last=False)
     return copy.deepcopy(_BUILT[key])
 
 

@@ -175,7 +175,9 @@ def test_weights_identity_names_timm_tag_and_hash(tmp_path, arranged):
     m = models.load_paper("resnet18", checkpoint=ck)
     assert m.card["sha256"] == models.file_sha256(ck) and m.card["sha256_of"] == "file sha256"
     assert m.card["sha256"][:16] in models.identity(m) and "resnet18.safetensors" in models.identity(m)
-    r1, r2 = models.load_paper("resnet50", weights="random"), models.load_paper("resnet50", weights="random")
+    r1 = models.load_paper("resnet50", weights="random")
+    models._BUILT.clear()  # build again (a second process, a torchrun rank), not a copy of the first
+    r2 = models.load_paper("resnet50", weights="random")
     assert r1.card["sha256"] == r2.card["sha256"] == models.state_sha256(r1.net)  # deterministic random init
     assert r1.card["sha256_of"] == "state sha256" and r1.fingerprint == r1.card["sha256"][:16]
     # a pretrained card carries timm's tag in the name and the fingerprint (no download here)

@@ -1,42 +1,53 @@
-"""The C allocator's handling of large tensors while experiments run (glibc only).
+"""The C allocator's handling of large tensors while an experiment computes (glibc only).
 
 glibc serves a request above its mmap threshold with fresh pages from the kernel and gives them back on
 free; the threshold adapts to freed blocks, but only up to 32 MiB. A forward pass whose activations are
-larger (MobileNetV2 at batch 500 on 32 px: 49 MB) therefore page-faults through every batch, and freed
-memory at the top of the heap is trimmed and faulted in again. :func:`keep_freed_memory` raises both
-limits, so large buffers are reused from the process's own heap: measured 2.4× the forward throughput on
-MobileNetV2 and 1.3× on ResNet at batch 500 (``benchmarks/results/measurements.md``). The arithmetic is
-the same (PyTorch aligns every CPU buffer to 64 bytes either way), so results do not change. The cost is
-memory: up to :data:`LIMIT` bytes freed at the top of the heap stay with the process.
+larger (MobileNetV2 at batch 500 on 32 px) therefore page-faults through every batch, and freed memory at
+the top of the heap is trimmed and faulted in again. While an experiment computes, the runner raises both
+limits to :data:`LIMIT` (:func:`keep_freed_memory`), so buffers below it are reused from the process's own
+heap; afterwards it hands free heap memory back to the system (:func:`release_freed_memory`), so a
+long-lived process (a chapter's kernel, ``curvlib run all``) does not keep an experiment's peak. What it
+is worth: ``benchmarks/bench_allocator.py`` and ``benchmarks/results/measurements.md``. The arithmetic is
+the same (PyTorch aligns every CPU buffer to 64 bytes either way), so results do not change.
 
-An environment that sets glibc's own malloc settings (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
-``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_`` or ``GLIBC_TUNABLES``) keeps them.
+Where the C library is not glibc (musl, macOS) nothing is set; an allocator preloaded in glibc's place
+(jemalloc, tcmalloc) ignores the settings.
 """
 from __future__ import annotations
 
 import ctypes
-import os
-import sys
+import functools
+import platform
 
-#: The byte limit set for both glibc thresholds: above the largest activation of the embedded models at batch 500.
+#: Bytes: glibc's mmap and trim thresholds while an experiment computes (above the embedded models' largest
+#: activation at batch 500).
 LIMIT = 256 * 2**20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
-_OWN = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES")
-_done: dict[str, bool] = {}
 
 
+@functools.cache
+def _glibc():
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+@functools.cache
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds to :data:`LIMIT` bytes, once per process; True when they are set
-    (now or before), False where there is nothing to set: not Linux with glibc, or the environment sets
-    glibc's malloc itself."""
-    if "set" in _done:
-        return _done["set"]
-    ok = False
-    if sys.platform.startswith("linux") and not any(v in os.environ for v in _OWN):
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            ok = bool(libc.mallopt(_M_MMAP_THRESHOLD, LIMIT)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, LIMIT))
-        except (OSError, AttributeError):  # musl or another C library: no mallopt
-            ok = False
-    _done["set"] = ok
-    return ok
+    """Raise glibc's mmap and trim thresholds to :data:`LIMIT` (once per process): freed buffers below it
+    stay in the heap for the next batch. True when both are set; False where the C library is not glibc
+    or refuses the value (an older glibc caps the mmap threshold at 32 MiB)."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, LIMIT)) & bool(libc.mallopt(_M_TRIM_THRESHOLD, LIMIT))
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free memory back to the system (glibc's ``malloc_trim``); nothing elsewhere."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -12,7 +12,7 @@ from typing import Any
 from .. import cache, data, models
 from ..config import Profile, require
 from . import preflight
-from .allocator import keep_freed_memory
+from .allocator import keep_freed_memory, release_freed_memory
 from .distributed import sharded, world
 from .fingerprint import function_fingerprint
 from .registration import get, params_for
@@ -96,10 +96,13 @@ def run(name: str, model_name: str, profile: Profile, *, checkpoint=None, refres
     context = exp.prepare(model_name, profile, params, checkpoint) if exp.prepare else None
 
     def compute_part(rank: int, size: int):
-        keep_freed_memory()
+        keep_freed_memory()  # large buffers reused between batches, the heap trimmed after (runner.allocator)
         start = time.perf_counter()
-        with float32_exact():
-            value = exp.compute_part(model, profile, None if size == 1 else (rank, size), context, **params)
+        try:
+            with float32_exact():
+                value = exp.compute_part(model, profile, None if size == 1 else (rank, size), context, **params)
+        finally:
+            release_freed_memory()
         log_time(profile, name, model_name, time.perf_counter() - start, checkpoint)
         return value
 
