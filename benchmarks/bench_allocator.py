@@ -1,7 +1,8 @@
 """What keeping freed large buffers is worth (``curvlib.runner.allocator``): the embedded models' forward
 throughput at the book's batch size, in a process with glibc's default malloc and in one after
 :func:`curvlib.runner.keep_freed_memory` (each model in two fresh processes, one thread; the setting is
-process-wide and one-way). Prints images/s, minor page faults per batch and the ratio kept ÷ default.
+process-wide and one-way). Prints images/s, minor page faults per batch, the process's peak resident
+memory and the ratio kept ÷ default.
 Run: python benchmarks/bench_allocator.py [--models resnet,vit] [--batch-size 500] [--images 2000]
 """
 import argparse
@@ -32,7 +33,7 @@ forward()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 t = median_time(forward, 3)
 faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4 / -(-n // bs)
-print(n / t, faults)
+print(n / t, faults, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10)
 """
 
 
@@ -51,10 +52,10 @@ def main():
         for mode in ("default", "kept"):
             r = subprocess.run([sys.executable, "-c", PROBE, name, mode, str(a.batch_size), str(a.images)], env=env,
                                cwd=here, capture_output=True, text=True, check=True)
-            got[mode] = [float(v) for v in r.stdout.split()[-2:]]
-        (d, fd), (k, fk) = got["default"], got["kept"]
-        print(f"{name:12s} default {d:6.0f} images/s ({fd:6.0f} page faults per batch)   kept {k:6.0f} images/s "
-              f"({fk:4.0f})   ratio {k / d:.2f}", flush=True)
+            got[mode] = [float(v) for v in r.stdout.split()[-3:]]
+        (d, fd, md), (k, fk, mk) = got["default"], got["kept"]
+        print(f"{name:12s} default {d:6.0f} images/s ({fd:6.0f} page faults per batch, peak {md:4.0f} MiB)   "
+              f"kept {k:6.0f} images/s ({fk:4.0f}, peak {mk:4.0f} MiB)   ratio {k / d:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -223,3 +223,17 @@ def test_jet_features_refuses_bad_input():
         jet.jet_features(m, x, d, EPS)
     with pytest.raises(ValueError, match="eps must be 2 finite values"):
         jet.jet_features(m, x, d, torch.tensor([0.0, float("nan")]))
+
+
+def test_the_relu_batchnorm_rule_carries_three_streams_as_two(monkeypatch):
+    """A ReLU6 BatchNormAct2d in a network that needs f″ (three streams): f′ and f″ gated like f′ in the
+    two-stream pass of a piecewise-linear network, f″ zero (the path's p″ is)."""
+    m = models.load("mobilenetv2", EMB, device="cpu")
+    x, d = _lines(m)
+    eps = EPS[1:2].expand(len(x))
+    two = jet.jet_features(m, x, d, eps)[0]
+    monkeypatch.setattr(jet, "_piecewise_linear", lambda ruled: False)
+    three = jet.jet_features(m, x, d, eps)[0]
+    torch.testing.assert_close(three[0], two[0], rtol=0, atol=0)
+    torch.testing.assert_close(three[1], two[1], rtol=0, atol=0)
+    assert torch.count_nonzero(three[2]) == 0 and three[1].abs().sum() > 0

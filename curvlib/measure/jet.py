@@ -166,14 +166,16 @@ def _batch_norm_act(mod, X, *args, **kwargs):
         return apply(mod.act, mod.drop(_batch_norm_2d(mod, X)))
     scale, shift = (t.view(1, -1, 1, 1) for t in _bn_scale_shift(mod))
     B = _head(X)
-    x0, rest = X[:B], X[B:].unflatten(0, (_N.get() - 1, -1))
-    u0 = torch.addcmul(shift, x0, scale)
+    u0 = torch.addcmul(shift, X[:B], scale)
     lo, hi = lo_hi
-    gate = u0 > lo if hi is None else (u0 > lo) & (u0 < hi)
     out = torch.empty_like(X)
-    y0, y12 = out[:B], out[B:].unflatten(0, (_N.get() - 1, -1))
-    torch.clamp(u0, lo, hi, out=y0)
-    torch.mul(rest, gate * scale, out=y12)
+    torch.clamp(u0, lo, hi, out=out[:B])
+    for s in range(B, len(X), B):  # scale·x′ (and scale·x″), then the gate lo < u < hi in the same pass as autograd's
+        y = torch.mul(X[s:s + B], scale, out=out[s:s + B])
+        if hi is None:
+            torch.ops.aten.threshold_backward.grad_input(y, u0, lo, grad_input=y)
+        else:
+            torch.ops.aten.hardtanh_backward.grad_input(y, u0, lo, hi, grad_input=y)
     return out
 
 
