@@ -146,3 +146,21 @@ def test_attention_is_sharded_like_every_other_experiment():
         pd.testing.assert_frame_equal(whole, split, rtol=1e-5, atol=1e-6)  # merged into one order
         pd.testing.assert_frame_equal(at.summarise_defects(whole), at.summarise_defects(split), rtol=1e-5, atol=1e-6)
         assert (whole.model == name).all() and {"attention scores", "softmax", "attention"} <= set(whole.component)
+
+
+def test_an_experiment_computes_with_freed_buffers_kept_and_trims_after(toy_experiment, tmp_path, monkeypatch):
+    """runner.allocator around every computed result: thresholds raised before, the heap trimmed after (also
+    when the computation fails); a cached result touches neither."""
+    from curvlib.runner import execute
+
+    seen = []
+    monkeypatch.setattr(execute, "keep_freed_memory", lambda: seen.append("keep"))
+    monkeypatch.setattr(execute, "release_freed_memory", lambda: seen.append("release"))
+    p = get_profile("smoke", env={}, cache_dir=tmp_path, device="cpu")
+    runner.run("toy", "resnet", p)
+    assert seen == ["keep", "release"]
+    runner.run("toy", "resnet", p)  # cached
+    assert seen == ["keep", "release"]
+    with pytest.raises(TypeError):
+        runner.run("toy", "resnet", p, n="three")
+    assert seen == ["keep", "release", "keep", "release"]
