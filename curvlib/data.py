@@ -104,12 +104,15 @@ def fashion_mnist(split: str = "test", n: int | None = None,
 
 @functools.cache
 def _timm_preprocessing(model_name: str) -> tuple[int, float, str]:
-    """(input size, crop fraction, interpolation) of timm's pretrained config for ``model_name`` (the network is
-    built once per process to read it)."""
+    """(input size, crop fraction, interpolation) of timm's pretrained config for ``model_name``, read from timm's
+    registry without building the network (a name timm has no config for is built, and refused by timm if
+    unknown)."""
     import timm
     from timm.data import resolve_data_config
 
-    cfg = resolve_data_config({}, model=timm.create_model(model_name, pretrained=False, num_classes=0))
+    known = timm.get_pretrained_cfg(model_name)
+    cfg = resolve_data_config(pretrained_cfg=known.to_dict()) if known is not None else \
+        resolve_data_config({}, model=timm.create_model(model_name, pretrained=False, num_classes=0))
     return cfg["input_size"][-1], cfg["crop_pct"], cfg["interpolation"]
 
 

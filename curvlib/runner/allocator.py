@@ -3,10 +3,11 @@
 glibc serves a request above its mmap threshold with fresh pages from the kernel and gives them back on
 free; the threshold adapts to freed blocks, but only up to 32 MiB. A forward pass whose activations are
 larger (MobileNetV2 at batch 500 on 32 px) therefore page-faults through every batch, and freed memory at
-the top of the heap is trimmed and faulted in again. While an experiment computes, the runner raises both
-limits to :data:`LIMIT` (:func:`keep_freed_memory`), so buffers below it are reused from the process's own
-heap; afterwards it hands free heap memory back to the system (:func:`release_freed_memory`), so a
-long-lived process (a chapter's kernel, ``curvlib run all``) does not keep an experiment's peak. What it
+the top of the heap is trimmed and faulted in again. Before the first experiment a process computes, the
+runner raises both limits to :data:`LIMIT` for the rest of the process (:func:`keep_freed_memory`), so
+buffers below it are reused from the process's own heap; after each experiment it hands free heap memory
+back to the system (:func:`release_freed_memory`), so a long-lived process (a chapter's kernel,
+``curvlib run all``) does not keep an experiment's peak. What it
 is worth: ``benchmarks/bench_allocator.py`` and ``benchmarks/results/measurements.md``. The arithmetic is
 the same (PyTorch aligns every CPU buffer to 64 bytes either way), so results do not change.
 
