@@ -270,6 +270,14 @@ def test_the_surgery_travels_use_a_fifth_of_the_travel_images_at_least_4_at_most
     assert [few_travel_images(PROFILE.replace(n_travel=n)) for n in (2, 4, 19, 40, 500)] == [2, 4, 4, 8, 100]
 
 
+@pytest.mark.parametrize("part", [0, -2, 2.5, True, None])
+def test_a_share_of_the_travel_images_needs_a_positive_whole_part(part):
+    from curvlib.experiments.travel import travel_share
+
+    with pytest.raises(ValueError, match="part must be a positive integer"):
+        travel_share(PROFILE, part)
+
+
 def test_bad_inputs_are_refused_with_clear_messages(loaded, images):
     model, (x, _) = loaded["resnet"], images
     with pytest.raises(TypeError, match="tuple of names"):

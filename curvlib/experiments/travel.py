@@ -13,6 +13,8 @@ from ..measure.travel import travel
 
 def travel_share(profile, part: int) -> int:
     """The first 1/``part`` of the profile's travel images: at least 4, at most all of them."""
+    if not isinstance(part, int) or isinstance(part, bool) or part < 1:
+        raise ValueError(f"part must be a positive integer (1 = all the travel images), got {part!r}")
     return min(profile.n_travel, max(4, profile.n_travel // part))
 
 
