@@ -2,6 +2,7 @@
 the accuracy check that stops a wrongly labelled run, the weights' identity in cache entries and
 pages, ``CURVLIB_SIZES``, and ``paper-lite`` end to end (CLI, then one chapter built from the cache).
 All offline: random-init timm models and synthetic 224 px-able images."""
+import collections
 import os
 import shutil
 import subprocess
@@ -219,21 +220,50 @@ def test_sizes_from_the_environment():
 LITE_SIZES = "n_calibration=6,n_travel=2,n_theta_images=1,n_directions=1,n_steps=4,batch_size=6"
 
 
-@pytest.mark.slow(seconds=500)
-def test_paper_lite_end_to_end_then_a_chapter_from_the_cache(tmp_path):
-    """``python -m curvlib run all --profile paper-lite`` on the paper's four random-init models at
-    224 px, then the calibration chapter built by Jupyter Book from that cache alone."""
+#: The paper's four models in two end-to-end runs of similar cost (ViT-B/16 alone costs about as much as the
+#: other three on one core: about 190 s and 150 s), so two test workers can share them.
+LITE_GROUPS = (pytest.param(("vit_base_patch16_224",), marks=pytest.mark.slow(seconds=200), id="vit_base_patch16_224"),
+               pytest.param(("resnet50", "mobilenetv2_100", "swin_tiny_patch4_window7_224"),
+                            marks=pytest.mark.slow(seconds=160), id="resnet50+mobilenetv2_100+swin_tiny"))
+
+
+def _lite_env(tmp_path):
     folder = _write(tmp_path / "val", IMAGENETTE[:3], per_class=2, size=(60, 70))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CURVLIB_")}
     env.update(CURVLIB_PROFILE="paper-lite", CURVLIB_DATA=str(folder), CURVLIB_CACHE=str(tmp_path / "cache"),
                CURVLIB_WEIGHTS="random", CURVLIB_DEVICE="cpu", CURVLIB_SIZES=LITE_SIZES, OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "curvlib", "run", "all"], env=env, capture_output=True, text=True,
+    return env
+
+
+def _lite_run(tmp_path, env, *args):
+    r = subprocess.run([sys.executable, "-m", "curvlib", "run", *args], env=env, capture_output=True, text=True,
                        timeout=1500, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "profile paper-lite" in r.stdout and "random-init weights" in r.stdout
-    entries = sorted((tmp_path / "cache").rglob(f"*{cache.SUFFIX}"))
+    return sorted((tmp_path / "cache").rglob(f"*{cache.SUFFIX}"))
+
+
+@pytest.mark.parametrize("group", LITE_GROUPS)
+def test_paper_lite_end_to_end(tmp_path, group):
+    """``python -m curvlib run all --profile paper-lite`` on the paper's random-init models at 224 px: every
+    registered call of every experiment, for each model of ``group``."""
+    from curvlib import experiments
+
+    entries = _lite_run(tmp_path, _lite_env(tmp_path), "all", "--models", ",".join(group))
     assert {e.parent.parent.name for e in entries} == {"paper-lite"}
+    assert not list((tmp_path / "cache").rglob("*.part*"))
+    calls = {name: len(e.calls) for name, e in experiments.registry().items() if e.calls}
+    for model in group:  # one entry per registered call of every experiment (as in test_cli's paper profile run)
+        got = collections.Counter(e.parent.name for e in entries if e.name.startswith(f"{model}-"))
+        assert got == calls, (model, got)
+
+
+@pytest.mark.slow(seconds=45)
+def test_paper_lite_chapter_from_the_cache(tmp_path):
+    """The calibration chapter built by Jupyter Book from a paper-lite cache alone (all four models)."""
+    env = _lite_env(tmp_path)
+    entries = _lite_run(tmp_path, env, "calibration")
     for name in config.PAPER_MODELS:
         assert any(name in e.name for e in entries if e.parent.name == "calibration"), name
     book = tmp_path / "book"
