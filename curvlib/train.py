@@ -54,6 +54,8 @@ from .measure.calibration import calibration_table, ece, sece
 #: the model records (variants inherit their parent's).
 DEFAULTS = {name: dict(models.spec(name).recipe) for name in models.list_models()}
 SNAPSHOT_MODELS = ("resnet", "vit")
+#: The epochs after which those models' snapshots are kept (``data/checkpoints``, the ablations chapter).
+SNAPSHOT_EPOCHS = (1, 2, 5, 10)
 #: Images held out of the training set for choosing the epoch, and the seed that picks them
 #: (fixed, independent of the training seed: one split for every model and seed).
 VAL_SIZE, VAL_SEED = 5000, 29
@@ -187,7 +189,7 @@ def train(model_name: str, epochs: int | None = None, batch_size: int = 128, lr:
     epochs = epochs or d.get("epochs", 10)
     lr = lr or d.get("lr", 1e-3)
     if snapshots is None:
-        snapshots = (1, 2, 5, 10) if model_name in SNAPSHOT_MODELS else ()
+        snapshots = SNAPSHOT_EPOCHS if model_name in SNAPSHOT_MODELS else ()
     out, checkpoints, state_dir = Path(out), Path(checkpoints), Path(state_dir)
     device = torch.device(device)
 

@@ -48,3 +48,31 @@ def test_chapters_do_not_word_verdicts_themselves(chapter):
     bad = [ln for ln in shown_code(chapter.read_text(encoding="utf-8"))
            if re.search(r"""\bf["'].*\{[^}]*verdict""", ln)]
     assert not bad, f"{chapter.name} assembles verdict prose itself (use Claim.sentence): {bad}"
+
+
+def test_method_constants_in_the_prose_are_the_codes():
+    """Prose that names a method constant (not a result) says what the code uses: a changed constant fails
+    here instead of leaving the sentence stale."""
+    import inspect
+
+    from curvlib import config, constants, train
+    from curvlib.claims import ablations, seeded
+
+    abl = (BOOK / "ablations.md").read_text()
+    curvedness = inspect.signature(ablations.curvedness).parameters
+    r = curvedness["eps_range"].default
+    assert rf"$\varepsilon \in [-{r:g}, {r:g}]$" in abl
+    assert rf"$|\varepsilon| > {constants.AWAY:g}$" in abl
+    assert f"confidence ≤ {curvedness['low_confidence'].default:g}" in abl
+    *first, last = train.SNAPSHOT_EPOCHS
+    names = " and ".join(f"`{m}`" for m in train.SNAPSHOT_MODELS)
+    assert f"snapshots of {names} after epochs {', '.join(map(str, first))} and {last}" in abl
+    shipped = {tuple(int(e) for e in re.findall(rf"^{m}_ep(\d+)\.safetensors$", f.name))
+               for m in train.SNAPSHOT_MODELS for f in config.DATA_DIR.joinpath("checkpoints").iterdir()}
+    assert {e for t in shipped for e in t} >= set(train.SNAPSHOT_EPOCHS)
+    words = {2: "two", 3: "three", 4: "four", 5: "five"}
+    claims = (BOOK / "claims.md").read_text()
+    assert f"about {words[len(config.EMBEDDED_MODELS)]} networks trained once each" in claims
+    reps = seeded.replicates(config.get_profile("embedded", env={}))
+    assert f"with {words[len(seeded.ready(reps))]} seeds per model" in claims
+    assert f"the {words[len(config.EMBEDDED_MODELS)]} models' seed-k" in claims
