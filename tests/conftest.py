@@ -52,15 +52,17 @@ def fashion_train_root(tmp_path_factory):
 
 
 def _seconds(item) -> float:
+    """A slow test's rough duration on one core (``@pytest.mark.slow(seconds=…)``; 10 where it gives none)."""
     slow = item.get_closest_marker("slow")
-    return slow.kwargs.get("seconds", 0) if slow else 0
+    return slow.kwargs.get("seconds", 10) if slow else 0
 
 
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect have removed tests: the blocks are of what runs
 def pytest_collection_modifyitems(config, items):
     """The slow end-to-end tests first, longest first (``@pytest.mark.slow(seconds=…)``: a rough duration on one
     core), stable otherwise, so the long ones run beside the many short ones instead of after them.
 
-    In xdist workers (``make unit``: ``--dist worksteal``) worker k is handed the k-th contiguous block of this
+    In xdist workers (``make unit``: ``--dist worksteal``) each worker is handed one contiguous block of this
     order, and an idle worker takes tests only from the *end* of another's block: the slow tests are therefore
     spread over the blocks' fronts (each to the block with the fewest slow seconds so far), not all put in the
     first block, where they would run one after another. (Workers see ``--dist`` as "no": the split assumed is
@@ -77,7 +79,7 @@ def pytest_collection_modifyitems(config, items):
         left -= sizes[-1]
     blocks, load = [[] for _ in sizes], [0.0] * workers
     for item in slow:
-        k = min((k for k in range(workers) if len(blocks[k]) < sizes[k]), key=lambda k: load[k])
+        k = min((k for k in range(workers) if len(blocks[k]) < sizes[k]), key=lambda k: (load[k], len(blocks[k])))
         blocks[k].append(item)
         load[k] += _seconds(item)
     rest = iter(fast)

@@ -67,12 +67,15 @@ def test_method_constants_in_the_prose_are_the_codes():
     *first, last = train.SNAPSHOT_EPOCHS
     names = " and ".join(f"`{m}`" for m in train.SNAPSHOT_MODELS)
     assert f"snapshots of {names} after epochs {', '.join(map(str, first))} and {last}" in abl
-    shipped = {tuple(int(e) for e in re.findall(rf"^{m}_ep(\d+)\.safetensors$", f.name))
-               for m in train.SNAPSHOT_MODELS for f in config.DATA_DIR.joinpath("checkpoints").iterdir()}
-    assert {e for t in shipped for e in t} >= set(train.SNAPSHOT_EPOCHS)
+    files = [f.name for f in config.DATA_DIR.joinpath("checkpoints").iterdir()]
+    for m in train.SNAPSHOT_MODELS:
+        shipped = {int(e) for f in files for e in re.findall(rf"^{m}_ep(\d+)\.safetensors$", f)}
+        assert shipped >= set(train.SNAPSHOT_EPOCHS), (m, sorted(shipped))
     words = {2: "two", 3: "three", 4: "four", 5: "five"}
+    n_models, n_seeds = len(config.EMBEDDED_MODELS), len(seeded.ready(seeded.replicates(
+        config.get_profile("embedded", env={}))))
+    assert n_models in words and n_seeds in words, (n_models, n_seeds)
     claims = (BOOK / "claims.md").read_text()
-    assert f"about {words[len(config.EMBEDDED_MODELS)]} networks trained once each" in claims
-    reps = seeded.replicates(config.get_profile("embedded", env={}))
-    assert f"with {words[len(seeded.ready(reps))]} seeds per model" in claims
-    assert f"the {words[len(config.EMBEDDED_MODELS)]} models' seed-k" in claims
+    assert f"about {words[n_models]} networks trained once each" in claims
+    assert f"with {words[n_seeds]} seeds per model" in claims
+    assert f"the {words[n_models]} models' seed-k" in claims

@@ -221,7 +221,7 @@ LITE_SIZES = "n_calibration=6,n_travel=2,n_theta_images=1,n_directions=1,n_steps
 
 
 #: The paper's four models in two end-to-end runs of similar cost (ViT-B/16 alone costs about as much as the
-#: other three on one core: about 190 s and 150 s), so two test workers can share them.
+#: other three on one core: benchmarks/results/measurements.md), so two test workers can share them.
 LITE_GROUPS = (pytest.param(("vit_base_patch16_224",), marks=pytest.mark.slow(seconds=200), id="vit_base_patch16_224"),
                pytest.param(("resnet50", "mobilenetv2_100", "swin_tiny_patch4_window7_224"),
                             marks=pytest.mark.slow(seconds=160), id="resnet50+mobilenetv2_100+swin_tiny"))

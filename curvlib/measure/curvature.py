@@ -3,12 +3,10 @@ and per block."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import types
 import weakref
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from ..inference import call, model_device
@@ -102,45 +100,17 @@ def _nested(g, e: torch.Tensor):
     return jvp(lambda t: jvp(g, (t,), (ones,))[1], (e,), (ones,))
 
 
-_AGREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model without a fingerprint → {key: agrees}
-_AGREES_BY_CODE: dict = {}  # (device, weights fingerprint, code path) → agrees
-
-
-def _code(v):
-    """What a callable runs, stable across ``copy.deepcopy``: a function's (or a method's) code object, the
-    function of a partial, a class itself; else its type."""
-    v = getattr(v, "__func__", v)
-    while isinstance(v, functools.partial):
-        v = getattr(v.func, "__func__", v.func)
-    return getattr(v, "__code__", v if isinstance(v, type) else type(v))
-
-
-def _code_path(model) -> tuple:
-    """The code a forward pass of ``model`` runs: every module's name and class, the callables set on the instance
-    (a replaced ``forward`` or ``forward_head``) and its forward hooks and pre-hooks, as :func:`_code`. Two deep
-    copies have the same path; a surgery that swaps a module or a patched instance method changes it."""
-    def own(m):
-        return sorted(((k, _code(v)) for k, v in vars(m).items() if callable(v) and not isinstance(v, nn.Module)),
-                      key=lambda kv: kv[0])
-
-    return tuple((name, type(m), tuple(own(m)),
-                  tuple(_code(h) for h in (*m._forward_pre_hooks.values(), *m._forward_hooks.values())))
-                 for name, m in model.named_modules())
+_AGREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def jet_agrees(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, rtol: float = 1e-3,
                index: torch.Tensor | None = None) -> bool:
     """Whether the jet (:mod:`curvlib.measure.jet`) agrees with nested forward-mode AD on ``model``: f' and f''
     at the first point of x [N, C, H, W], d, eps [N], relative to their norms, within ``rtol`` (``index`` [N]:
-    the points' anchors, for a linearised model). Checked once per device, weights (``model.fingerprint``) and
-    :func:`_code_path` — so once for all deep copies of one network, and again after a surgery or a patched method —
-    and remembered (a model without a fingerprint: once per model object); a module the jet cannot see (a
-    non-linearity in forward code) makes it disagree."""
-    fingerprint = getattr(model, "fingerprint", None)
-    if fingerprint is None:
-        key, seen = str(x.device), _AGREES.setdefault(model, {})
-    else:
-        key, seen = (str(x.device), fingerprint, _code_path(model)), _AGREES_BY_CODE
+    the points' anchors, for a linearised model). Checked once per model object (and device, weights) and
+    remembered; a module the jet cannot see (a non-linearity in forward code) makes it disagree."""
+    key = (str(x.device), getattr(model, "fingerprint", None))
+    seen = _AGREES.setdefault(model, {})
     if key not in seen:
         x, d, e = x[:1], d[:1], eps[:1]
         i = None if index is None else torch.as_tensor(index)[:1]
