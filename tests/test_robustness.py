@@ -69,6 +69,11 @@ def test_robustness_claim_is_a_ledger_row_with_every_other_step_as_sensitivity()
     row = rc.robustness_claim(frames, "random", 0.05, FAMS, n_boot=300)
     assert row["claim"] == "robustness (noise)" and row["verdict"] == "holds" and row["design"] == ""
     assert "ε = 0.01:" in row["note"] and "ε = 0.05:" not in row["note"]
+    # frames measured only at ε = 0 and the row's step (the seed replicates'): the same row, no sensitivity
+    two = {m: f[f.eps.isin([0.0, 0.05])] for m, f in frames.items()}
+    only = rc.robustness_claim(two, "random", 0.05, FAMS, n_boot=300)
+    assert (only["estimate"], only["lo"], only["hi"], only["n"]) == (row["estimate"], row["lo"], row["hi"], row["n"])
+    assert "sensitivity" in row["note"] and "sensitivity" not in only["note"] and only["note"].endswith("%.")
     t = rc.accuracy_table(frames)
     assert set(t.model) == set(FAMS) and (t[t.eps == 0].kept == 1).all() and t.n_clean.eq(300).all()
     fig = robustness_figure({"random": t, "fgsm": t})

@@ -220,3 +220,20 @@ def test_replicates_theta_uses_fewer_directions_and_the_sizes_sentence_says_so(m
     assert f"{seeded.SEED_DIRECTIONS} instead of {p.n_directions} per image" in text
     assert f"same {p.n_theta_images} images as the shipped models'" in text
     assert "the same per image" in seeded.sizes_markdown(p.replace(n_directions=seeded.SEED_DIRECTIONS))
+
+
+def test_replicates_robustness_is_measured_only_where_the_row_reads_it(monkeypatch):
+    from curvlib.experiments.robustness import LEDGER_EPS
+
+    seen = {}
+
+    def fake(m, prof, *, kind, checkpoint, eps):
+        seen[kind] = eps
+        return kind
+
+    monkeypatch.setattr(seeded, "robustness_experiment", fake)
+    p = get_profile("embedded", env={})
+    for kind in ("random", "fgsm"):
+        group = next(g for g in seeded.ROWS if g.key == f"robustness ({kind})")
+        assert group.load("vit", p, "w.safetensors", None) == kind
+        assert seen[kind] == (0.0, LEDGER_EPS[kind])

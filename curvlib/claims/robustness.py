@@ -78,7 +78,7 @@ def robustness_claim(frames: dict[str, pd.DataFrame], kind: str, eps: float, fam
     for e in others:
         g = _gap(wide, float(e), families, **kw)
         sens.append(f"ε = {e:.3g}: {g['estimate']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}] {g['verdict']}")
-    note = (f"Still correct after the step: CNNs {row['cnn']:.1%}, Transformers {row['transformer']:.1%}. "
-            "At the other steps (sensitivity): " + "; ".join(sens) + ".")
+    note = (f"Still correct after the step: CNNs {row['cnn']:.1%}, Transformers {row['transformer']:.1%}."
+            + (" At the other steps (sensitivity): " + "; ".join(sens) + "." if sens else ""))
     return CLAIMS[CLAIM_OF[kind]].judge(row["estimate"], row["lo"], row["hi"], row["n"], note=note, eps=eps,
                                         cnn=row["cnn"], transformer=row["transformer"])

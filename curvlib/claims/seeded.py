@@ -125,8 +125,10 @@ ROWS = (
          lambda m, p, w, _: predictions(m, p, checkpoint=w),
          lambda r, fam, **kw: [calibration_family(r, "CNN", fam, **kw), calibration_family(r, "Transformer", fam, **kw),
                                calibration_gap(r, fam, **kw)]),
+    # the replicates' accuracy only where the row reads it (ε = 0 and the pre-declared step): the same numbers
+    # as their whole curve's, a quarter of the passes; the pooled row's note then has no other steps
     *(Rows(f"robustness ({k})", (f"robustness ({'noise' if k == 'random' else 'FGSM'})",),
-           lambda m, p, w, _, k=k: robustness_experiment(m, p, kind=k, checkpoint=w),
+           lambda m, p, w, _, k=k: robustness_experiment(m, p, kind=k, checkpoint=w, eps=(0.0, LEDGER_EPS[k])),
            lambda r, fam, k=k, **kw: [robustness_claim(r, k, LEDGER_EPS[k], fam, **kw)]) for k in ("random", "fgsm")),
     Rows("boundary", ("boundary (low confidence)", "boundary (confidence ↔ distance)"),
          lambda m, p, w, _: travel_experiment(m, p, kind="fgsm", checkpoint=w),
