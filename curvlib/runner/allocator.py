@@ -1,4 +1,4 @@
-"""The C allocator's handling of large tensors while an experiment computes (glibc only).
+"""The C allocator's handling of large tensors in a process that computes experiments (glibc only).
 
 glibc serves a request above its mmap threshold with fresh pages from the kernel and gives them back on
 free; the threshold adapts to freed blocks, but only up to 32 MiB. A forward pass whose activations are
@@ -20,8 +20,8 @@ import ctypes
 import functools
 import platform
 
-#: Bytes: glibc's mmap and trim thresholds while an experiment computes (above the embedded models' largest
-#: activation at batch 500).
+#: Bytes: glibc's mmap and trim thresholds from a process's first experiment on (above the embedded models'
+#: largest activation at batch 500).
 LIMIT = 256 * 2**20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 
