@@ -12,10 +12,14 @@ matrix-product FLOPs ÷ the jet's on the same batch (``torch.utils.flop_counter`
 layers and attention products; element-wise work is not counted). The jet carries two streams through
 piecewise-linear networks and three otherwise, and attention's bilinear scores and value mixing need six
 products per forward product (S, S′, S″; A v, A′ v, A″ v and the cross terms), so its bound is about 1/2,
-1/3 or less.
+1/3 or less. That bound assumes both sides spend all their time in products; the forward does not (element-wise
+work, copies), so the script also prints the jet's time share in matrix products (``torch.profiler``, one call)
+and the ratio the jet would reach if its element-wise work and copies cost nothing (forward time ÷ the jet's
+time in products): what fusing them could gain at most, the products left as they are.
 Run: python benchmarks/bench_curvature.py [--models resnet,vit] [--images 10] [--steps 40]
 """
 import argparse
+import os
 
 import torch
 from _timing import median_time
@@ -40,6 +44,30 @@ def flop_bound(model, x, d, eps) -> float:
     with FlopCounterMode(display=False) as jf:
         jet.jet_features(model, x, d, eps)
     return fwd.get_total_flops() / jf.get_total_flops()
+
+
+#: Profiler names of the matrix products (linear layers, convolutions, attention's batched products).
+PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
+            "aten::_convolution_depthwise2d", "aten::thnn_conv2d", "aten::_slow_conv2d_forward")
+
+
+def product_share(fn) -> float:
+    """Share of ``fn``'s self CPU time spent in matrix products (one profiled call after :func:`median_time`'s
+    warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    saved = os.dup(2)  # the profiler's C++ side logs its start and stop on stderr: keep the table readable
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                fn()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if e.key in PRODUCTS) / total
 
 
 def main():
@@ -72,10 +100,12 @@ def main():
         bound = flop_bound(model, x[:2], d[:2], eps[1:2].expand(2))
         t = {m: median_time(lambda m=m: curvature(model, x, d, eps, batch_size=a.batch_size, method=m), a.repeats)
              for m in ("jet", "jvp")}
-        n = len(pts)
-        print(f"{name:12s} forward {n / t_fwd:6.0f} points/s   jet {n / t['jet']:6.0f} (ratio {t_fwd / t['jet']:.2f}, "
+        share = product_share(lambda: curvature(model, x, d, eps, batch_size=a.batch_size, method="jet"))
+        n, ratio = len(pts), t_fwd / t["jet"]
+        print(f"{name:12s} forward {n / t_fwd:6.0f} points/s   jet {n / t['jet']:6.0f} (ratio {ratio:.2f}, "
               f"target ≥ 0.3)   nested AD {n / t['jvp']:5.0f} (ratio {t_fwd / t['jvp']:.2f})   "
-              f"jet ÷ nested AD time {t['jet'] / t['jvp']:.2f}   FLOP bound {bound:.2f}", flush=True)
+              f"jet ÷ nested AD time {t['jet'] / t['jvp']:.2f}   FLOP bound {bound:.2f}   jet time in products "
+              f"{share:.0%}, ratio with free element-wise work {ratio / share:.2f}", flush=True)
 
 
 if __name__ == "__main__":

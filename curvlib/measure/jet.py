@@ -85,20 +85,18 @@ _SQRT_2PI = math.sqrt(2 * math.pi)
 
 def _gelu(mod, X, *args, **kwargs):
     """Exact GELU σ(u) = u Φ(u): σ′ = Φ + u φ, σ″ = φ (2 − u²) (φ, Φ: the standard normal density and
-    distribution function)."""
+    distribution function). σ′ u′ and σ′ u″ come from GELU's own backward kernel (one pass each)."""
     if getattr(mod, "approximate", "none") != "none":
         raise JetUnsupported("GELU with approximate='tanh' has no jet rule")
     x0, x1, x2 = _three(X, "GELU")
     out = torch.empty_like(X)
     y0, y1, y2 = _streams(out)
-    cdf = torch.special.ndtr(x0)
+    torch.ops.aten.gelu.out(x0, out=y0)
+    torch.ops.aten.gelu_backward.grad_input(x1, x0, grad_input=y1)
+    torch.ops.aten.gelu_backward.grad_input(x2, x0, grad_input=y2)
     sq = x0 * x0
-    pdf = torch.exp(sq * -0.5).mul_(1 / _SQRT_2PI)
-    torch.mul(x0, cdf, out=y0)
-    slope = cdf.addcmul_(x0, pdf)
-    torch.mul(slope, x1, out=y1)
-    torch.mul(slope, x2, out=y2)
-    y2.addcmul_(pdf.mul_(sq.neg_().add_(2)), x1 * x1)
+    curv = torch.exp(sq * -0.5).mul_(sq.sub_(2).mul_(-1 / _SQRT_2PI))  # σ″(u) = φ(u) (2 − u²)
+    y2.addcmul_(curv.mul_(x1), x1)
     return out
 
 
