@@ -7,19 +7,22 @@ in batches of the same size, with freed large buffers kept as the runner keeps t
 curvature side :func:`curvlib.measure.curvature.curvature` (f, f', f''; per-block ω off) with the jet
 (``method="jet"``: three streams in one pass) and with nested forward-mode AD (``method="jvp"``, the
 reference). Prints, per model, points/s of each, the ratios to the forward and the jet's speed-up over
-nested AD (medians of repeats, one run), and the bound a stacked-stream jet cannot beat: the forward's
-matrix-product FLOPs ÷ the jet's on the same batch (``torch.utils.flop_counter``; convolutions, linear
-layers and attention products; element-wise work is not counted). The jet carries two streams through
-piecewise-linear networks and three otherwise, and attention's bilinear scores and value mixing need six
-products per forward product (S, S′, S″; A v, A′ v, A″ v and the cross terms), so its bound is about 1/2,
-1/3 or less. That bound assumes both sides spend all their time in products; the forward does not (element-wise
-work, copies), so the script also prints the jet's time share in matrix products (``torch.profiler``, one call)
-and the ratio the jet would reach if its element-wise work and copies cost nothing (forward time ÷ the jet's
-time in products): what fusing them could gain at most, the products left as they are.
+nested AD (medians of repeats, one run), and two bounds:
+
+- the FLOP bound: the forward's matrix-product FLOPs ÷ the jet's on the same batch (``torch.utils.flop_counter``;
+  convolutions, linear layers and attention products). The jet carries two streams through piecewise-linear
+  networks and three otherwise, and attention's bilinear scores and value mixing need six products per forward
+  product (S, S′, S″; A v, A′ v, A″ v and the cross terms), so this is about 1/2, 1/3 or less. It would bound the
+  ratio if both sides spent all their time in products; the forward does not, so the ratio can exceed it;
+- the jet's time share in matrix products (``torch.profiler``, median of the repeats) and the ratio the jet would
+  reach if everything else (element-wise kernels, copies, concatenations, reductions) cost nothing: forward time ÷
+  the jet's time in products, what removing or fusing that work could gain at most, the products as they are.
 Run: python benchmarks/bench_curvature.py [--models resnet,vit] [--images 10] [--steps 40]
 """
 import argparse
 import os
+import statistics
+import sys
 
 import torch
 from _timing import median_time
@@ -48,26 +51,31 @@ def flop_bound(model, x, d, eps) -> float:
 
 #: Profiler names of the matrix products (linear layers, convolutions, attention's batched products).
 PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
-            "aten::_convolution_depthwise2d", "aten::thnn_conv2d", "aten::_slow_conv2d_forward")
+            "aten::_nnpack_spatial_convolution", "aten::_slow_conv2d_forward", "aten::slow_conv_dilated2d",
+            "aten::_conv_depthwise2d", "aten::cudnn_convolution")
 
 
-def product_share(fn) -> float:
-    """Share of ``fn``'s self CPU time spent in matrix products (one profiled call after :func:`median_time`'s
-    warm-up)."""
+def product_share(fn, repeats: int = 3) -> float:
+    """Median over ``repeats`` profiled calls of ``fn`` of the share of its self CPU time spent in matrix products
+    (after :func:`median_time`'s warm-up)."""
     from torch.profiler import ProfilerActivity, profile
 
-    saved = os.dup(2)  # the profiler's C++ side logs its start and stop on stderr: keep the table readable
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                fn()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    return sum(e.self_cpu_time_total for e in events if e.key in PRODUCTS) / total
+    shares = []
+    for _ in range(repeats):
+        sys.stderr.flush()
+        saved = os.dup(2)  # the profiler's C++ side logs its start and stop on stderr: keep the table readable
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        shares.append(sum(e.self_cpu_time_total for e in events if e.key in PRODUCTS) / total)
+    return statistics.median(shares)
 
 
 def main():
@@ -100,12 +108,12 @@ def main():
         bound = flop_bound(model, x[:2], d[:2], eps[1:2].expand(2))
         t = {m: median_time(lambda m=m: curvature(model, x, d, eps, batch_size=a.batch_size, method=m), a.repeats)
              for m in ("jet", "jvp")}
-        share = product_share(lambda: curvature(model, x, d, eps, batch_size=a.batch_size, method="jet"))
+        share = product_share(lambda: curvature(model, x, d, eps, batch_size=a.batch_size, method="jet"), a.repeats)
         n, ratio = len(pts), t_fwd / t["jet"]
         print(f"{name:12s} forward {n / t_fwd:6.0f} points/s   jet {n / t['jet']:6.0f} (ratio {ratio:.2f}, "
               f"target ≥ 0.3)   nested AD {n / t['jvp']:5.0f} (ratio {t_fwd / t['jvp']:.2f})   "
               f"jet ÷ nested AD time {t['jet'] / t['jvp']:.2f}   FLOP bound {bound:.2f}   jet time in products "
-              f"{share:.0%}, ratio with free element-wise work {ratio / share:.2f}", flush=True)
+              f"{share:.0%}, ratio if the rest were free {ratio / share:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,10 @@ def _torchrun():
 def test_paper_profile_end_to_end_and_two_ranks_equal_one_process(image_folder, tmp_path, monkeypatch):
     """``curvlib run all --profile paper`` in this process, then the same run under torchrun (gloo, 2 ranks): the
     same entries with the same values. One small timm Transformer (attention, fused-attention switch-off under
-    forward-mode AD, every experiment's sharding); the paper's own four are built in test_models and run end to
-    end in test_paper_setup, Swin's windowed attention on the embedded swin."""
+    forward-mode AD, every experiment's sharding and merging, which are the runner's and the same for every
+    model; a CNN's ranks are not compared, its two-stream jet runs in one process in test_paper_setup); the paper's
+    own four are built in test_models and run end to end in test_paper_setup, Swin's windowed attention on the
+    embedded swin."""
     for k in [k for k in os.environ if k.startswith("CURVLIB_")]:
         monkeypatch.delenv(k)
     before = dict(os.environ)
