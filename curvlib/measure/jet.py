@@ -1,14 +1,16 @@
 r"""Second-order Taylor mode ("jet"): f, f′ and f″ of a feature path in one forward pass.
 
 Along a path p(ε) = clip(x + ε d) the network's features f(ε) and their first two ε-derivatives
-are carried together as three streams stacked on the batch axis, [f; f′; f″] of shape [3B, …]:
+are carried together as three streams stacked on the batch axis, [f; f′; f″/2] of shape [3B, …] — Taylor
+coefficients, so that the second coefficient of a bilinear product is a plain sum, (ab)₂ = a₀b₂ + a₁b₁ + a₂b₀,
+and attention's score and value products are single matrix products over stacked streams (:func:`_attention`):
 
 - a linear map L (convolution, linear layer, BatchNorm in eval mode, pooling, reshapes, residual
   sums) acts on every stream, and its constant offset L(0) (a bias, BatchNorm's shift, ViT's class
   token and position embedding) belongs to f alone: a hook subtracts it from f′ and f″;
 - a non-linear module gets its chain rule written out (:data:`RULES`): an elementwise σ gives
-  (σ(u), σ′(u) u′, σ″(u) u′² + σ′(u) u″); LayerNorm, attention (bilinear scores, softmax, value
-  mixing) and max-pooling theirs;
+  (σ(u), σ′(u) u₁, σ′(u) u₂ + ½σ″(u) u₁²) (u₁ = u′, u₂ = u″/2); LayerNorm, attention (bilinear scores, softmax,
+  value mixing) and max-pooling theirs;
 - in a network of piecewise-linear modules only (ReLU / ReLU6 CNNs) f″ is 0 between kinks, as the path's own
   p″ is: the third stream would stay zeros, so it is not carried (two streams, f″ returned as zeros).
 
@@ -45,7 +47,7 @@ class JetUnsupported(TypeError):
     """A model with a module the jet has no rule for."""
 
 
-#: Streams carried on the batch axis: 3 ([f; f′; f″]), or 2 ([f; f′]) in a network of piecewise-linear modules
+#: Streams carried on the batch axis: 3 ([f; f′; f″/2]), or 2 ([f; f′]) in a network of piecewise-linear modules
 #: only, where f″ = 0 between kinks (the path's own p″ is 0) and a third stream would stay zeros
 #: (:func:`_piecewise_linear`).
 _N = contextvars.ContextVar("jet_streams", default=3)
@@ -85,7 +87,8 @@ _SQRT_2PI = math.sqrt(2 * math.pi)
 
 def _gelu(mod, X, *args, **kwargs):
     """Exact GELU σ(u) = u Φ(u): σ′ = Φ + u φ, σ″ = φ (2 − u²) (φ, Φ: the standard normal density and
-    distribution function). σ′ u′ and σ′ u″ come from GELU's own backward kernel (one pass each)."""
+    distribution function); streams (σ, σ′u₁, σ′u₂ + ½σ″u₁²). σ′u₁ and σ′u₂ come from GELU's own backward
+    kernel (one pass each)."""
     if getattr(mod, "approximate", "none") != "none":
         raise JetUnsupported("GELU with approximate='tanh' has no jet rule")
     x0, x1, x2 = _three(X, "GELU")
@@ -95,7 +98,7 @@ def _gelu(mod, X, *args, **kwargs):
     torch.ops.aten.gelu_backward.grad_input(x1, x0, grad_input=y1)
     torch.ops.aten.gelu_backward.grad_input(x2, x0, grad_input=y2)
     sq = x0 * x0
-    curv = torch.exp(sq * -0.5).mul_(sq.sub_(2).mul_(-1 / _SQRT_2PI))  # σ″(u) = φ(u) (2 − u²)
+    curv = torch.exp(sq * -0.5).mul_(sq.sub_(2).mul_(-0.5 / _SQRT_2PI))  # ½σ″(u) = ½φ(u) (2 − u²)
     y2.addcmul_(curv.mul_(x1), x1)
     return out
 
@@ -103,7 +106,8 @@ def _gelu(mod, X, *args, **kwargs):
 def _layer_norm(mod, X, *args, **kwargs):
     """LayerNorm over the last axis: x̂ = c/σ (c = u − mean u, σ² = var u + eps), y = γ x̂ + β, with
     σ′ = mean(x̂ c′), x̂′ = (c′ − x̂ σ′)/σ, σ″ = (mean(c′²) + σ mean(x̂ c″) − σ′²)/σ,
-    x̂″ = (c″ − 2 x̂′ σ′ − x̂ σ″)/σ."""
+    x̂″ = (c″ − 2 x̂′ σ′ − x̂ σ″)/σ; in Taylor coefficients (c₂ = c″/2, σ₂ = σ″/2, x̂₂ = x̂″/2):
+    σ₂ = ½(mean(c′²) − σ′²)/σ + mean(x̂ c₂), x̂₂ = (c₂ − x̂′ σ′ − x̂ σ₂)/σ."""
     if len(mod.normalized_shape) != 1:
         raise JetUnsupported("LayerNorm over more than the last axis has no jet rule")
     x0, x1, x2 = _three(X, "LayerNorm")
@@ -117,8 +121,8 @@ def _layer_norm(mod, X, *args, **kwargs):
     c2 = x2 - x2.mean(-1, keepdim=True)
     s1 = (xh * c1).mean(-1, keepdim=True)  # σ′
     xh1 = torch.addcmul(c1, xh, s1, value=-1).mul_(rs)
-    s2 = ((c1 * c1).mean(-1, keepdim=True) - s1 * s1).mul_(rs) + (xh * c2).mean(-1, keepdim=True)  # σ″
-    xh2 = c2.sub_(xh1 * s1, alpha=2).sub_(xh * s2).mul_(rs)
+    s2 = ((c1 * c1).mean(-1, keepdim=True) - s1 * s1).mul_(rs * 0.5) + (xh * c2).mean(-1, keepdim=True)  # σ₂
+    xh2 = c2.sub_(xh1 * s1).sub_(xh * s2).mul_(rs)
     if mod.weight is not None:
         torch.mul(xh1, mod.weight, out=y1)
         torch.mul(xh2, mod.weight, out=y2)
@@ -193,24 +197,25 @@ def _linear(mod, X, *args, **kwargs):
     return y
 
 
-def _softmax_jet(s0, s1, s2):
-    """Softmax over the last axis and its first two derivatives along (s′, s″):
-    A′ = A ⊙ r, r = s′ − ⟨A, s′⟩;  A″ = A′ ⊙ r + A ⊙ (s″ − ⟨A′, s′⟩ − ⟨A, s″⟩).
-    s1 and s2 are overwritten (by r and by s″ − ⟨A′, s′⟩ − ⟨A, s″⟩)."""
-    a0 = s0.softmax(-1)
+def _softmax_jet(s0, s1, s2, a0, a1, a2):
+    """Softmax over the last axis in Taylor coefficients, written into a0, a1, a2 (s2 = s″/2):
+    a₁ = a₀ ⊙ r, r = s′ − ⟨a₀, s′⟩;  a₂ = a₀ ⊙ (s₂ − ⟨a₀, s₂⟩ − ½⟨a₁, r⟩) + ½ a₁ ⊙ r
+    (⟨a₁, s′⟩ = ⟨a₁, r⟩, as ⟨a₁, 1⟩ = 0). s1 and s2 are overwritten."""
+    torch.softmax(s0, -1, out=a0)
     r = s1.sub_((a0 * s1).sum(-1, keepdim=True))
-    a1 = a0 * r
-    # ⟨A′, s′⟩ = ⟨A′, r⟩ (⟨A′, 1⟩ = 0), so one product serves both
-    c = (a1 * r).sum(-1, keepdim=True) + (a0 * s2).sum(-1, keepdim=True)
-    a2 = a0 * s2.sub_(c)
-    a2.addcmul_(a1, r)
-    return a0, a1, a2
+    torch.mul(a0, r, out=a1)
+    c = (a1 * r).sum(-1, keepdim=True).mul_(0.5) + (a0 * s2).sum(-1, keepdim=True)
+    torch.mul(a0, s2.sub_(c), out=a2)
+    a2.addcmul_(a1, r, value=0.5)
 
 
 def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwargs):
     """timm Attention (ViT) / WindowAttention (Swin, relative-position bias and shift ``mask`` on the
-    primal scores only): q, k, v linear in the input, scores S = s·q kᵀ bilinear (S′ = s(q′kᵀ + qk′ᵀ),
-    S″ = s(q″kᵀ + 2q′k′ᵀ + qk″ᵀ)), softmax (:func:`_softmax_jet`), out = A v likewise, then the projection."""
+    primal scores only): q, k, v linear in the input, scores S = s·q kᵀ bilinear, softmax (:func:`_softmax_jet`),
+    out = A v likewise, then the projection. In Taylor coefficients every order of a bilinear product is one
+    matrix product over streams stacked along its inner axis: with q's streams stacked reversed on the head axis,
+    Q = [q₂ q₁ q₀], and k's in order, K = [k₀ k₁ k₂], S₀ = q₀k₀ᵀ, S₁ = [q₁ q₀][k₀ k₁]ᵀ and S₂ = Q Kᵀ are products
+    of views; likewise A = [a₂ a₁ a₀] and V = [v₀; v₁; v₂] stacked on the token axis give o₀, o₁, o₂."""
     if args or kwargs or attn_mask is not None or is_causal or getattr(mod, "gate", None) is not None or \
             not all(isinstance(getattr(mod, a, nn.Identity()), nn.Identity) for a in ("q_norm", "k_norm", "norm")):
         raise JetUnsupported(f"{type(mod).__name__} with a gate, q/k/out norm or an attention mask has no jet rule")
@@ -220,24 +225,30 @@ def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwar
     qkv = F.linear(X, mod.qkv.weight)
     if mod.qkv.bias is not None:
         qkv[:B] += mod.qkv.bias
-    # q, k, v each [3, B, H, T, hd], laid out contiguously once: the products and concatenations below read them
-    # without a copy each
-    q, k, v = qkv.view(3, B, T, 3, H, -1).permute(3, 0, 1, 4, 2, 5).contiguous().unbind(0)
-    q0, q1, q2 = q.mul_(mod.scale).unbind(0)
-    k0, k1, k2 = k.unbind(0)
-    s0 = q0 @ k0.transpose(-2, -1)
+    q, k, v = qkv.view(3, B, T, 3, H, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)  # each [3 streams, B, H, T, hd]
+    hd = q.shape[-1]
+    Q = X.new_empty(B, H, T, 3, hd)
+    for i in range(3):
+        torch.mul(q[i], mod.scale, out=Q[:, :, :, 2 - i])
+    K = X.new_empty(B, H, T, 3, hd)
+    K.copy_(k.permute(1, 2, 3, 0, 4))
+    V = X.new_empty(B, H, 3, T, hd)
+    V.copy_(v.transpose(0, 1).transpose(1, 2))
+    Q, K, V = Q.view(B, H, T, 3 * hd), K.view(B, H, T, 3 * hd), V.view(B, H, 3 * T, hd)
+    s0 = Q[..., 2 * hd:] @ K[..., :hd].transpose(-2, -1)
     if hasattr(mod, "relative_position_bias_table"):
         s0 = s0 + mod._get_rel_pos_bias()
     if mask is not None:
         nw = mask.shape[0]
         s0 = (s0.view(-1, nw, H, T, T) + mask.unsqueeze(1).unsqueeze(0)).view(-1, H, T, T)
-    # S′ and S″ as single products over stacked head dimensions: [q′ q][k k′]ᵀ, [q″ q q′][k k″ 2k′]ᵀ
-    s1 = torch.cat([q1, q0], -1) @ torch.cat([k0, k1], -1).transpose(-2, -1)
-    s2 = torch.cat([q2, q0, q1], -1) @ torch.cat([k0, k2, 2 * k1], -1).transpose(-2, -1)
-    a = torch.stack(_softmax_jet(s0, s1, s2))  # [3, B, H, T, T]
-    o = a @ v[0]  # A v, A′ v, A″ v
-    o[1:] += a[0] @ v[1:]  # + A v′, A v″
-    o[2] += 2 * (a[1] @ v[1])
+    s1 = Q[..., hd:] @ K[..., :2 * hd].transpose(-2, -1)
+    s2 = Q @ K.transpose(-2, -1)
+    A = X.new_empty(B, H, T, 3 * T)  # [a₂ a₁ a₀]
+    _softmax_jet(s0, s1, s2, A[..., 2 * T:], A[..., T:2 * T], A[..., :T])
+    o = X.new_empty(3, B, H, T, hd)
+    torch.matmul(A[..., 2 * T:], V[:, :, :T], out=o[0])  # a₀v₀
+    torch.matmul(A[..., T:], V[:, :, :2 * T], out=o[1])  # a₁v₀ + a₀v₁
+    torch.matmul(A, V, out=o[2])  # a₂v₀ + a₁v₁ + a₀v₂
     o = o.transpose(2, 3).reshape(B3, T, -1)
     out = F.linear(o, mod.proj.weight)
     if mod.proj.bias is not None:
@@ -415,7 +426,7 @@ def _jet_mode(net: nn.Module, ruled: list, affine: list):
 
 
 def path_streams(x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """[p; p′; p″] [3B, C, H, W] of p(ε) = clip(x + ε d) at eps [B]: p′ = d where the pixel is strictly inside
+    """[p; p′; p″/2] [3B, C, H, W] of p(ε) = clip(x + ε d) at eps [B]: p′ = d where the pixel is strictly inside
     (0, 1) — a pixel on a bound counts as clipped, as in forward-mode autograd's clamp —, p″ = 0."""
     v = x + eps.view(-1, 1, 1, 1) * d
     inside = (v > 0) & (v < 1)
@@ -458,4 +469,4 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
         _N.reset(token)
         for h in hooks:
             h.remove()
-    return [s if n == 3 else (*s, torch.zeros_like(s[0])) for s in streams]
+    return [(s[0], s[1], s[2] * 2) if n == 3 else (*s, torch.zeros_like(s[0])) for s in streams]  # f″ = 2 f₂
