@@ -185,6 +185,20 @@ def test_the_model_is_restored_after_a_jet_pass():
         torch.testing.assert_close(m.features(x), f)
 
 
+@pytest.mark.parametrize("name", ["vit", "swin"])
+def test_the_jet_ignores_an_enclosing_autocast(name):
+    """Under bf16 autocast (as θ and calibration run on the paper profile) the jet still computes in the model's
+    float32: the same f, f′, f″ as without it."""
+    m = models.load(name, EMB, device="cpu")
+    x, d = _lines(m)
+    want = jet.jet_features(m, x, d, EPS[:2])[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = jet.jet_features(m, x, d, EPS[:2])[0]
+    for a, b in zip(got, want):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b)
+
+
 def test_refusals_name_the_module_without_a_rule():
     """A BatchNormAct2d whose activation has no rule, a tanh-approximated GELU and attention with a q/k norm
     are refused (never applied to the derivative streams as if linear)."""

@@ -7,7 +7,7 @@ and attention's score and value products are single matrix products over stacked
 
 - a linear map L (convolution, linear layer, BatchNorm in eval mode, pooling, reshapes, residual
   sums) acts on every stream, and its constant offset L(0) (a bias, BatchNorm's shift, ViT's class
-  token and position embedding) belongs to f alone: a hook subtracts it from f′ and f″;
+  token and position embedding) belongs to f alone: a hook subtracts it from the f′ and f″/2 streams;
 - a non-linear module gets its chain rule written out (:data:`RULES`): an elementwise σ gives
   (σ(u), σ′(u) u₁, σ′(u) u₂ + ½σ″(u) u₁²) (u₁ = u′, u₂ = u″/2); LayerNorm, attention (bilinear scores, softmax,
   value mixing) and max-pooling theirs;
@@ -38,7 +38,7 @@ from ..data import check_pixels
 #: Leaf modules that are linear without offset in eval mode: they act on the stacked streams as they are.
 PASS = ("Identity", "Dropout", "DropPath", "Flatten", "AdaptiveAvgPool2d", "FastAdaptiveAvgPool",
         "SelectAdaptivePool2d", "AvgPool2d")
-#: Other affine modules (in eval mode): applied to every stream, then their offset L(0) is taken off f′ and f″
+#: Other affine modules (in eval mode): applied to every stream, then their offset L(0) is taken off the other streams
 #: (convolutions, linear layers and BatchNorm2d have rules that add their offset to f alone).
 AFFINE = ("BatchNorm1d", "TokenBatchNorm")
 
@@ -160,7 +160,7 @@ def _batch_norm_2d(mod, X, *args, **kwargs):
 
 def _batch_norm_act(mod, X, *args, **kwargs):
     """timm BatchNormAct2d in eval mode: BatchNorm (:func:`_batch_norm_2d`), then its activation's rule; with a
-    ReLU / ReLU6 the two in one: u = scale·x + shift on f, the gate of u times scale on f′ and f″."""
+    ReLU / ReLU6 the two in one: u = scale·x + shift on f, the gate of u times scale on the other streams."""
     lo_hi = {"ReLU": (0.0, None), "ReLU6": (0.0, 6.0)}.get(type(mod.act).__name__)
     if lo_hi is None or not isinstance(mod.drop, nn.Identity):
         if type(mod.act).__name__ not in RULES and type(mod.act).__name__ not in PASS:
@@ -200,7 +200,7 @@ def _linear(mod, X, *args, **kwargs):
 def _softmax_jet(s0, s1, s2, a0, a1, a2):
     """Softmax over the last axis in Taylor coefficients, written into a0, a1, a2 (s2 = s″/2):
     a₁ = a₀ ⊙ r, r = s′ − ⟨a₀, s′⟩;  a₂ = a₀ ⊙ (s₂ − ⟨a₀, s₂⟩ − ½⟨a₁, r⟩) + ½ a₁ ⊙ r
-    (⟨a₁, s′⟩ = ⟨a₁, r⟩, as ⟨a₁, 1⟩ = 0). s1 and s2 are overwritten."""
+    (⟨a₁, s′⟩ = ⟨a₁, r⟩, as ⟨a₁, 1⟩ = 0). s1 and s2 are overwritten; a0, a1, a2 must not overlap them."""
     torch.softmax(s0, -1, out=a0)
     r = s1.sub_((a0 * s1).sum(-1, keepdim=True))
     torch.mul(a0, r, out=a1)
@@ -213,9 +213,10 @@ def _attention(mod, X, *args, mask=None, attn_mask=None, is_causal=False, **kwar
     """timm Attention (ViT) / WindowAttention (Swin, relative-position bias and shift ``mask`` on the
     primal scores only): q, k, v linear in the input, scores S = s·q kᵀ bilinear, softmax (:func:`_softmax_jet`),
     out = A v likewise, then the projection. In Taylor coefficients every order of a bilinear product is one
-    matrix product over streams stacked along its inner axis: with q's streams stacked reversed on the head axis,
-    Q = [q₂ q₁ q₀], and k's in order, K = [k₀ k₁ k₂], S₀ = q₀k₀ᵀ, S₁ = [q₁ q₀][k₀ k₁]ᵀ and S₂ = Q Kᵀ are products
-    of views; likewise A = [a₂ a₁ a₀] and V = [v₀; v₁; v₂] stacked on the token axis give o₀, o₁, o₂."""
+    matrix product over streams stacked along its inner axis: with q's streams (times the scale s) stacked reversed
+    on the head axis, Q = s·[q₂ q₁ q₀], and k's in order, K = [k₀ k₁ k₂], S₀ = s·q₀k₀ᵀ, S₁ = s·[q₁ q₀][k₀ k₁]ᵀ and
+    S₂ = Q Kᵀ are products of views; likewise A = [a₂ a₁ a₀] and V = [v₀; v₁; v₂] stacked on the token axis give
+    o₀, o₁, o₂. Runs in the input's dtype (:func:`jet_features` turns autocast off)."""
     if args or kwargs or attn_mask is not None or is_causal or getattr(mod, "gate", None) is not None or \
             not all(isinstance(getattr(mod, a, nn.Identity()), nn.Identity) for a in ("q_norm", "k_norm", "norm")):
         raise JetUnsupported(f"{type(mod).__name__} with a gate, q/k/out norm or an attention mask has no jet rule")
@@ -273,7 +274,8 @@ def _expanded(mod, X, *args, **kwargs):
     return torch.cat([mod(head, *args, **kwargs), *(mod.tangent(s) for s in rest)])
 
 
-#: Jet rules by module type name: (module, stacked input [3B, …], its other inputs) → stacked output.
+#: Jet rules by module type name: (module, stacked input [3B, …], its other inputs) → stacked output (without
+#: autograd: :func:`jet_features` runs them in inference mode).
 RULES = {
     "ReLU": _relu_like(0.0, None),
     "ReLU6": _relu_like(0.0, 6.0),
@@ -373,7 +375,7 @@ def supports(model) -> bool:
 
 
 def _vit_pos_embed(net):
-    """ViT's class/register tokens and position embedding are an offset: f gets them, f′ and f″ zeros."""
+    """ViT's class/register tokens and position embedding are an offset: f gets them, the other streams zeros."""
     orig = type(net)._pos_embed
 
     def pos_embed(X):
@@ -392,7 +394,7 @@ _NETWORKS = {"ResNet": None, "EfficientNet": None, "SwinTransformer": None, "Vis
 @contextlib.contextmanager
 def _jet_mode(net: nn.Module, ruled: list, affine: list):
     """Context: ``net`` running on stacked streams — the ``ruled`` modules swapped for their rules, the ``affine``
-    ones hooked to take their offset off f′ and f″, ViT's position embedding patched — restored on exit."""
+    ones hooked to take their offset off the other streams, ViT's position embedding patched — restored on exit."""
     swapped, hooks, guard = [], [], {"on": False}
 
     def offset(mod, inputs, out):
@@ -439,7 +441,8 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
     d [B, C, H, W], eps [B] (one ε per point); ``blocks``: residual blocks whose (out, out′, out″) are
     returned too, as a list after the features' triple. A network of piecewise-linear modules only runs two
     streams and returns f″ = 0 (exact between kinks; :func:`_piecewise_linear`). ``index`` [B]: the anchor
-    of every point, for a linearised model (``model.takes_index``; default: point i ↔ anchor i)."""
+    of every point, for a linearised model (``model.takes_index``; default: point i ↔ anchor i). Autocast is
+    off inside: the derivatives are computed in the model's own dtype."""
     try:
         ruled, affine = _checked_plan(model)
     except JetUnsupported as e:
@@ -462,7 +465,7 @@ def jet_features(model, x: torch.Tensor, d: torch.Tensor, eps: torch.Tensor, blo
     hooks = [m.register_forward_hook(lambda _m, _i, o: captured.append(o)) for m in blocks]
     token = _N.set(n)
     try:
-        with _jet_mode(net, ruled, affine):
+        with _jet_mode(net, ruled, affine), torch.autocast(X.device.type, enabled=False):
             out = net.forward_head(net.forward_features(X), pre_logits=True)
         streams = [_streams(t) for t in (out, *captured)]
     finally:
